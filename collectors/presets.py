@@ -1,0 +1,159 @@
+"""Published Mamba-1 / Mamba-2 model shapes, plus a `tiny` preset for tests.
+
+Shapes follow the state-spaces/mamba and mamba2 releases (config.json of each checkpoint).
+Only shapes are needed for profiling: weights are random unless `--pretrained` is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+ARCHS = ("mamba1", "mamba2")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Everything that determines a Mamba LM's tensor shapes."""
+
+    arch: str  # "mamba1" | "mamba2"
+    d_model: int
+    n_layer: int
+    vocab_size: int = 50277
+    d_state: int = 16
+    d_conv: int = 4
+    expand: int = 2
+    headdim: int = 64  # Mamba-2 only
+    ngroups: int = 1  # Mamba-2 only
+    chunk_size: int = 256  # Mamba-2 only
+    dt_rank: int | None = None  # Mamba-1 only; None = ceil(d_model / 16)
+    pad_vocab_size_multiple: int = 8
+    rms_norm: bool = True
+    residual_in_fp32: bool = True
+    fused_add_norm: bool = True
+    tie_embeddings: bool = True
+
+    # ---- derived shapes -------------------------------------------------
+    @property
+    def d_inner(self) -> int:
+        return self.expand * self.d_model
+
+    @property
+    def nheads(self) -> int:
+        return self.d_inner // self.headdim
+
+    @property
+    def dt_rank_value(self) -> int:
+        return self.dt_rank if self.dt_rank is not None else math.ceil(self.d_model / 16)
+
+    @property
+    def padded_vocab(self) -> int:
+        m = self.pad_vocab_size_multiple
+        return ((self.vocab_size + m - 1) // m) * m if m > 1 else self.vocab_size
+
+    @property
+    def in_proj_out(self) -> int:
+        """Rows of in_proj: Mamba-1 [x|z]; Mamba-2 [z|x|B|C|dt]."""
+        if self.arch == "mamba1":
+            return 2 * self.d_inner
+        return 2 * self.d_inner + 2 * self.ngroups * self.d_state + self.nheads
+
+    @property
+    def conv_dim(self) -> int:
+        if self.arch == "mamba1":
+            return self.d_inner
+        return self.d_inner + 2 * self.ngroups * self.d_state
+
+    def validate(self) -> None:
+        """Raise ValueError for shapes no Mamba implementation accepts."""
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {', '.join(ARCHS)}, not {self.arch!r}")
+        for name in ("d_model", "n_layer", "vocab_size", "d_state", "d_conv", "expand"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.arch == "mamba2":
+            if self.d_inner % self.headdim:
+                raise ValueError(f"d_inner={self.d_inner} is not a multiple of headdim={self.headdim}")
+            if self.nheads % self.ngroups:
+                raise ValueError(f"nheads={self.nheads} is not a multiple of ngroups={self.ngroups}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.update(
+            d_inner=self.d_inner,
+            dt_rank=self.dt_rank_value,
+            padded_vocab=self.padded_vocab,
+            in_proj_out=self.in_proj_out,
+            conv_dim=self.conv_dim,
+        )
+        if self.arch == "mamba2":
+            d["nheads"] = self.nheads
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in fields})
+
+    def replace(self, **overrides: Any) -> ModelConfig:
+        return dataclasses.replace(self, **overrides)
+
+
+# name -> (mamba1 (d_model, n_layer), mamba2 (d_model, n_layer)); 790m/780m and 1.4b/1.3b are aliases.
+_SIZES = {
+    "130m": (768, 24),
+    "370m": (1024, 48),
+    "790m": (1536, 48),
+    "780m": (1536, 48),
+    "1.4b": (2048, 48),
+    "1.3b": (2048, 48),
+    "2.8b": (2560, 64),
+    "2.7b": (2560, 64),
+}
+
+PRESETS = ("tiny", *_SIZES)
+
+
+def preset(arch: str, name: str) -> ModelConfig:
+    """The published shapes of `arch` at size `name` (e.g. ("mamba2", "130m"))."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; choose from {', '.join(ARCHS)}")
+    if name == "tiny":
+        if arch == "mamba1":
+            return ModelConfig(arch, d_model=64, n_layer=2, vocab_size=256, d_state=8, dt_rank=8)
+        return ModelConfig(arch, d_model=64, n_layer=2, vocab_size=256, d_state=16, headdim=16, chunk_size=64)
+    if name not in _SIZES:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    d_model, n_layer = _SIZES[name]
+    if arch == "mamba1":
+        return ModelConfig(arch, d_model=d_model, n_layer=n_layer, d_state=16)
+    return ModelConfig(arch, d_model=d_model, n_layer=n_layer, d_state=128, headdim=64, pad_vocab_size_multiple=16)
+
+
+def apply_overrides(cfg: ModelConfig, items: list[str] | tuple[str, ...]) -> ModelConfig:
+    """Apply `KEY=VALUE` overrides (e.g. `d_state=64`), typed by the field's default."""
+    fields = {f.name: f for f in dataclasses.fields(ModelConfig)}
+    changes: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or key not in fields or key == "arch":
+            raise ValueError(
+                f"bad --config {item!r}: expected KEY=VALUE with KEY one of "
+                f"{', '.join(k for k in fields if k != 'arch')}"
+            )
+        current = getattr(cfg, key)
+        try:
+            if isinstance(current, bool):
+                value: Any = raw.lower() in ("1", "true", "yes", "on")
+            elif isinstance(current, int) or key == "dt_rank":
+                value = int(raw)
+            else:
+                value = type(current)(raw)
+        except ValueError as exc:
+            raise ValueError(f"bad --config {item!r}: {exc}") from None
+        changes[key] = value
+    out = cfg.replace(**changes)
+    out.validate()
+    return out

@@ -1,0 +1,274 @@
+"""Run a collect sweep: the public entry point `run_collect(spec) -> manifest`.
+
+One process runs every point in order, building each arch's model once. With several `devices` the
+points are dealt round-robin to one worker process per device (`python -m tracekit.collectors.worker`,
+each with CUDA_VISIBLE_DEVICES set to its GPU), which write `manifest.shard{i}.json`; this process
+follows their progress and merges them into one manifest.json.
+
+Robustness: a point that raises (out of memory included) is recorded as failed with its error, memory
+is released and the sweep goes on; Ctrl-C records the running point as interrupted, writes the manifest
+and re-raises.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from tracekit.collectors import manifest as mf
+from tracekit.collectors.measure import PointRunner, timing_stats
+from tracekit.collectors.models import DTYPES, backend_of, build_model, config_from_model, load_pretrained
+from tracekit.collectors.spec import CollectSpec, Point, ResolvedSpec
+
+
+class Reporter(Protocol):
+    """Progress sink: the CLI passes a rich one; library callers may pass none."""
+
+    def start(self, total: int) -> None: ...
+    def point_started(self, point: Point) -> None: ...
+    def point_done(self, entry: dict[str, Any]) -> None: ...
+
+
+def run_collect(spec: CollectSpec, *, models: dict[str, torch.nn.Module] | None = None,
+                reporter: Reporter | None = None, shard: tuple[int, int] | None = None,
+                device_label: str | None = None) -> dict[str, Any]:
+    """Measure and trace every point of `spec`; return the manifest (also written to out_dir).
+
+    models: already-built models keyed by arch ("mamba1"/"mamba2"), profiled instead of building from
+      presets (e.g. a pruned model in memory); their backend and device are taken from the model and
+      their config must describe their shapes. To profile a saved model use `spec.pretrained` instead.
+    shard: (index, count) — run only every count-th point starting at index (used by the workers).
+    """
+    rs = _resolve(spec, models)
+    if len(spec.devices) > 1 and shard is None:
+        return _run_sharded(rs, reporter)
+    out = Path(spec.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    weights = spec.pretrained or ("random" if models is None else "provided")
+    doc = mf.new_manifest(backend=rs.backend, dtype=rs.dtype, device=rs.device, weights=weights, seed=spec.seed,
+                          models={a: c.to_dict() for a, c in rs.configs.items()},
+                          spec=dataclasses.asdict(spec))
+    name = mf.MANIFEST if shard is None else f"manifest.shard{shard[0]}.json"
+    path = out / name
+    points = rs.points()
+    if shard is not None:
+        points = points[shard[0]::shard[1]]
+    mf.write_atomic(path, doc)
+    if reporter:
+        reporter.start(len(points))
+    label = device_label or rs.device
+    by_arch: dict[str, list[Point]] = {}
+    for p in points:
+        by_arch.setdefault(p.arch, []).append(p)
+    for arch, arch_points in by_arch.items():
+        runner, build_error = None, None
+        try:
+            runner = _runner(rs, arch, models)
+        except Exception as exc:  # OOM or a bad checkpoint: every point of this arch fails
+            build_error = _error_text(exc)
+            _release()
+        for p in arch_points:
+            if reporter:
+                reporter.point_started(p)
+            try:
+                if runner is None:
+                    entry = _entry(p, label, None, "failed", f"model build failed: {build_error}")
+                else:
+                    entry = _measure(runner, p, spec, out, label)
+            except KeyboardInterrupt:
+                doc["points"].append(_entry(p, label, None, "interrupted", "interrupted (Ctrl-C)"))
+                mf.write_atomic(path, doc)
+                raise
+            doc["points"].append(entry)
+            mf.write_atomic(path, doc)
+            if reporter:
+                reporter.point_done(entry)
+        del runner
+        _release()
+    return doc
+
+
+# ---- one process ----------------------------------------------------------------------------------
+def _resolve(spec: CollectSpec, models: dict[str, torch.nn.Module] | None) -> ResolvedSpec:
+    if not models:
+        return spec.resolve()
+    first = next(iter(models.values()))
+    param = next(first.parameters())
+    dtype = {v: k for k, v in DTYPES.items()}[param.dtype]
+    spec = dataclasses.replace(spec, backend=backend_of(first), device=str(param.device), dtype=dtype,
+                               archs=tuple(models), overrides=(), pretrained=None)
+    rs = spec.resolve()
+    rs.configs = {arch: config_from_model(m) for arch, m in models.items()}
+    return rs
+
+
+def _runner(rs: ResolvedSpec, arch: str, models: dict[str, torch.nn.Module] | None) -> PointRunner:
+    cfg = rs.configs[arch]
+    dtype = DTYPES[rs.dtype]
+    if models:
+        model = models[arch].eval()
+    elif rs.spec.pretrained:
+        model, _ = load_pretrained(rs.spec.pretrained, rs.backend, rs.device, dtype)
+    else:
+        model = build_model(cfg, rs.backend, rs.device, dtype, rs.spec.seed)
+    return PointRunner(model, rs.backend, rs.device, vocab=cfg.vocab_size, seed=rs.spec.seed)
+
+
+def _measure(runner: PointRunner, p: Point, spec: CollectSpec, out: Path, label: str) -> dict[str, Any]:
+    trace_path = out / p.trace_name if spec.profile else None
+    try:
+        m = runner.run(p, spec.warmup, spec.repeats, trace_path)
+    except KeyboardInterrupt:
+        _cleanup_trace(trace_path)
+        raise
+    except Exception as exc:
+        _cleanup_trace(trace_path)
+        _release()
+        return _entry(p, label, None, "failed", _error_text(exc))
+    entry = _entry(p, label, timing_stats(m, spec.repeats, spec.warmup), "ok", None)
+    entry["trace"] = m.trace
+    entry["peak_mem_bytes"] = m.peak_mem_bytes
+    return entry
+
+
+def _entry(p: Point, device: str, timing: dict | None, status: str, error: str | None) -> dict[str, Any]:
+    med = timing["median_ms"] if timing else None
+    tps = p.tokens / (med / 1e3) if med else None
+    return {
+        "arch": p.arch, "mode": p.mode, "batch": p.batch, "seqlen": p.seqlen, "decode_steps": p.decode_steps,
+        "cuda_graphs": p.cuda_graphs, "device": device, "trace": None, "timing": timing,
+        "ttft_ms": med if p.mode == "prefill" else None, "tpot_ms": med if p.mode == "decode" else None,
+        "tokens_per_s": tps, "peak_mem_bytes": None, "status": status, "error": error,
+    }
+
+
+def _error_text(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:500]
+
+
+def _release() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _cleanup_trace(path: Path | None) -> None:
+    if path is None:
+        return
+    for p in (path, path.with_name(path.name + ".tmp"), path.with_name(path.name.removesuffix(".gz") + ".tmp")):
+        p.unlink(missing_ok=True)
+
+
+# ---- several devices ------------------------------------------------------------------------------
+def shard_points(points: list[Point], n: int) -> list[list[Point]]:
+    """Round-robin: every device gets short and long sequences alike."""
+    return [points[i::n] for i in range(n)]
+
+
+def _run_sharded(rs: ResolvedSpec, reporter: Reporter | None) -> dict[str, Any]:
+    spec = rs.spec
+    out = Path(spec.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    devices = list(spec.devices)
+    n = len(devices)
+    points = rs.points()
+    for i in range(n):
+        (out / f"manifest.shard{i}.json").unlink(missing_ok=True)
+    spec_file = out / "collect-spec.json"
+    worker_spec = dataclasses.replace(spec, devices=(), device=None, backend=rs.backend, dtype=rs.dtype)
+    spec_file.write_text(json.dumps(dataclasses.asdict(worker_spec)))
+    procs: list[tuple[subprocess.Popen, Any]] = []
+    for i, dev in enumerate(devices):
+        env = dict(os.environ)
+        if dev == "cpu":
+            device, label = "cpu", "cpu"
+        else:
+            env["CUDA_VISIBLE_DEVICES"] = dev
+            device, label = "cuda", f"cuda:{dev}"
+        log = open(out / f"shard{i}.log", "w")  # noqa: SIM115 - closed after the worker exits
+        cmd = [sys.executable, "-m", "tracekit.collectors.worker", "--spec", str(spec_file), "--shard",
+               str(i), "--num-shards", str(n), "--device", device, "--label", label]
+        procs.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log))
+    if reporter:
+        reporter.start(len(points))
+    seen = 0
+    interrupted = False
+    try:
+        while any(p.poll() is None for p, _ in procs):
+            seen = _follow(out, n, seen, reporter)
+            time.sleep(0.3)
+    except KeyboardInterrupt:
+        interrupted = True
+        for p, _ in procs:
+            try:
+                p.wait(timeout=60)  # the workers got the same SIGINT and write their manifests
+            except subprocess.TimeoutExpired:
+                p.kill()
+    _follow(out, n, seen, reporter)
+    for _, log in procs:
+        log.close()
+    doc = merge_shards(out, n, points, [p.returncode for p, _ in procs], devices)
+    mf.write_atomic(out / mf.MANIFEST, doc)
+    if interrupted:
+        raise KeyboardInterrupt
+    return doc
+
+
+def _follow(out: Path, n: int, seen: int, reporter: Reporter | None) -> int:
+    """Report points that shard manifests gained since the last look."""
+    entries: list[dict[str, Any]] = []
+    for i in range(n):
+        f = out / f"manifest.shard{i}.json"
+        if f.exists():
+            try:
+                entries.extend(mf.read(f)["points"])
+            except (OSError, ValueError):
+                continue
+    if reporter:
+        for e in entries[seen:] if len(entries) > seen else []:
+            reporter.point_done(e)
+    return max(seen, len(entries))
+
+
+def merge_shards(out: Path, n: int, points: list[Point], returncodes: list[int | None],
+                 devices: list[str]) -> dict[str, Any]:
+    """One manifest from the shard manifests, points in plan order; a point a dead worker never
+    reached is recorded as failed with the worker's exit code and log file."""
+    shards: list[dict[str, Any] | None] = []
+    for i in range(n):
+        f = out / f"manifest.shard{i}.json"
+        shards.append(mf.read(f) if f.exists() else None)
+    base = next((s for s in shards if s is not None), None)
+    if base is None:
+        raise RuntimeError(f"no worker wrote a manifest; see {out}/shard*.log")
+    doc = {k: v for k, v in base.items() if k != "points"}
+    doc["shards"] = [{"device": devices[i], "gpu_name": (s or {}).get("environment", {}).get("gpu_name"),
+                      "returncode": returncodes[i], "log": f"shard{i}.log"} for i, s in enumerate(shards)]
+    done: dict[tuple, dict[str, Any]] = {}
+    for s in shards:
+        for e in (s or {}).get("points", []):
+            done[(e["arch"], e["mode"], e["seqlen"], e["cuda_graphs"])] = e
+    merged = []
+    for idx, p in enumerate(points):
+        key = (p.arch, p.mode, p.seqlen, p.cuda_graphs)
+        if key in done:
+            merged.append(done[key])
+            continue
+        i = idx % n
+        rc = returncodes[i]
+        if rc in (130, -2):  # interrupted: like one process, list only what was reached
+            continue
+        merged.append(_entry(p, devices[i], None, "failed",
+                             f"worker {i} exited with code {rc} before this point; see shard{i}.log"))
+    doc["points"] = merged
+    return doc

@@ -1,0 +1,43 @@
+"""Write a polars frame to stdout as a rich table, CSV or JSON (the stable machine formats)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+
+FORMATS = ("table", "csv", "json")
+
+
+def frame_to_rich(df: pl.DataFrame, title: str | None = None, max_rows: int | None = None) -> Table:
+    """A rich Table of `df` (numbers right-aligned); `max_rows` truncates with a note row."""
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for name, dtype in df.schema.items():
+        table.add_column(name, justify="right" if dtype.is_numeric() else "left", overflow="fold")
+    rows = df.rows() if max_rows is None else df.head(max_rows).rows()
+    for row in rows:
+        table.add_row(*("" if v is None else _fmt(v) for v in row))
+    if max_rows is not None and df.height > max_rows:
+        table.caption = f"{df.height - max_rows} more rows not shown (use --format csv|json for all)"
+    return table
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:,.6g}" if abs(v) < 1e6 else f"{v:,.0f}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    return str(v)
+
+
+def write_frame(df: pl.DataFrame, fmt: str, *, title: str | None = None, max_rows: int | None = 200) -> None:
+    """Render `df` in `fmt` ('table' for people; 'csv' / 'json' are exact and stable for machines)."""
+    if fmt == "csv":
+        sys.stdout.write(df.write_csv())
+    elif fmt == "json":
+        sys.stdout.write(json.dumps(df.to_dicts(), default=str) + "\n")
+    else:
+        Console().print(frame_to_rich(df, title=title, max_rows=max_rows))

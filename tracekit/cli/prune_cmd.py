@@ -1,0 +1,316 @@
+"""`tracekit prune score|apply|eval|compare` and `tracekit train`: parse flags, call tracekit.prune."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tracekit.errors import UsageError
+
+ARCHS = ("mamba1", "mamba2")
+FORMATS = ("text", "json")
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _model_cfg(arch: str | None, preset_name: str | None, overrides: tuple[str, ...]) -> Any:
+    from tracekit.collectors.presets import apply_overrides, preset
+
+    if arch is None:
+        if preset_name or overrides:
+            raise UsageError("--preset/--config need --arch")
+        return None
+    try:
+        return apply_overrides(preset(arch, preset_name or "tiny"), list(overrides))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def split_tasks(text: str) -> list[str]:
+    """`ppl:a.txt,mqar:num_kv=8,vocab=128` → ["ppl:a.txt", "mqar:num_kv=8,vocab=128"]."""
+    out: list[str] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if "=" in part and ":" not in part and out:
+            out[-1] += "," + part
+        else:
+            out.append(part)
+    return out
+
+
+def _progress() -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=_console()
+    )
+
+
+@click.group()
+def prune() -> None:
+    """Δ-guided structured state pruning: score states, apply, evaluate, compare.
+
+    \b
+    tracekit prune score --arch mamba2 --preset 130m --data calib.txt --method delta --out scores.pt
+    tracekit prune apply --scores scores.pt --ratio 0.3 --variant physical --out pruned/
+    tracekit prune eval  --model pruned/ --tasks ppl:wiki.txt,mc:piqa.jsonl,mqar
+    """
+
+
+@prune.command()
+@click.option("--arch", type=click.Choice(ARCHS), help="Model family (random weights unless --pretrained).")
+@click.option("--preset", "preset_name", help="Shape preset: tiny, 130m, 370m, ... (default tiny).")
+@click.option("--config", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a ModelConfig field.")
+@click.option("--pretrained", type=click.Path(file_okay=False), help="Local model directory to score.")
+@click.option("--data", help="Calibration text file/dir, or a synthetic task: mqar[:opts], selcopy[:opts].")
+@click.option(
+    "--method",
+    type=click.Choice(["delta", "delta-literal", "delta-bc", "energy", "magnitude", "random"]),
+    default="delta",
+    show_default=True,
+)
+@click.option("--seqlen", default=256, show_default=True, help="Tokens per calibration sequence (text data).")
+@click.option("--samples", default=32, show_default=True, help="Number of calibration sequences.")
+@click.option("--batch", default=8, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Weights seed (random models) and random scores.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Scores file (torch.save).")
+@click.option("--heatmap", type=click.Path(dir_okay=False), help="PNG path (default: OUT with .png).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+def score(
+    arch: str | None,
+    preset_name: str | None,
+    overrides: tuple[str, ...],
+    pretrained: str | None,
+    data: str | None,
+    method: str,
+    seqlen: int,
+    samples: int,
+    batch: int,
+    seed: int,
+    out: str,
+    heatmap: str | None,
+    fmt: str,
+) -> None:
+    """Score every state of every layer; write scores + a heatmap."""
+    from tracekit.prune import pipeline
+    from tracekit.prune.heatmap import save_heatmap
+    from tracekit.prune.scoring import DATA_METHODS, save_scores
+
+    cfg = _model_cfg(arch, preset_name, overrides)
+    src = pipeline.open_source(cfg, pretrained, seed)
+    batches, calib = None, {}
+    if method in DATA_METHODS:
+        if not data:
+            raise UsageError(f"--method {method} needs --data (a text file/dir, mqar or selcopy)")
+        batches, calib = pipeline.calibration_batches(data, src, seqlen, samples, batch, seed)
+    with _progress() as prog:
+        t = prog.add_task(f"calibrating ({method})", total=len(batches) if batches else 1)
+        s = pipeline.score(src, method, batches, calib, seed, progress=lambda n: prog.update(t, completed=n))
+        prog.update(t, completed=len(batches) if batches else 1)
+    path = save_scores(s, out)
+    png = save_heatmap(s.scores, heatmap or Path(out).with_suffix(".png"), f"{src.cfg.arch} state scores ({method})")
+    summary = {
+        "scores": str(path),
+        "heatmap": str(png),
+        "method": method,
+        "shape": list(s.scores.shape),
+        "calibration": calib,
+        "source": src.info,
+    }
+    if fmt == "json":
+        click.echo(json.dumps(summary, indent=2))
+        return
+    ties = ""
+    if method == "delta-literal":
+        ties = " (all states of a head/channel group tie: top-k keeps states 0..k-1)"
+    click.echo(f"wrote {path} ({tuple(s.scores.shape)} = layers × groups × d_state){ties}")
+    click.echo(f"wrote {png}")
+
+
+@prune.command()
+@click.option("--scores", "scores_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--ratio", required=True, type=float, help="Fraction of states to remove, in [0, 1).")
+@click.option("--variant", type=click.Choice(["masked", "physical"]), required=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Model directory to create.")
+@click.option("--pretrained", type=click.Path(file_okay=False), help="Model to prune (default: the scored one).")
+@click.option("--no-align", is_flag=True, help="Do not round k up to a multiple that causal-conv1d accepts (Mamba-2).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+def apply(
+    scores_path: str, ratio: float, variant: str, out: str, pretrained: str | None, no_align: bool, fmt: str
+) -> None:
+    """Prune states with the scores; write a loadable model directory (atomically)."""
+    from tracekit.prune import pipeline
+
+    path, info = pipeline.apply_file(scores_path, ratio, variant, out, pretrained, align=not no_align)
+    if fmt == "json":
+        click.echo(json.dumps({"out": str(path), **{k: v for k, v in info.items() if k != "keep"}}, indent=2))
+        return
+    if info["note"]:
+        click.echo(f"note: {info['note']}")
+    click.echo(
+        f"wrote {path}: {variant}, {info['method']} scores, ratio {ratio} → keep {info['k']} of "
+        f"{info['d_state']} states per layer"
+    )
+
+
+@prune.command(name="eval")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Model directory.")
+@click.option("--arch", type=click.Choice(ARCHS), help="Or: a random model of this family...")
+@click.option("--preset", "preset_name", help="...with this shape preset (default tiny).")
+@click.option("--config", "overrides", multiple=True, metavar="KEY=VALUE")
+@click.option("--tasks", required=True, help="Comma list: ppl:FILE, mc:FILE.jsonl, mqar[:k=v], selcopy[:k=v].")
+@click.option("--seqlen", default=256, show_default=True, help="Perplexity window length.")
+@click.option("--max-windows", type=int, help="Cap on perplexity windows.")
+@click.option("--n", "n_examples", default=256, show_default=True, help="Synthetic examples.")
+@click.option("--limit", type=int, help="Cap on multiple-choice items per file.")
+@click.option("--seed", default=1234, show_default=True, help="Seed of the synthetic evaluation examples.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Also write the results as JSON here.")
+def eval_cmd(
+    model_dir: str | None,
+    arch: str | None,
+    preset_name: str | None,
+    overrides: tuple[str, ...],
+    tasks: str,
+    seqlen: int,
+    max_windows: int | None,
+    n_examples: int,
+    limit: int | None,
+    seed: int,
+    fmt: str,
+    out: str | None,
+) -> None:
+    """Perplexity, zero-shot multiple choice (lm-eval formats) and synthetic recall, offline."""
+    from tracekit.prune import pipeline
+
+    if bool(model_dir) == bool(arch):
+        raise UsageError("give exactly one of --model DIR or --arch")
+    cfg = _model_cfg(arch, preset_name, overrides)
+    src = pipeline.open_source(cfg, model_dir, 0)
+    rows = [
+        r.to_dict()
+        for r in pipeline.eval_model(
+            src.model, src.cfg, src.model_dir, split_tasks(tasks), seqlen, max_windows, n_examples, limit, seed
+        )
+    ]
+    payload = {"model": model_dir or f"random {src.cfg.arch}", "d_state": src.cfg.d_state, "results": rows}
+    if out:
+        Path(out).write_text(json.dumps(payload, indent=2))
+    if fmt == "json":
+        click.echo(json.dumps(payload, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{payload['model']} (d_state {src.cfg.d_state})")
+    for col in ("task", "metric", "value", "n"):
+        table.add_column(col, justify="right" if col in ("value", "n") else "left")
+    for r in rows:
+        table.add_row(r["task"], r["metric"], f"{r['value']:.4f}", str(r["n"]))
+    Console().print(table)
+
+
+@prune.command()
+@click.option("--arch", type=click.Choice(ARCHS), required=True)
+@click.option("--preset", "preset_name", default="tiny", show_default=True)
+@click.option("--config", "overrides", multiple=True, metavar="KEY=VALUE")
+@click.option("--method", default="magnitude", show_default=True, help="Scores used to pick states.")
+@click.option("--ratios", default="0.1,0.3,0.5,0.7,0.9", show_default=True)
+@click.option("--variants", "variant_list", default="masked,physical", show_default=True)
+@click.option("--seqlens", default="64,512,2048", show_default=True)
+@click.option("--mode", "modes", default="prefill,decode", show_default=True)
+@click.option("--batch", default=1, show_default=True)
+@click.option("--decode-steps", default=8, show_default=True)
+@click.option("--repeats", default=3, show_default=True)
+@click.option("--warmup", default=1, show_default=True)
+@click.option("--backend", type=click.Choice(["auto", "hf", "mamba-ssm"]), default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--dtype", default="auto", show_default=True)
+@click.option("--cuda-graphs/--no-cuda-graphs", default=False, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+def compare(**kw: Any) -> None:
+    """Collect dense / masked / physical × ratios × seqlens × modes through the same pipeline; Table 2."""
+    from tracekit.prune import compare as cmp
+
+    result = cmp.run_compare(
+        arch=kw["arch"],
+        cfg=_model_cfg(kw["arch"], kw["preset_name"], kw["overrides"]),
+        method=kw["method"],
+        ratios=cmp.parse_floats(kw["ratios"], "--ratios"),
+        variants=[v for v in kw["variant_list"].split(",") if v],
+        seqlens=[int(x) for x in cmp.parse_floats(kw["seqlens"], "--seqlens")],
+        modes=[m for m in kw["modes"].split(",") if m],
+        batch=kw["batch"],
+        decode_steps=kw["decode_steps"],
+        repeats=kw["repeats"],
+        warmup=kw["warmup"],
+        backend=kw["backend"],
+        device=kw["device"],
+        dtype=kw["dtype"],
+        cuda_graphs=kw["cuda_graphs"],
+        seed=kw["seed"],
+        out=Path(kw["out"]),
+        console=_console(),
+    )
+    if kw["fmt"] == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        cmp.print_table(result)
+
+
+@click.command()
+@click.option("--arch", type=click.Choice(ARCHS), required=True)
+@click.option("--preset", "preset_name", default="tiny", show_default=True)
+@click.option("--config", "overrides", multiple=True, metavar="KEY=VALUE", help="e.g. d_state=16 vocab_size=128")
+@click.option("--task", required=True, help="mqar[:num_kv=8,vocab=128], selcopy[:...] or bytes:FILE_OR_DIR.")
+@click.option("--steps", default=600, show_default=True)
+@click.option("--batch", default=32, show_default=True)
+@click.option("--lr", default=3e-3, show_default=True)
+@click.option("--seqlen", default=256, show_default=True, help="bytes task: tokens per training window.")
+@click.option("--max-bytes", default=4_000_000, show_default=True, help="bytes task: corpus cap.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--eval-n", default=512, show_default=True, help="Held-out synthetic examples to score at the end.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Model directory to create.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+def train(
+    arch: str,
+    preset_name: str,
+    overrides: tuple[str, ...],
+    task: str,
+    steps: int,
+    batch: int,
+    lr: float,
+    seqlen: int,
+    max_bytes: int,
+    seed: int,
+    eval_n: int,
+    out: str,
+    fmt: str,
+) -> None:
+    """Train a small Mamba-1/2 model offline (MQAR, selective copying, or a byte-level LM)."""
+    from tracekit.prune import runs
+
+    cfg = _model_cfg(arch, preset_name, overrides)
+    with _progress() as prog:
+        t = prog.add_task("training", total=steps)
+
+        def tick(step: int, row: dict[str, float]) -> None:
+            prog.update(t, completed=step, description=f"training loss {row['loss']:.3f}")
+
+        summary = runs.train_to_dir(cfg, task, steps, batch, lr, seqlen, max_bytes, seed, eval_n, out, tick)
+    if fmt == "json":
+        click.echo(json.dumps(summary, indent=2))
+        return
+    final = summary["eval"]
+    click.echo(
+        f"wrote {summary['out']} in {summary['train_seconds']:.1f} s; "
+        + ", ".join(f"{r['task']} {r['metric']} {r['value']:.4f}" for r in final)
+    )

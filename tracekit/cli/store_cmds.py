@@ -1,0 +1,125 @@
+"""`tracekit ingest | tables | query | export`: shells over tracekit.store."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tracekit.cli.output import FORMATS, write_frame
+from tracekit.errors import TracekitError
+from tracekit.store.database import Database, default_db_path, expand_paths
+from tracekit.store.ingest import IngestResult
+
+db_option = click.option(
+    "--db",
+    "db_path",
+    default=None,
+    metavar="PATH",
+    help="DuckDB file (default: $TRACEKIT_DB or ./tracekit.duckdb).",
+)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@db_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Summary format.")
+@click.option(
+    "--wait", "wait_s", type=float, default=30.0, show_default=True, help="Seconds to wait for another writer's lock."
+)
+def ingest(paths: tuple[str, ...], db_path: str | None, fmt: str, wait_s: float) -> None:
+    """Ingest Kineto/Chrome traces (.json, .json.gz, or folders of them) into the store.
+
+    \b
+    Each trace is one transaction; a trace whose content is already stored is skipped.
+    Example:  tracekit ingest runs/ --db tracekit.duckdb
+    """
+    files = expand_paths(paths)
+    if not files:
+        raise TracekitError(f"no trace files (*.json, *.json.gz) under {', '.join(paths)}")
+    single = len(files) == 1
+    err = Console(stderr=True)
+    with Database(db_path, wait_s=wait_s) as db:
+        results: list[IngestResult] = []
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=not err.is_terminal,
+        ) as bar:
+            task = bar.add_task("ingesting", total=len(files))
+            for f in files:
+                bar.update(task, description=f"ingesting {f.name}")
+                results.extend(db.ingest([f], keep_going=not single))
+                bar.advance(task)
+    import polars as pl
+
+    summary = pl.DataFrame(
+        [
+            {
+                "file": r.path.rsplit("/", 1)[-1],
+                "trace_id": r.trace_id,
+                "status": "error: " + r.error if r.error else ("already stored" if r.skipped else "ingested"),
+                "events": r.events,
+                "kernels": r.kernels,
+                "json_mb": round(r.json_bytes / 1e6, 2),
+                "seconds": round(r.seconds, 3),
+                "mb_per_s": round(r.mb_per_s, 1),
+                "time_parse": r.time_parse,
+            }
+            for r in results
+        ]
+    )
+    write_frame(summary, fmt, title=f"ingest → {db_path or default_db_path()}")
+    failed = sum(1 for r in results if r.error)
+    if failed:
+        click.echo(f"tracekit: {failed} of {len(results)} files failed", err=True)
+        sys.exit(1)
+
+
+@click.command()
+@db_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+def tables(db_path: str | None, fmt: str) -> None:
+    """List the store's tables and views with their row counts (schema: docs/schema.md)."""
+    with Database(db_path, read_only=True) as db:
+        write_frame(db.tables(), fmt, title=db.path)
+
+
+@click.command()
+@click.argument("sql")
+@db_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--write", is_flag=True, help="Open the database read-write (default: read-only).")
+@click.option("--max-rows", type=int, default=200, show_default=True, help="Rows shown in table format.")
+def query(sql: str, db_path: str | None, fmt: str, write: bool, max_rows: int) -> None:
+    """Run SQL over the trace tables.
+
+    \b
+    Example:
+      tracekit query "select name, sum(dur_ns)/1e3 us from kernels group by 1 order by 2 desc limit 10"
+    """
+    with Database(db_path, read_only=not write) as db:
+        write_frame(db.sql(sql), fmt, max_rows=max_rows)
+
+
+@click.command()
+@click.option(
+    "--parquet",
+    "directory",
+    required=True,
+    type=click.Path(path_type=str),
+    help="Output folder: one sub-folder per table, Hive-partitioned by trace_id.",
+)
+@db_option
+def export(directory: str, db_path: str | None) -> None:
+    """Export every base table as Parquet partitioned by trace (for Spark, Trino, DuckDB over S3)."""
+    with Database(db_path, read_only=True) as db:
+        written = db.export_parquet(directory)
+    for w in written:
+        click.echo(str(w))

@@ -1,0 +1,123 @@
+"""Train small Mamba-1/2 models offline, so pruning's effect on accuracy can be measured here.
+
+No pretrained weights can be downloaded on these machines; a small model trained on a state-hungry
+task (MQAR) or on a real local corpus (bytes) gives accuracy numbers that actually depend on the
+recurrent state, unlike a random model's.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tracekit.collectors.presets import ModelConfig
+from tracekit.errors import UsageError
+from tracekit.prune.models import build_model
+from tracekit.prune.tasks import IGNORE, MQAR, SelectiveCopy, random_windows
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings; the defaults train the MQAR model of benchmarks/ in a few CPU minutes."""
+
+    steps: int = 600
+    batch: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 0.1
+    warmup: int = 50
+    seqlen: int = 256  # bytes task only; synthetic tasks fix their own length
+    seed: int = 0
+    eval_every: int = 100
+    threads: int | None = None
+
+
+@dataclass
+class TrainLog:
+    """What happened: loss/accuracy per logged step and the wall time (seconds)."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"history": self.history, "seconds": self.seconds}
+
+
+def _lr(step: int, tc: TrainConfig) -> float:
+    if step < tc.warmup:
+        return tc.lr * (step + 1) / tc.warmup
+    frac = (step - tc.warmup) / max(1, tc.steps - tc.warmup)
+    return tc.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+
+
+def _loss(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, float]:
+    logits = model(input_ids=inputs, use_cache=False).logits
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=IGNORE)
+    m = labels != IGNORE
+    acc = (logits.argmax(-1)[m] == labels[m]).float().mean().item()
+    return loss, acc
+
+
+def train(
+    cfg: ModelConfig,
+    task: MQAR | SelectiveCopy | torch.Tensor,
+    tc: TrainConfig,
+    progress: Callable[[int, dict[str, float]], None] | None = None,
+) -> tuple[nn.Module, TrainLog]:
+    """Train a fresh model of shape `cfg` on a synthetic task or a byte stream (1-D token tensor)."""
+    if tc.steps < 1 or tc.batch < 1 or tc.lr <= 0:
+        raise UsageError("steps, batch and lr must be positive")
+    if isinstance(task, MQAR | SelectiveCopy):
+        task.validate(cfg.padded_vocab)
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    model = build_model(cfg, tc.seed)
+    model.train()
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
+    other = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": tc.weight_decay}, {"params": other, "weight_decay": 0.0}],
+        lr=tc.lr,
+        betas=(0.9, 0.98),
+    )
+    g = torch.Generator().manual_seed(tc.seed + 1)
+    log = TrainLog()
+    t0 = time.perf_counter()
+    run_loss = run_acc = 0.0
+    seen = 0
+    for step in range(tc.steps):
+        if isinstance(task, torch.Tensor):
+            w = random_windows(task, tc.seqlen, tc.batch, g)
+            inputs, labels = w[:, :-1], w[:, 1:]
+        else:
+            inputs, labels = task.batch(tc.batch, g)
+        for group in opt.param_groups:
+            group["lr"] = _lr(step, tc)
+        loss, acc = _loss(model, inputs, labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        run_loss += loss.item()
+        run_acc += acc
+        seen += 1
+        if (step + 1) % tc.eval_every == 0 or step + 1 == tc.steps:
+            row = {
+                "step": step + 1,
+                "loss": run_loss / seen,
+                "train_acc": run_acc / seen,
+                "seconds": time.perf_counter() - t0,
+            }
+            log.history.append(row)
+            run_loss = run_acc = 0.0
+            seen = 0
+            if progress:
+                progress(step + 1, row)
+    log.seconds = time.perf_counter() - t0
+    return model.eval(), log

@@ -1,0 +1,213 @@
+"""The trace store: an embedded DuckDB file with tracekit's schema, and the Python API over it."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from tracekit.errors import TraceError, TracekitError
+from tracekit.schema import SCHEMA_VERSION, schema_files
+from tracekit.store import kineto
+from tracekit.store.ingest import IngestResult, ingest_prepared
+
+DEFAULT_DB = "tracekit.duckdb"
+TRACE_SUFFIXES = (".json", ".json.gz")
+BASE_TABLES = ("traces", "events", "instants", "memory", "flows", "tracks", "other_events")
+_LOCK_RE = re.compile(r"lock", re.IGNORECASE)
+
+ProgressFn = Callable[[str, int, int], None]  # (path, index, total)
+
+
+def default_db_path() -> str:
+    """`$TRACEKIT_DB`, else tracekit.duckdb in the working directory."""
+    return os.environ.get("TRACEKIT_DB", DEFAULT_DB)
+
+
+class Database:
+    """A tracekit store. Writers hold DuckDB's file lock; a second writer waits up to `wait_s`."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, read_only: bool = False, wait_s: float = 30.0):
+        self.path = str(path) if path is not None else default_db_path()
+        self.read_only = read_only
+        if read_only and self.path != ":memory:" and not Path(self.path).exists():
+            raise TracekitError(f"{self.path}: no such database (create one with `tracekit ingest`)")
+        self.con = self._connect(wait_s)
+        if not read_only:
+            self._apply_schema()
+        else:
+            self._check_version()
+
+    # ---- connection ---------------------------------------------------------
+    def _connect(self, wait_s: float) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + wait_s
+        delay = 0.05
+        while True:
+            try:
+                return duckdb.connect(self.path, read_only=self.read_only)
+            except duckdb.IOException as exc:
+                msg = str(exc)
+                if not _LOCK_RE.search(msg) or time.monotonic() >= deadline:
+                    holder = re.search(r"PID (\d+)", msg)
+                    who = f" (held by process {holder.group(1)})" if holder else ""
+                    if _LOCK_RE.search(msg):
+                        raise TracekitError(
+                            f"{self.path}: database is locked by another tracekit/DuckDB process{who}; "
+                            f"waited {wait_s:g}s"
+                        ) from None
+                    raise TracekitError(f"{self.path}: cannot open database ({msg.splitlines()[0]})") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            except duckdb.Error as exc:
+                raise TracekitError(f"{self.path}: not a DuckDB database ({str(exc).splitlines()[0]})") from None
+
+    def _stored_version(self) -> int | None:
+        try:
+            rows = self.con.execute("SELECT value FROM tracekit_meta WHERE key = 'schema_version'").fetchall()
+        except duckdb.CatalogException:
+            return None
+        return int(rows[0][0]) if rows else None
+
+    def _check_version(self) -> None:
+        v = self._stored_version()
+        if v is None:
+            raise TracekitError(f"{self.path}: not a tracekit database (no tracekit_meta table)")
+        if v > SCHEMA_VERSION:
+            raise TracekitError(f"{self.path}: schema v{v} is newer than this tracekit (v{SCHEMA_VERSION})")
+
+    def _apply_schema(self) -> None:
+        v = self._stored_version()
+        if v is not None and v > SCHEMA_VERSION:
+            raise TracekitError(f"{self.path}: schema v{v} is newer than this tracekit (v{SCHEMA_VERSION})")
+        if v == SCHEMA_VERSION:
+            return
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for _, sql in schema_files():
+                self.con.execute(sql)
+            self.con.execute("INSERT OR REPLACE INTO tracekit_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- queries --------------------------------------------------------------
+    def sql(self, query: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
+        """Run SQL and return a polars DataFrame."""
+        try:
+            rel = self.con.sql(query, params=params)
+        except duckdb.Error as exc:
+            raise TracekitError(f"query failed: {str(exc).splitlines()[0]}") from None
+        if rel is None:  # a statement without a result (DDL/DML with --write)
+            return pl.DataFrame()
+        try:
+            return rel.pl()
+        except duckdb.Error as exc:
+            raise TracekitError(f"query failed: {str(exc).splitlines()[0]}") from None
+
+    def tables(self) -> pl.DataFrame:
+        """Tables and views of the schema with their row counts."""
+        rows = self.con.execute(
+            """SELECT table_name, CASE table_type WHEN 'VIEW' THEN 'view' ELSE 'table' END
+               FROM information_schema.tables
+               WHERE table_schema = 'main' AND table_catalog = current_database()
+               ORDER BY table_type, table_name"""
+        ).fetchall()
+        out = []
+        for name, kind in rows:
+            n = self.con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
+            out.append({"name": name, "kind": kind, "rows": n})
+        return pl.DataFrame(out, schema={"name": pl.String, "kind": pl.String, "rows": pl.Int64})
+
+    def trace_id_for(self, sha256: str) -> int | None:
+        rows = self.con.execute("SELECT trace_id FROM traces WHERE sha256 = ?", [sha256]).fetchall()
+        return int(rows[0][0]) if rows else None
+
+    # ---- ingest ---------------------------------------------------------------
+    def ingest(
+        self, paths: Iterable[str | os.PathLike[str]], *, on_file: ProgressFn | None = None, keep_going: bool = True
+    ) -> list[IngestResult]:
+        """Ingest trace files (folders are searched for *.json / *.json.gz).
+
+        Each trace is one transaction: a failure leaves the database as it was. With `keep_going`, a
+        bad file is recorded in its result's `error` and the rest continue; otherwise it raises.
+        """
+        if self.read_only:
+            raise TracekitError(f"{self.path}: opened read-only")
+        files = expand_paths(paths)
+        results: list[IngestResult] = []
+        for i, f in enumerate(files):
+            if on_file:
+                on_file(str(f), i, len(files))
+            try:
+                results.append(self.ingest_file(f))
+            except TraceError as exc:
+                if not keep_going:
+                    raise
+                results.append(IngestResult(path=str(f), trace_id=None, skipped=False, error=exc.problem))
+        return results
+
+    def ingest_file(self, path: str | os.PathLike[str]) -> IngestResult:
+        """Ingest one trace file in one transaction (no-op if its content is already stored)."""
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="tracekit-") as tmp:
+            prepared = kineto.prepare(path, tmp)
+            existing = self.trace_id_for(prepared.sha256)
+            if existing is not None:
+                return IngestResult(
+                    path=str(prepared.path),
+                    trace_id=existing,
+                    skipped=True,
+                    json_bytes=prepared.json_bytes,
+                    seconds=time.perf_counter() - t0,
+                )
+            result = ingest_prepared(self.con, prepared)
+        result.seconds = time.perf_counter() - t0
+        return result
+
+    # ---- export ---------------------------------------------------------------
+    def export_parquet(self, directory: str | os.PathLike[str]) -> list[Path]:
+        """Write every base table as Parquet partitioned by trace_id (Hive layout: table/trace_id=N/)."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for table in BASE_TABLES:
+            target = out / table
+            if target.exists() and any(target.iterdir()):
+                raise TracekitError(f"{target}: already exists and is not empty")
+            target_sql = str(target).replace("'", "''")
+            self.con.execute(
+                f"COPY (SELECT * FROM {table}) TO '{target_sql}' "
+                "(FORMAT parquet, PARTITION_BY (trace_id), OVERWRITE_OR_IGNORE)"
+            )
+            written.append(target)
+        return written
+
+
+def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Files as given, plus the trace files found (recursively, sorted) under each folder."""
+    files: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(TRACE_SUFFIXES))
+            files.extend(found)
+        else:
+            files.append(p)
+    return files

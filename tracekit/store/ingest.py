@@ -1,0 +1,354 @@
+"""Load one Kineto trace into the store: parse with DuckDB, nest, link, insert — in one transaction.
+
+Exact time (docs/schema.md, "Exact time"): Kineto writes `ts`/`dur` as µs with 3 decimals, i.e.
+integer ns. DuckDB's JSON reader turns numbers into binary64. Below 2^43 µs (about 101 days of trace
+clock) the binary64 nearest a 3-decimal value is within 0.49 ns of it, so splitting it into integer µs
+and fraction (both exact in binary64) and rounding the fraction's ns recovers the exact integer. We take
+that path only when every value is below the bound and the file writes at most 3 decimals; otherwise
+the numbers are quoted so DuckDB reads their text, converted through DECIMAL — never through a float.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from pathlib import Path
+
+import duckdb
+
+from tracekit import __version__
+from tracekit.errors import TraceError
+from tracekit.store.kineto import PreparedTrace
+
+EXACT_BOUND_US = 2**43
+# binary64 µs -> integer ns without rounding error of our own: floor() and the fraction are exact in
+# binary64, and the fraction × 1000 is off by < 1e-13; only the parse's own error (< 0.49 ns below
+# 2^43 µs) remains, which rounding to the nearest ns removes.
+_US_TO_NS = "(CAST(floor({x}) AS BIGINT) * 1000 + CAST(round(({x} - floor({x})) * 1000) AS BIGINT))"
+_NUM = re.compile(rb'"(?:ts|dur)"\s*:\s*(-?[0-9][0-9.eE+-]*)')
+_QUOTE = re.compile(rb'("(?:ts|dur)"\s*:\s*)(-?[0-9][0-9.eE+-]*)')
+GPU_CATS = "('kernel', 'gpu_memcpy', 'gpu_memset')"
+LINKED_CATS = "('kernel', 'gpu_memcpy', 'gpu_memset', 'gpu_user_annotation', 'cuda_runtime', 'cuda_driver')"
+
+
+@dataclasses.dataclass
+class IngestResult:
+    """What happened to one file."""
+
+    path: str
+    trace_id: int | None
+    skipped: bool  # same content already in the store: nothing was written
+    events: int = 0
+    kernels: int = 0
+    json_bytes: int = 0
+    seconds: float = 0.0
+    time_parse: str = ""
+    error: str | None = None
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.json_bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
+
+
+def _columns(time_type: str) -> str:
+    return (
+        "{'ph': 'VARCHAR', 'cat': 'VARCHAR', 'name': 'VARCHAR', 'pid': 'VARCHAR', 'tid': 'VARCHAR', "
+        f"'ts': '{time_type}', 'dur': '{time_type}', 'id': 'VARCHAR', 's': 'VARCHAR', 'args': 'JSON'}}"
+    )
+
+
+def _sample_is_binary64_safe(array_file: Path) -> bool:
+    """True when the numbers of ts/dur in the first MiB have <= 3 decimals and no exponent."""
+    with open(array_file, "rb") as f:
+        sample = f.read(1 << 20)
+    for m in _NUM.finditer(sample):
+        text = m.group(1)
+        if b"e" in text or b"E" in text:
+            return False
+        _, _, frac = text.partition(b".")
+        if len(frac) > 3:
+            return False
+    return True
+
+
+def _quote_times(array_file: Path) -> Path:
+    """A copy of the array with ts/dur as JSON strings holding the original digits (exact path)."""
+    quoted = array_file.with_name("events-quoted.json")
+    quoted.write_bytes(_QUOTE.sub(rb'\1"\2"', array_file.read_bytes()))
+    return quoted
+
+
+def _load_raw(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace) -> str:
+    """Create temp table `raw` (one row per array element). Returns the time-parse mode used."""
+    exact = not _sample_is_binary64_safe(prepared.array_file)
+    last_error: Exception | None = None
+    for i in range(len(prepared.candidates)):
+        prepared.use_candidate(i)
+        try:
+            mode = _read_array(con, prepared, exact)
+        except duckdb.Error as exc:  # malformed JSON, or a wrong guess of the array's end
+            last_error = exc
+            continue
+        return mode
+    msg = str(last_error).splitlines()[0] if last_error else "unreadable"
+    raise TraceError(prepared.path, f"malformed JSON in traceEvents ({msg})")
+
+
+def _read_array(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, exact: bool) -> str:
+    src = str(prepared.array_file).replace("'", "''")
+    if not exact:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE raw AS
+            SELECT (row_number() OVER ()) - 1 AS event_id, ph, cat, name, pid, tid, id, s, args,
+                   ts, dur,
+                   {_US_TO_NS.format(x="ts")} AS ts_ns,
+                   {_US_TO_NS.format(x="dur")} AS dur_ns
+            FROM read_json('{src}', format='array', columns={_columns("DOUBLE")},
+                           maximum_object_size=1073741824)"""
+        )
+        bound = con.execute(
+            "SELECT coalesce(max(greatest(abs(ts), abs(ts + coalesce(dur, 0)))), 0) FROM raw"
+        ).fetchall()[0][0]
+        if bound < EXACT_BOUND_US:
+            con.execute("ALTER TABLE raw DROP COLUMN ts")
+            con.execute("ALTER TABLE raw DROP COLUMN dur")
+            return "binary64-exact"
+    src = str(_quote_times(prepared.array_file)).replace("'", "''")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE raw AS
+        SELECT (row_number() OVER ()) - 1 AS event_id, ph, cat, name, pid, tid, id, s, args,
+               CAST(round(CAST(ts AS DECIMAL(38, 9)) * 1000) AS BIGINT) AS ts_ns,
+               CAST(round(CAST(dur AS DECIMAL(38, 9)) * 1000) AS BIGINT) AS dur_ns
+        FROM read_json('{src}', format='array', columns={_columns("VARCHAR")},
+                       maximum_object_size=1073741824)"""
+    )
+    return "decimal"
+
+
+def _validate(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    n, no_ph, bad_x, bad_i = con.execute(
+        """SELECT count(*),
+                  count(*) FILTER (WHERE ph IS NULL),
+                  count(*) FILTER (WHERE ph = 'X' AND (ts_ns IS NULL OR dur_ns IS NULL)),
+                  count(*) FILTER (WHERE ph IN ('i', 'I') AND ts_ns IS NULL)
+           FROM raw"""
+    ).fetchone()
+    if n == 0:
+        raise TraceError(path, "trace has no events (traceEvents is empty)")
+    if no_ph:
+        first = con.execute("SELECT min(event_id) FROM raw WHERE ph IS NULL").fetchall()[0][0]
+        raise TraceError(path, f"{no_ph} events lack 'ph' (first: traceEvents[{first}])")
+    if bad_x:
+        first = con.execute(
+            "SELECT min(event_id) FROM raw WHERE ph = 'X' AND (ts_ns IS NULL OR dur_ns IS NULL)"
+        ).fetchall()[0][0]
+        raise TraceError(path, f"{bad_x} complete ('X') events lack 'ts' or 'dur' (first: traceEvents[{first}])")
+    if bad_i:
+        first = con.execute("SELECT min(event_id) FROM raw WHERE ph IN ('i','I') AND ts_ns IS NULL").fetchall()[0][0]
+        raise TraceError(path, f"{bad_i} instant events lack 'ts' (first: traceEvents[{first}])")
+    if con.execute("SELECT count(*) FROM raw WHERE ph = 'X' AND dur_ns < 0").fetchall()[0][0]:
+        raise TraceError(path, "complete ('X') events with negative 'dur'")
+    return n
+
+
+# Nesting: per track (pid, tid), sort starts by (ts, longer first) and turn every event into +1 at its
+# start and -1 at its end; the running sum before a start is the event's depth. Ends sort before starts
+# at the same instant (touching siblings do not nest); zero-length events and instants close right
+# after they open, so nothing nests inside them. The parent is the latest earlier event one level up
+# (an ASOF join); an event that outlives its parent does not nest and is flagged.
+_NEST_SQL = """
+CREATE OR REPLACE TEMP TABLE items AS
+SELECT event_id, pid, tid, ts_ns, dur_ns, ts_ns + dur_ns AS end_ns, is_x,
+       row_number() OVER (PARTITION BY pid, tid ORDER BY ts_ns, dur_ns DESC, is_x DESC, event_id) AS seq
+FROM (SELECT event_id, pid, tid, ts_ns, CASE WHEN ph = 'X' THEN dur_ns ELSE 0 END AS dur_ns, ph = 'X' AS is_x
+      FROM raw WHERE ph IN ('X', 'i', 'I'));
+
+CREATE OR REPLACE TEMP TABLE depths AS
+WITH pts AS (
+    SELECT pid, tid, ts_ns AS t, 1 AS cls, seq AS k, 0 AS sub, 1 AS delta, event_id FROM items
+    UNION ALL
+    SELECT pid, tid, end_ns, 0, -seq, 0, -1, NULL FROM items WHERE dur_ns > 0
+    UNION ALL
+    SELECT pid, tid, ts_ns, 1, seq, 1, -1, NULL FROM items WHERE dur_ns = 0
+),
+run AS (
+    SELECT event_id,
+           coalesce(sum(delta) OVER (PARTITION BY pid, tid ORDER BY t, cls, k, sub
+                                     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS depth
+    FROM pts
+)
+SELECT i.*, CAST(r.depth AS INTEGER) AS depth
+FROM items i JOIN run r USING (event_id)
+WHERE r.event_id IS NOT NULL;
+
+CREATE OR REPLACE TEMP TABLE nesting AS
+SELECT c.event_id, c.depth,
+       CASE WHEN p.end_ns >= c.ts_ns THEN p.event_id END AS parent_id,
+       (p.event_id IS NULL OR c.end_ns <= p.end_ns) AS nested
+FROM depths c
+ASOF LEFT JOIN (SELECT pid, tid, seq, depth, event_id, end_ns FROM depths WHERE is_x AND dur_ns > 0) p
+  ON c.pid = p.pid AND c.tid = p.tid AND c.depth - 1 = p.depth AND c.seq > p.seq;
+"""
+
+# Links: a GPU event's correlation id names the runtime/driver call that launched it; its External id
+# names the CPU op (or annotation) that made that call. Without an External id, the op is whatever CPU
+# event enclosed the launch.
+_LINK_SQL = """
+-- every args field tracekit types, parsed from args once
+CREATE OR REPLACE TEMP TABLE ev AS
+SELECT r.event_id, r.ph, r.cat, r.name, r.pid, r.tid, r.ts_ns, r.dur_ns, r.ts_ns + r.dur_ns AS end_ns,
+       n.parent_id, n.depth, n.nested, r.args,
+       json_extract_string(r.args, ['$.device', '$.stream', '$.correlation', '$."External id"',
+                                    '$.Bytes', '$.Addr', '$."Total Allocated"', '$."Total Reserved"',
+                                    '$."Device Type"', '$."Device Id"']) AS a
+FROM raw r JOIN nesting n USING (event_id);
+
+CREATE OR REPLACE TEMP TABLE xev AS
+SELECT event_id, cat, name, pid, tid, ts_ns, dur_ns, end_ns,
+       TRY_CAST(a[1] AS INTEGER) AS device, TRY_CAST(a[2] AS BIGINT) AS stream,
+       TRY_CAST(a[3] AS BIGINT) AS correlation, TRY_CAST(a[4] AS BIGINT) AS external_id,
+       parent_id, depth, nested, args
+FROM ev WHERE ph = 'X';
+
+CREATE OR REPLACE TEMP TABLE launches AS
+SELECT correlation, min(event_id) AS launch_id, arg_min(parent_id, event_id) AS launch_parent
+FROM xev WHERE cat IN ('cuda_runtime', 'cuda_driver') AND correlation IS NOT NULL
+GROUP BY correlation;
+
+CREATE OR REPLACE TEMP TABLE ops_by_ext AS
+SELECT external_id, arg_max(event_id, depth) AS op_id
+FROM xev WHERE cat IN ('cpu_op', 'user_annotation') AND external_id IS NOT NULL AND external_id <> 0
+GROUP BY external_id;
+"""
+
+
+def _insert(con: duckdb.DuckDBPyConnection, trace_id: int) -> None:
+    con.execute(
+        f"""INSERT INTO events
+        SELECT {trace_id}, x.event_id, x.cat, x.name, x.pid, x.tid, x.ts_ns, x.dur_ns, x.end_ns,
+               x.device, x.stream, x.correlation, x.external_id, x.parent_id, x.depth, x.nested,
+               CASE WHEN x.cat IN {GPU_CATS} THEN l.launch_id END,
+               CASE WHEN x.cat IN {LINKED_CATS} THEN coalesce(o.op_id, CASE
+                    WHEN x.cat IN ('cuda_runtime', 'cuda_driver') THEN x.parent_id
+                    WHEN x.cat IN {GPU_CATS} THEN l.launch_parent END) END,
+               x.args
+        FROM xev x
+        LEFT JOIN launches l ON l.correlation = x.correlation AND x.cat IN {GPU_CATS}
+        LEFT JOIN ops_by_ext o ON o.external_id = x.external_id AND x.cat IN {LINKED_CATS}"""
+    )
+    con.execute(
+        f"""INSERT INTO memory
+        SELECT {trace_id}, event_id, pid, tid, ts_ns, CAST(a[5] AS BIGINT), TRY_CAST(a[6] AS BIGINT),
+               TRY_CAST(a[7] AS BIGINT), TRY_CAST(a[8] AS BIGINT), TRY_CAST(a[9] AS INTEGER),
+               TRY_CAST(a[10] AS INTEGER), parent_id
+        FROM ev WHERE ph IN ('i', 'I') AND name = '[memory]' AND a[5] IS NOT NULL"""
+    )
+    con.execute(
+        f"""INSERT INTO instants
+        SELECT {trace_id}, e.event_id, e.cat, e.name, e.pid, e.tid, e.ts_ns, r.s, e.parent_id, e.args
+        FROM ev e JOIN raw r USING (event_id)
+        WHERE e.ph IN ('i', 'I') AND NOT (e.name = '[memory]' AND e.a[5] IS NOT NULL)"""
+    )
+    con.execute(
+        f"""INSERT INTO flows
+        SELECT {trace_id}, id, arg_min(cat, event_id), arg_min(name, event_id),
+               arg_min(pid, event_id) FILTER (WHERE ph = 's'), arg_min(tid, event_id) FILTER (WHERE ph = 's'),
+               min(ts_ns) FILTER (WHERE ph = 's'),
+               arg_max(pid, event_id) FILTER (WHERE ph = 'f'), arg_max(tid, event_id) FILTER (WHERE ph = 'f'),
+               max(ts_ns) FILTER (WHERE ph = 'f')
+        FROM raw WHERE ph IN ('s', 't', 'f') AND id IS NOT NULL
+        GROUP BY id, cat"""
+    )
+    con.execute(
+        f"""INSERT INTO other_events
+        SELECT {trace_id}, event_id, ph, cat, name, pid, tid, ts_ns, args
+        FROM raw WHERE ph NOT IN ('X', 'i', 'I', 's', 't', 'f')"""
+    )
+    con.execute(
+        f"""INSERT INTO tracks
+        WITH t AS (
+            SELECT pid, tid, count(*) AS n,
+                   bool_or(cat IN {GPU_CATS} OR cat = 'gpu_user_annotation') AS gpu,
+                   bool_or(TRY_CAST(pid AS BIGINT) IS NOT NULL) AS numeric_pid
+            FROM raw WHERE ph IN ('X', 'i', 'I') GROUP BY pid, tid
+        ),
+        pn AS (SELECT pid, arg_max(args->>'$.name', event_id) AS name FROM raw
+               WHERE ph = 'M' AND name = 'process_name' GROUP BY pid),
+        tn AS (SELECT pid, tid, arg_max(args->>'$.name', event_id) AS name FROM raw
+               WHERE ph = 'M' AND name = 'thread_name' GROUP BY pid, tid)
+        SELECT {trace_id}, t.pid, t.tid,
+               CASE WHEN t.gpu THEN 'gpu' WHEN t.numeric_pid THEN 'cpu' ELSE 'other' END,
+               pn.name, tn.name, t.n
+        FROM t LEFT JOIN pn ON pn.pid = t.pid LEFT JOIN tn ON tn.pid = t.pid AND tn.tid = t.tid
+        ORDER BY t.pid, t.tid"""
+    )
+
+
+def ingest_prepared(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace) -> IngestResult:
+    """Ingest one prepared trace: parse, nest and link in temp tables, then write in one transaction."""
+    t0 = time.perf_counter()
+    try:
+        mode = _load_raw(con, prepared)
+        n_events = _validate(con, prepared.path)
+        con.execute(_NEST_SQL)
+        con.execute(_LINK_SQL)
+        kernels = con.execute("SELECT count(*) FROM raw WHERE ph = 'X' AND cat = 'kernel'").fetchall()[0][0]
+        con.execute("BEGIN TRANSACTION")
+        try:
+            trace_id = _store(con, prepared, mode, n_events)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        for t in ("raw", "items", "depths", "nesting", "ev", "xev", "launches", "ops_by_ext"):
+            con.execute(f"DROP TABLE IF EXISTS {t}")
+    return IngestResult(
+        path=str(prepared.path),
+        trace_id=trace_id,
+        skipped=False,
+        events=n_events,
+        kernels=kernels,
+        json_bytes=prepared.json_bytes,
+        seconds=time.perf_counter() - t0,
+        time_parse=mode,
+    )
+
+
+def _store(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, mode: str, n_events: int) -> int:
+    """Write the trace's rows (inside the caller's transaction); returns its new trace_id."""
+    trace_id = con.execute("SELECT nextval('trace_id_seq')").fetchall()[0][0]
+    _insert(con, trace_id)
+    meta = dict(prepared.metadata)
+    device_properties = meta.pop("deviceProperties", None)
+    base_time = meta.get("baseTimeNanoseconds")
+    con.execute(
+        """INSERT INTO traces (trace_id, name, path, sha256, file_bytes, json_bytes, base_time_ns,
+                               span_start_ns, span_end_ns, device_properties, metadata, event_count,
+                               time_parse, tracekit_version)
+        SELECT ?, ?, ?, ?, ?, ?, ?,
+               (SELECT min(ts_ns) FROM raw WHERE ts_ns IS NOT NULL AND ph IN ('X', 'i', 'I')),
+               (SELECT max(ts_ns + coalesce(dur_ns, 0)) FROM raw WHERE ph IN ('X', 'i', 'I')),
+               ?::JSON, ?::JSON, ?, ?, ?""",
+        [
+            trace_id,
+            prepared.name,
+            str(prepared.path),
+            prepared.sha256,
+            prepared.file_bytes,
+            prepared.json_bytes,
+            int(base_time) if isinstance(base_time, int | float) else None,
+            _dumps(device_properties),
+            _dumps(meta),
+            n_events,
+            mode,
+            __version__,
+        ],
+    )
+    return trace_id
+
+
+def _dumps(value: object) -> str | None:
+    return None if value is None else json.dumps(value)
