@@ -185,3 +185,25 @@ def test_export_parquet_partitions_by_trace(db, tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "pq" / "events").iterdir()) == ["trace_id=1", "trace_id=2"]
     back = pl.read_parquet(tmp_path / "pq" / "events" / "**" / "*.parquet", hive_partitioning=True)
     assert back.height == 2
+
+
+def test_gpu_time_per_layer_scope_query_from_docs(db) -> None:
+    trace = next((p for p in shared_traces() if "mamba1-tiny" in p.name), None)
+    if trace is None:
+        pytest.skip("tiny trace missing")
+    expected = plain_reader.summary(trace)
+    db.ingest([trace])
+    per_layer = db.sql(
+        """select ancestor_name, sum(k.dur_ns)::BIGINT as ns
+        from gpu_event_ancestors g join kernels k on k.trace_id = g.trace_id and k.event_id = g.gpu_event_id
+        where ancestor_name like 'layer.%' and ancestor_cat = 'user_annotation'
+        group by 1 order by 1"""
+    ).rows()
+    assert [name for name, _ in per_layer] == ["layer.0", "layer.1"]
+    # the two layer scopes hold every kernel but the ones launched outside them
+    outside = db.sql(
+        """select coalesce(sum(dur_ns), 0)::BIGINT from kernels k where not exists (
+             select 1 from gpu_event_ancestors g where g.gpu_event_id = k.event_id
+             and g.ancestor_cat = 'user_annotation' and g.ancestor_name like 'layer.%')"""
+    ).item()
+    assert sum(ns for _, ns in per_layer) + outside == expected["kernel_ns"]

@@ -177,7 +177,17 @@ class Database:
                     json_bytes=prepared.json_bytes,
                     seconds=time.perf_counter() - t0,
                 )
-            result = ingest_prepared(self.con, prepared)
+            # Cap DuckDB's memory near the trace's JSON size (it spills to <db>.tmp beyond that), so
+            # peak RSS stays around the file size rather than several times it.
+            capped = self.path != ":memory:"
+            if capped:
+                limit = max(512 << 20, prepared.json_bytes)
+                self.con.execute(f"SET memory_limit = '{limit // (1 << 20)}MiB'")
+            try:
+                result = ingest_prepared(self.con, prepared)
+            finally:
+                if capped:
+                    self.con.execute("RESET memory_limit")
         result.seconds = time.perf_counter() - t0
         return result
 

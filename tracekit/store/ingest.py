@@ -29,6 +29,9 @@ EXACT_BOUND_US = 2**43
 _US_TO_NS = "(CAST(floor({x}) AS BIGINT) * 1000 + CAST(round(({x} - floor({x})) * 1000) AS BIGINT))"
 _NUM = re.compile(rb'"(?:ts|dur)"\s*:\s*(-?[0-9][0-9.eE+-]*)')
 _QUOTE = re.compile(rb'("(?:ts|dur)"\s*:\s*)(-?[0-9][0-9.eE+-]*)')
+# every args field tracekit types, parsed from each event's args once (a[1] .. a[10])
+_ARGS_LIST = """json_extract_string(args, ['$.device', '$.stream', '$.correlation', '$."External id"',
+    '$.Bytes', '$.Addr', '$."Total Allocated"', '$."Total Reserved"', '$."Device Type"', '$."Device Id"'])"""
 GPU_CATS = "('kernel', 'gpu_memcpy', 'gpu_memset')"
 LINKED_CATS = "('kernel', 'gpu_memcpy', 'gpu_memset', 'gpu_user_annotation', 'cuda_runtime', 'cuda_driver')"
 
@@ -102,27 +105,25 @@ def _read_array(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, exact: 
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE raw AS
             SELECT (row_number() OVER ()) - 1 AS event_id, ph, cat, name, pid, tid, id, s, args,
-                   ts, dur,
+                   {_ARGS_LIST} AS a, ts, dur,
                    {_US_TO_NS.format(x="ts")} AS ts_ns,
                    {_US_TO_NS.format(x="dur")} AS dur_ns
             FROM read_json('{src}', format='array', columns={_columns("DOUBLE")},
-                           maximum_object_size=1073741824)"""
+                           maximum_object_size=67108864)"""
         )
         bound = con.execute(
             "SELECT coalesce(max(greatest(abs(ts), abs(ts + coalesce(dur, 0)))), 0) FROM raw"
         ).fetchall()[0][0]
         if bound < EXACT_BOUND_US:
-            con.execute("ALTER TABLE raw DROP COLUMN ts")
-            con.execute("ALTER TABLE raw DROP COLUMN dur")
             return "binary64-exact"
     src = str(_quote_times(prepared.array_file)).replace("'", "''")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE raw AS
         SELECT (row_number() OVER ()) - 1 AS event_id, ph, cat, name, pid, tid, id, s, args,
-               CAST(round(CAST(ts AS DECIMAL(38, 9)) * 1000) AS BIGINT) AS ts_ns,
+               {_ARGS_LIST} AS a, CAST(round(CAST(ts AS DECIMAL(38, 9)) * 1000) AS BIGINT) AS ts_ns,
                CAST(round(CAST(dur AS DECIMAL(38, 9)) * 1000) AS BIGINT) AS dur_ns
         FROM read_json('{src}', format='array', columns={_columns("VARCHAR")},
-                       maximum_object_size=1073741824)"""
+                       maximum_object_size=67108864)"""
     )
     return "decimal"
 
@@ -159,14 +160,14 @@ def _validate(con: duckdb.DuckDBPyConnection, path: Path) -> int:
 # after they open, so nothing nests inside them. The parent is the latest earlier event one level up
 # (an ASOF join); an event that outlives its parent does not nest and is flagged.
 _NEST_SQL = """
-CREATE OR REPLACE TEMP TABLE items AS
-SELECT event_id, pid, tid, ts_ns, dur_ns, ts_ns + dur_ns AS end_ns, is_x,
-       row_number() OVER (PARTITION BY pid, tid ORDER BY ts_ns, dur_ns DESC, is_x DESC, event_id) AS seq
-FROM (SELECT event_id, pid, tid, ts_ns, CASE WHEN ph = 'X' THEN dur_ns ELSE 0 END AS dur_ns, ph = 'X' AS is_x
-      FROM raw WHERE ph IN ('X', 'i', 'I'));
-
 CREATE OR REPLACE TEMP TABLE depths AS
-WITH pts AS (
+WITH items AS (
+    SELECT event_id, pid, tid, ts_ns, dur_ns, ts_ns + dur_ns AS end_ns, is_x,
+           row_number() OVER (PARTITION BY pid, tid ORDER BY ts_ns, dur_ns DESC, is_x DESC, event_id) AS seq
+    FROM (SELECT event_id, pid, tid, ts_ns, CASE WHEN ph = 'X' THEN dur_ns ELSE 0 END AS dur_ns, ph = 'X' AS is_x
+          FROM raw WHERE ph IN ('X', 'i', 'I'))
+),
+pts AS (
     SELECT pid, tid, ts_ns AS t, 1 AS cls, seq AS k, 0 AS sub, 1 AS delta, event_id FROM items
     UNION ALL
     SELECT pid, tid, end_ns, 0, -seq, 0, -1, NULL FROM items WHERE dur_ns > 0
@@ -196,37 +197,32 @@ ASOF LEFT JOIN (SELECT pid, tid, seq, depth, event_id, end_ns FROM depths WHERE 
 # names the CPU op (or annotation) that made that call. Without an External id, the op is whatever CPU
 # event enclosed the launch.
 _LINK_SQL = """
--- every args field tracekit types, parsed from args once
-CREATE OR REPLACE TEMP TABLE ev AS
-SELECT r.event_id, r.ph, r.cat, r.name, r.pid, r.tid, r.ts_ns, r.dur_ns, r.ts_ns + r.dur_ns AS end_ns,
-       n.parent_id, n.depth, n.nested, r.args,
-       json_extract_string(r.args, ['$.device', '$.stream', '$.correlation', '$."External id"',
-                                    '$.Bytes', '$.Addr', '$."Total Allocated"', '$."Total Reserved"',
-                                    '$."Device Type"', '$."Device Id"']) AS a
-FROM raw r JOIN nesting n USING (event_id);
-
-CREATE OR REPLACE TEMP TABLE xev AS
-SELECT event_id, cat, name, pid, tid, ts_ns, dur_ns, end_ns,
-       TRY_CAST(a[1] AS INTEGER) AS device, TRY_CAST(a[2] AS BIGINT) AS stream,
-       TRY_CAST(a[3] AS BIGINT) AS correlation, TRY_CAST(a[4] AS BIGINT) AS external_id,
-       parent_id, depth, nested, args
-FROM ev WHERE ph = 'X';
-
 CREATE OR REPLACE TEMP TABLE launches AS
-SELECT correlation, min(event_id) AS launch_id, arg_min(parent_id, event_id) AS launch_parent
-FROM xev WHERE cat IN ('cuda_runtime', 'cuda_driver') AND correlation IS NOT NULL
-GROUP BY correlation;
+SELECT TRY_CAST(r.a[3] AS BIGINT) AS correlation, min(r.event_id) AS launch_id,
+       arg_min(n.parent_id, r.event_id) AS launch_parent
+FROM raw r JOIN nesting n USING (event_id)
+WHERE r.ph = 'X' AND r.cat IN ('cuda_runtime', 'cuda_driver') AND r.a[3] IS NOT NULL
+GROUP BY 1;
 
 CREATE OR REPLACE TEMP TABLE ops_by_ext AS
-SELECT external_id, arg_max(event_id, depth) AS op_id
-FROM xev WHERE cat IN ('cpu_op', 'user_annotation') AND external_id IS NOT NULL AND external_id <> 0
-GROUP BY external_id;
+SELECT TRY_CAST(r.a[4] AS BIGINT) AS external_id, arg_max(r.event_id, n.depth) AS op_id
+FROM raw r JOIN nesting n USING (event_id)
+WHERE r.ph = 'X' AND r.cat IN ('cpu_op', 'user_annotation') AND TRY_CAST(r.a[4] AS BIGINT) <> 0
+GROUP BY 1;
 """
 
 
 def _insert(con: duckdb.DuckDBPyConnection, trace_id: int) -> None:
     con.execute(
         f"""INSERT INTO events
+        WITH x AS (
+            SELECT r.event_id, r.cat, r.name, r.pid, r.tid, r.ts_ns, r.dur_ns, r.ts_ns + r.dur_ns AS end_ns,
+                   TRY_CAST(r.a[1] AS INTEGER) AS device, TRY_CAST(r.a[2] AS BIGINT) AS stream,
+                   TRY_CAST(r.a[3] AS BIGINT) AS correlation, TRY_CAST(r.a[4] AS BIGINT) AS external_id,
+                   n.parent_id, n.depth, n.nested, r.args
+            FROM raw r JOIN nesting n USING (event_id)
+            WHERE r.ph = 'X'
+        )
         SELECT {trace_id}, x.event_id, x.cat, x.name, x.pid, x.tid, x.ts_ns, x.dur_ns, x.end_ns,
                x.device, x.stream, x.correlation, x.external_id, x.parent_id, x.depth, x.nested,
                CASE WHEN x.cat IN {GPU_CATS} THEN l.launch_id END,
@@ -234,22 +230,23 @@ def _insert(con: duckdb.DuckDBPyConnection, trace_id: int) -> None:
                     WHEN x.cat IN ('cuda_runtime', 'cuda_driver') THEN x.parent_id
                     WHEN x.cat IN {GPU_CATS} THEN l.launch_parent END) END,
                x.args
-        FROM xev x
+        FROM x
         LEFT JOIN launches l ON l.correlation = x.correlation AND x.cat IN {GPU_CATS}
         LEFT JOIN ops_by_ext o ON o.external_id = x.external_id AND x.cat IN {LINKED_CATS}"""
     )
     con.execute(
         f"""INSERT INTO memory
-        SELECT {trace_id}, event_id, pid, tid, ts_ns, CAST(a[5] AS BIGINT), TRY_CAST(a[6] AS BIGINT),
-               TRY_CAST(a[7] AS BIGINT), TRY_CAST(a[8] AS BIGINT), TRY_CAST(a[9] AS INTEGER),
-               TRY_CAST(a[10] AS INTEGER), parent_id
-        FROM ev WHERE ph IN ('i', 'I') AND name = '[memory]' AND a[5] IS NOT NULL"""
+        SELECT {trace_id}, r.event_id, r.pid, r.tid, r.ts_ns, CAST(r.a[5] AS BIGINT), TRY_CAST(r.a[6] AS BIGINT),
+               TRY_CAST(r.a[7] AS BIGINT), TRY_CAST(r.a[8] AS BIGINT), TRY_CAST(r.a[9] AS INTEGER),
+               TRY_CAST(r.a[10] AS INTEGER), n.parent_id
+        FROM raw r JOIN nesting n USING (event_id)
+        WHERE r.ph IN ('i', 'I') AND r.name = '[memory]' AND r.a[5] IS NOT NULL"""
     )
     con.execute(
         f"""INSERT INTO instants
-        SELECT {trace_id}, e.event_id, e.cat, e.name, e.pid, e.tid, e.ts_ns, r.s, e.parent_id, e.args
-        FROM ev e JOIN raw r USING (event_id)
-        WHERE e.ph IN ('i', 'I') AND NOT (e.name = '[memory]' AND e.a[5] IS NOT NULL)"""
+        SELECT {trace_id}, r.event_id, r.cat, r.name, r.pid, r.tid, r.ts_ns, r.s, n.parent_id, r.args
+        FROM raw r JOIN nesting n USING (event_id)
+        WHERE r.ph IN ('i', 'I') AND NOT (r.name = '[memory]' AND r.a[5] IS NOT NULL)"""
     )
     con.execute(
         f"""INSERT INTO flows
@@ -303,7 +300,7 @@ def ingest_prepared(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace) -> 
             con.execute("ROLLBACK")
             raise
     finally:
-        for t in ("raw", "items", "depths", "nesting", "ev", "xev", "launches", "ops_by_ext"):
+        for t in ("raw", "depths", "nesting", "launches", "ops_by_ext"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
     return IngestResult(
         path=str(prepared.path),

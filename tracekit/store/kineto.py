@@ -13,7 +13,9 @@ import gzip
 import hashlib
 import json
 import os
+import queue
 import re
+import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,10 +59,39 @@ def _open(path: Path):
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
+    """The file's decompressed bytes in chunks, read ahead by a thread (zlib and I/O release the GIL,
+    so decompression overlaps the caller's hashing and writing)."""
+    q: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=4)
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            with _open(path) as f:
+                while not stop.is_set() and (chunk := f.read(CHUNK)):
+                    q.put(chunk)
+            q.put(None)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            q.put(exc)
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
     try:
-        with _open(path) as f:
-            while chunk := f.read(CHUNK):
-                yield chunk
+        while (item := q.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():  # unblock a reader waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(0.01)
+
+
+def _read_chunks(path: Path) -> Iterator[bytes]:
+    try:
+        yield from _chunks(path)
     except EOFError:
         raise TraceError(path, "truncated gzip stream (file ends before the end-of-stream marker)") from None
     except (gzip.BadGzipFile, zlib.error) as exc:
@@ -91,7 +122,7 @@ def prepare(path: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> Pr
     written = 0
     bare_array = False
     try:
-        for chunk in _chunks(path):
+        for chunk in _read_chunks(path):
             sha.update(chunk)
             total += len(chunk)
             if out is None:
