@@ -81,7 +81,7 @@ def parse_rules(text: str, source: str) -> tuple[list[Rule], bool]:
                 within=_compile(raw["within"], where) if "within" in raw else None,
                 fallback=bool(raw.get("fallback", False)),
                 requires_config=bool(raw.get("requires_config", False)),
-                source=f"{Path(source).name}:{i + 1}",
+                source=f"{Path(source).name}#{i + 1}",
             )
         )
     return rules, bool(data.get("replace", False))
@@ -106,8 +106,13 @@ def load_rules(extra: str | Path | None = None) -> list[Rule]:
 
 
 def first_match(
-    rules: Sequence[Rule], kernel: str | None, op: str | None, chain: Sequence[str], have_config: bool,
-    *, fallback: bool,
+    rules: Sequence[Rule],
+    kernel: str | None,
+    op: str | None,
+    chain: Sequence[str],
+    have_config: bool,
+    *,
+    fallback: bool,
 ) -> Rule | None:
     """The first rule of the given stage (plain or fallback) that matches."""
     for rule in rules:

@@ -15,10 +15,14 @@ from collections.abc import Sequence
 from tracekit.collectors.presets import ModelConfig
 
 GEMM_OPS: tuple[str, ...] = (
-    "aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::linear", "aten::matmul", "aten::_scaled_mm",
+    "aten::mm",
+    "aten::addmm",
+    "aten::bmm",
+    "aten::baddbmm",
+    "aten::linear",
+    "aten::matmul",
+    "aten::_scaled_mm",
 )
-# Ops whose operands are (activation, weight) matrices: candidates for a block projection.
-_LINEAR_LIKE = {"aten::mm", "aten::addmm", "aten::linear", "aten::matmul", "aten::_scaled_mm"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +51,7 @@ def parse_dims(raw: object) -> list[list[int]] | None:
             return None
     if not isinstance(raw, list):
         return None
-    return [list(d) if isinstance(d, list) else [] for d in raw]
+    return [list(d) if isinstance(d, list) and all(type(x) is int for x in d) else [] for d in raw]
 
 
 def parse_gemm(op: str, dims: Sequence[Sequence[int]] | None) -> Gemm | None:
@@ -89,31 +93,39 @@ def parse_gemm(op: str, dims: Sequence[Sequence[int]] | None) -> Gemm | None:
 
 @dataclasses.dataclass(frozen=True)
 class GemmRoles:
-    """(in_features, out_features) of each block projection -> (component, role)."""
+    """(in_features, out_features) of each block projection -> [(component, role), ...].
 
-    table: dict[tuple[int, int], tuple[str, str]]
+    Several roles can share a shape (the tiny Mamba-1 preset: vocab 256 = in_proj width 256); the
+    enclosing component scope, when there is one, picks among them, else the block projection wins.
+    """
+
+    table: dict[tuple[int, int], list[tuple[str, str]]]
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> GemmRoles:
-        t: dict[tuple[int, int], tuple[str, str]] = {}
-        # Later entries win on a clash; order from least to most specific.
-        t[(cfg.d_model, cfg.vocab_size)] = ("other", "lm_head")
-        t[(cfg.d_model, cfg.padded_vocab)] = ("other", "lm_head")
+        t: dict[tuple[int, int], list[tuple[str, str]]] = {}
+
+        def add(pair: tuple[int, int], comp: str, role: str) -> None:
+            roles = t.setdefault(pair, [])
+            if (comp, role) not in roles:
+                roles.insert(0, (comp, role))  # later = more specific = tried first
+
+        add((cfg.d_model, cfg.vocab_size), "other", "lm_head")
+        add((cfg.d_model, cfg.padded_vocab), "other", "lm_head")
         if cfg.arch == "mamba1":
             r, n = cfg.dt_rank_value, cfg.d_state
-            t[(r, cfg.d_inner)] = ("ssm", "dt_proj")
-            t[(cfg.d_inner, r + 2 * n)] = ("ssm", "x_proj")
-        t[(cfg.d_inner, cfg.d_model)] = ("final_linear", "out_proj")
-        t[(cfg.d_model, cfg.in_proj_out)] = ("gated_mlp", "in_proj")
+            add((r, cfg.d_inner), "ssm", "dt_proj")
+            add((cfg.d_inner, r + 2 * n), "ssm", "x_proj")
+        add((cfg.d_inner, cfg.d_model), "final_linear", "out_proj")
+        add((cfg.d_model, cfg.in_proj_out), "gated_mlp", "in_proj")
         return cls(t)
 
-    def classify(self, gemm: Gemm) -> tuple[str, str] | None:
-        for pair in gemm.weights:
-            hit = self.table.get(pair)
-            if hit is not None:
+    def classify(self, gemm: Gemm, prefer: str | None = None) -> tuple[str, str, tuple[int, int]] | None:
+        """(component, role, matched (in, out) pair) of a GEMM, preferring the `prefer` component."""
+        hits = [(c, r, pair) for pair in gemm.weights for c, r in self.table.get(pair, [])]
+        if not hits:
+            return None
+        for hit in hits:
+            if hit[0] == prefer:
                 return hit
-        return None
-
-
-def is_linear_like(op: str) -> bool:
-    return op in _LINEAR_LIKE
+        return hits[0]

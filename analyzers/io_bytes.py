@@ -12,8 +12,9 @@ from __future__ import annotations
 from tracekit.collectors.presets import ModelConfig
 
 
-def layer_io_bytes(cfg: ModelConfig, tokens: int, batch: int, e: int, *, decode: bool,
-                   block_norm: bool = True) -> dict[str, int]:
+def layer_io_bytes(
+    cfg: ModelConfig, tokens: int, batch: int, e: int, *, decode: bool, block_norm: bool = True
+) -> dict[str, int]:
     """Minimal bytes moved by one Mamba block for `tokens` tokens of `batch` sequences, by component."""
     t, d, di, n, x = tokens, cfg.d_model, cfg.d_inner, cfg.d_state, cfg.in_proj_out
     res = 4 if cfg.residual_in_fp32 else e
@@ -44,6 +45,6 @@ def layer_io_bytes(cfg: ModelConfig, tokens: int, batch: int, e: int, *, decode:
 
 
 def lm_head_io_bytes(cfg: ModelConfig, tokens: int, e: int) -> int:
-    """Embedding gather + final norm + lm_head of one forward (the `other` component of a whole model)."""
+    """Embedding gather + lm_head of one forward (the `other` component of a whole model)."""
     d, v = cfg.d_model, cfg.padded_vocab
     return e * (2 * tokens * d) + e * (tokens * d + d * v + tokens * v)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from tracekit.analyzers.gemm_shapes import Gemm
 from tracekit.collectors.presets import ModelConfig, apply_overrides, preset
+
 from tracekit.errors import UsageError
 
 
@@ -81,8 +82,9 @@ def infer_config(gemms: Iterable[Gemm], weight_dims: Iterable[Sequence[int]]) ->
     vocab = max((o for (i, o), _ in counts.items() if i == d_model and o >= 8 * d_model), default=None)
     lm_calls = counts.get((d_model, vocab), 0) if vocab else 0
     n_layer = calls // lm_calls if lm_calls and calls % lm_calls == 0 else calls
-    common = dict(d_model=d_model, n_layer=max(n_layer, 1), expand=expand,
-                  vocab_size=vocab or 0, pad_vocab_size_multiple=1)
+    common = dict(
+        d_model=d_model, n_layer=max(n_layer, 1), expand=expand, vocab_size=vocab or 0, pad_vocab_size_multiple=1
+    )
     if x == 2 * d_inner:
         # Mamba-1: x_proj (d_inner -> R + 2N), dt_proj (R -> d_inner), both once per layer call
         for (i, o), c in counts.items():
@@ -95,7 +97,8 @@ def infer_config(gemms: Iterable[Gemm], weight_dims: Iterable[Sequence[int]]) ->
         return None
     # Mamba-2: the conv weight gives conv_dim = d_inner + 2·ngroups·N
     conv_dims = Counter(
-        (d[0], d[-1]) for d in weight_dims
+        (d[0], d[-1])
+        for d in weight_dims
         if len(d) in (2, 3) and (len(d) == 2 or d[1] == 1) and 1 < d[-1] <= 8 and d_inner < d[0] < x
     )
     for (conv_dim, d_conv), _ in conv_dims.most_common():
@@ -105,8 +108,7 @@ def infer_config(gemms: Iterable[Gemm], weight_dims: Iterable[Sequence[int]]) ->
         nheads = x - 2 * d_inner - 2 * d_state
         if nheads <= 0 or d_inner % nheads:
             continue
-        cfg = ModelConfig("mamba2", d_state=d_state, d_conv=d_conv, headdim=d_inner // nheads, ngroups=1,
-                          **common)
+        cfg = ModelConfig("mamba2", d_state=d_state, d_conv=d_conv, headdim=d_inner // nheads, ngroups=1, **common)
         return _checked(cfg, vocab)
     return None
 

@@ -16,6 +16,7 @@ import polars as pl
 from tracekit.errors import TraceError, TracekitError
 from tracekit.schema import SCHEMA_VERSION, schema_files
 from tracekit.store import kineto
+from tracekit.store.frames import frame
 from tracekit.store.ingest import IngestResult, ingest_prepared
 
 DEFAULT_DB = "tracekit.duckdb"
@@ -111,13 +112,7 @@ class Database:
     def sql(self, query: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
         """Run SQL and return a polars DataFrame."""
         try:
-            rel = self.con.sql(query, params=params)
-        except duckdb.Error as exc:
-            raise TracekitError(f"query failed: {str(exc).splitlines()[0]}") from None
-        if rel is None:  # a statement without a result (DDL/DML with --write)
-            return pl.DataFrame()
-        try:
-            return rel.pl()
+            return frame(self.con, query, params)
         except duckdb.Error as exc:
             raise TracekitError(f"query failed: {str(exc).splitlines()[0]}") from None
 

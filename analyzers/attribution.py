@@ -1,0 +1,331 @@
+"""Attribute every kernel (or, on CPU-only traces, every CPU op's self time) to one block component.
+
+Priority (docs/attribute.md, "How attribution works"):
+  1. the innermost `component.*` scope enclosing the launching CPU op (or, for a kernel launched
+     without a CPU op, the GPU annotation around it);
+  2. rules from the data file (kernel name / launching op / enclosing ops), user rules first;
+  3. GEMMs by the launching op's weight shape vs the model config, and small elementwise ops on the
+     SSM's own parameters (A_log, D, dt_bias) by their shape;
+  4. rules marked `fallback = true`;
+  5. `other`.
+Each unit gets exactly one component, so component times sum to the total exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+
+import duckdb
+import polars as pl
+from tracekit.analyzers.components import COMPONENTS, Rule, first_match
+from tracekit.analyzers.gemm_shapes import GEMM_OPS, Gemm, GemmRoles, parse_dims, parse_gemm
+from tracekit.analyzers.layers import infer_layers
+from tracekit.analyzers.model_config import infer_config
+from tracekit.collectors.presets import ModelConfig
+
+from tracekit.store.frames import frame
+
+CPU_CATS = ("cpu_op", "user_annotation", "python_function")
+_GEMM_LIST = ", ".join(f"'{n}'" for n in GEMM_OPS)
+# Scope names that vary per layer/step: dropped from the chain used for rule matching (layer is kept apart).
+_VARYING_SCOPE = r"^(layer\.\d+|decode\.step\.\d+|ProfilerStep#\d+|component\..*)$"
+
+# Top-down walk over one trace's event forest: innermost component scope, layer scope and GEMM op,
+# and the chain of enclosing names (root first).
+_WALK_SQL = rf"""
+WITH RECURSIVE walk(event_id, comp, layer, gemm_id, outer_gemm, chain) AS (
+    SELECT e.event_id,
+           CASE WHEN e.name LIKE 'component.%' THEN substr(e.name, 11) END,
+           TRY_CAST(regexp_extract(e.name, '^layer\.(\d+)$', 1) AS INTEGER),
+           CASE WHEN e.name IN ({_GEMM_LIST}) THEN e.event_id END,
+           NULL::BIGINT,
+           CASE WHEN regexp_matches(e.name, '{_VARYING_SCOPE}') THEN []::VARCHAR[] ELSE [e.name] END
+    FROM events e WHERE e.trace_id = $tid AND e.parent_id IS NULL
+    UNION ALL
+    SELECT e.event_id,
+           coalesce(CASE WHEN e.name LIKE 'component.%' THEN substr(e.name, 11) END, w.comp),
+           coalesce(TRY_CAST(regexp_extract(e.name, '^layer\.(\d+)$', 1) AS INTEGER), w.layer),
+           coalesce(CASE WHEN e.name IN ({_GEMM_LIST}) THEN e.event_id END, w.gemm_id),
+           w.gemm_id,
+           CASE WHEN regexp_matches(e.name, '{_VARYING_SCOPE}') THEN w.chain
+                ELSE list_append(w.chain, e.name) END
+    FROM walk w JOIN events e ON e.trace_id = $tid AND e.parent_id = w.event_id
+)
+SELECT * FROM walk WHERE {{keep}}
+"""
+# GPU traces only need the rows of kernels, their launching ops, GEMM ops and memory events' parents.
+_KEEP_GPU = """(event_id IN (SELECT event_id FROM kernels WHERE trace_id = $tid)
+    OR event_id IN (SELECT op_id FROM kernels WHERE trace_id = $tid)
+    OR event_id = gemm_id
+    OR event_id IN (SELECT parent_id FROM memory WHERE trace_id = $tid))"""
+
+
+@dataclasses.dataclass
+class Attribution:
+    """Per-unit attribution of one trace plus what it was resolved with."""
+
+    trace_id: int
+    time_source: str  # "gpu" (kernel durations) or "cpu_self" (CPU-only trace)
+    units: pl.DataFrame  # one row per kernel / CPU event: component, layer, reason, times
+    gemms: pl.DataFrame  # innermost GEMM ops that ran: component, layer, role, flops, tokens
+    config: ModelConfig | None
+    config_source: str  # manifest | flags | inferred | none
+    walk: pl.DataFrame  # event_id -> comp, layer, chain (for memory attribution)
+    layer_source: str | None = None  # "scope" (layer.{i}), "inferred" (in_proj order, GPU only) or None
+
+
+def _ssm_param_shapes(cfg: ModelConfig | None) -> set[tuple[int, ...]]:
+    if cfg is None:
+        return set()
+    if cfg.arch == "mamba1":
+        return {(cfg.d_inner, cfg.d_state), (cfg.d_inner,)}
+    return {(cfg.nheads,)}
+
+
+def _state_component(cfg: ModelConfig, shape: Sequence[int]) -> str | None:
+    """conv / ssm for an op on the decode cache (zeroing, copying conv_state or ssm_state), by its shape."""
+    tail = tuple(shape[1:])
+    if len(shape) == 3 and tail in ((cfg.conv_dim, cfg.d_conv), (cfg.d_conv, cfg.conv_dim)):
+        return "conv"
+    if cfg.arch == "mamba2" and len(shape) == 4 and tail == (cfg.nheads, cfg.headdim, cfg.d_state):
+        return "ssm"
+    if cfg.arch == "mamba1" and len(shape) == 3 and tail == (cfg.d_inner, cfg.d_state):
+        return "ssm"
+    return None
+
+
+class _Classifier:
+    """Resolves (kernel, op, chain, scope, shapes) -> (component, reason), memoised per distinct key."""
+
+    def __init__(self, rules: Sequence[Rule], cfg: ModelConfig | None):
+        self.rules = rules
+        self.cfg = cfg
+        self.roles = GemmRoles.from_config(cfg) if cfg is not None else None
+        self.params = _ssm_param_shapes(cfg)
+
+    def __call__(
+        self,
+        kernel: str | None,
+        op: str | None,
+        chain: Sequence[str],
+        scope: str | None,
+        gemm_op: str | None,
+        gemm_dims: str | None,
+        op_dims: str | None,
+    ) -> tuple[str, str, str | None]:
+        """(component, reason, GEMM role); the role is found from shapes whatever decided the component."""
+        role_hit = None
+        if gemm_op is not None and self.roles is not None:
+            gemm = parse_gemm(gemm_op, parse_dims(gemm_dims))
+            if gemm is not None:
+                role_hit = self.roles.classify(gemm, prefer=scope)
+        role = role_hit[1] if role_hit else None
+        if scope is not None and scope in COMPONENTS:
+            return scope, "scope", role
+        have_cfg = self.cfg is not None
+        rule = first_match(self.rules, kernel, op, chain, have_cfg, fallback=False)
+        if rule is not None:
+            return rule.component, f"rule {rule.source}", role
+        if role_hit is not None:
+            return role_hit[0], f"gemm {role}", role
+        if gemm_op is None and self.cfg is not None and op is not None:
+            dims = parse_dims(op_dims)
+            if dims and tuple(dims[0]) in self.params:
+                return "ssm", "ssm parameter shape", None
+            state = _state_component(self.cfg, dims[0]) if dims else None
+            if state is not None:
+                return state, f"{state} state shape", None
+        rule = first_match(self.rules, kernel, op, chain, have_cfg, fallback=True)
+        if rule is not None:
+            return rule.component, f"rule {rule.source}", role
+        return "other", "default", role
+
+
+def _classify(frame: pl.DataFrame, clf: _Classifier) -> pl.DataFrame:
+    keys = ["kernel", "op", "chain", "scope", "gemm_op", "gemm_dims", "op_dims"]
+    distinct = frame.select(keys).unique()
+    comps, reasons, roles = [], [], []
+    for row in distinct.iter_rows():
+        c, r, role = clf(row[0], row[1], row[2] or (), row[3], row[4], row[5], row[6])
+        comps.append(c)
+        reasons.append(r)
+        roles.append(role)
+    distinct = distinct.with_columns(
+        pl.Series("component", comps, dtype=pl.String),
+        pl.Series("reason", reasons, dtype=pl.String),
+        pl.Series("role", roles, dtype=pl.String),
+    )
+    return frame.join(distinct, on=keys, how="left", nulls_equal=True)
+
+
+def attribute(
+    con: duckdb.DuckDBPyConnection,
+    trace_id: int,
+    rules: Sequence[Rule],
+    *,
+    config: ModelConfig | None = None,
+    config_source: str = "none",
+    infer: bool = True,
+) -> Attribution:
+    """Attribute one ingested trace; `config` None + `infer` -> try to infer it from GEMM shapes."""
+    p = {"tid": trace_id}
+    n_kernels = con.sql("SELECT count(*) FROM kernels WHERE trace_id = $tid", params=p).fetchall()[0][0]
+    time_source = "gpu" if n_kernels else "cpu_self"
+    walk = frame(con, _WALK_SQL.replace("{keep}", _KEEP_GPU if time_source == "gpu" else "true"), p)
+    # Only the ops whose shapes matter: GEMMs, ops that launched kernels (GPU) or every op (CPU-only).
+    wanted = (
+        "name IN ({g}) OR event_id IN (SELECT op_id FROM kernels WHERE trace_id = $tid)"
+        if time_source == "gpu"
+        else "name IN ({g}) OR input_dims IS NOT NULL"
+    ).format(g=_GEMM_LIST)
+    ops = frame(
+        con,
+        f"""
+        SELECT event_id, parent_id, name, CAST(input_dims AS VARCHAR) AS dims,
+               CAST(input_types AS VARCHAR) AS types
+        FROM cpu_ops WHERE trace_id = $tid AND ({wanted})""",
+        p,
+    )
+    gemm_ops = ops.filter(pl.col("name").is_in(GEMM_OPS))
+    # Innermost GEMM ops: no GEMM op below them (linear -> matmul -> mm counts once, at mm).
+    enclosing = walk.filter(pl.col("event_id") == pl.col("gemm_id"))["outer_gemm"].drop_nulls()
+    innermost = gemm_ops.filter(~pl.col("event_id").is_in(enclosing.implode()))
+
+    if config is None and infer:
+        parsed = [
+            g
+            for g in (parse_gemm(n, parse_dims(d)) for n, d in innermost.select("name", "dims").iter_rows())
+            if g is not None
+        ]
+        distinct_dims = con.sql(
+            "SELECT DISTINCT CAST(input_dims AS VARCHAR) FROM cpu_ops WHERE trace_id = $tid AND input_dims IS NOT NULL",
+            params=p,
+        ).fetchall()
+        config = infer_config(parsed, _candidate_weight_dims([d for (d,) in distinct_dims]))
+        config_source = "inferred" if config is not None else "none"
+    clf = _Classifier(rules, config)
+
+    units = _gpu_units(con, trace_id, walk, ops) if time_source == "gpu" else _cpu_units(con, trace_id, walk, ops)
+    units = _classify(units, clf)
+
+    g = innermost.join(walk.select("event_id", "comp", "layer", "chain"), on="event_id", how="left")
+    if time_source == "gpu":
+        ran = units.select("gemm_id").drop_nulls().unique()["gemm_id"]
+        g = g.filter(pl.col("event_id").is_in(ran.implode()))
+    g = g.select(
+        pl.col("event_id").alias("gemm_id"),
+        pl.lit(None, dtype=pl.String).alias("kernel"),
+        pl.col("name").alias("op"),
+        pl.col("chain"),
+        pl.col("comp").alias("scope"),
+        pl.col("name").alias("gemm_op"),
+        pl.col("dims").alias("gemm_dims"),
+        pl.lit(None, dtype=pl.String).alias("op_dims"),
+        pl.col("layer"),
+        pl.col("types"),
+    )
+    g = _classify(g, clf)
+    layer_source = "scope" if units["layer"].drop_nulls().len() else None
+    if layer_source is None and time_source == "gpu" and config is not None:
+        inferred = infer_layers(units, config.n_layer)
+        if inferred is not None and inferred.drop_nulls().len():
+            units = units.with_columns(inferred)
+            by_gemm = units.drop_nulls("gemm_id").group_by("gemm_id").agg(pl.col("layer").first().alias("_l"))
+            g = g.join(by_gemm, on="gemm_id", how="left").with_columns(pl.col("_l").alias("layer")).drop("_l")
+            layer_source = "inferred"
+    shapes = [parse_gemm(o, parse_dims(d)) for o, d in g.select("gemm_op", "gemm_dims").iter_rows()]
+    g = g.with_columns(
+        pl.Series("flops", [s.flops if s else None for s in shapes], dtype=pl.Int64),
+        pl.Series(
+            "tokens", [_tokens(s, clf.roles, sc) for s, sc in zip(shapes, g["scope"], strict=True)], dtype=pl.Int64
+        ),
+    )
+    return Attribution(trace_id, time_source, units, g, config, config_source, walk, layer_source)
+
+
+def _tokens(g: Gemm | None, roles: GemmRoles | None, scope: str | None) -> int | None:
+    """Rows of activations of a classified projection: the outer dim that is not the weight's out_features."""
+    if g is None or roles is None:
+        return None
+    hit = roles.classify(g, prefer=scope)
+    if hit is None:
+        return None
+    return g.m if hit[2] == (g.k, g.n) else g.n
+
+
+def _candidate_weight_dims(dims_json: Sequence[str | None]) -> list[list[int]]:
+    out: list[list[int]] = []
+    for raw in dims_json:
+        for d in parse_dims(raw) or []:
+            if 2 <= len(d) <= 3:
+                out.append(d)
+    return out
+
+
+def _gpu_units(con: duckdb.DuckDBPyConnection, trace_id: int, walk: pl.DataFrame, ops: pl.DataFrame) -> pl.DataFrame:
+    k = frame(
+        con,
+        """
+        SELECT k.event_id, k.name AS kernel, k.ts_ns, k.dur_ns, k.end_ns, k.stream, k.device, k.op_id,
+               o.name AS op
+        FROM kernels k LEFT JOIN events o ON o.trace_id = k.trace_id AND o.event_id = k.op_id
+        WHERE k.trace_id = $tid""",
+        {"tid": trace_id},
+    )
+    w_op = walk.drop("outer_gemm").rename({"event_id": "op_id", "comp": "op_comp", "layer": "op_layer"})
+    w_gpu = walk.select(pl.col("event_id"), pl.col("comp").alias("gpu_comp"), pl.col("layer").alias("gpu_layer"))
+    k = k.join(w_op, on="op_id", how="left").join(w_gpu, on="event_id", how="left")
+    gemm_dims = ops.select(
+        pl.col("event_id").alias("gemm_id"), pl.col("name").alias("gemm_op"), pl.col("dims").alias("gemm_dims")
+    )
+    op_dims = ops.select(pl.col("event_id").alias("op_id"), pl.col("dims").alias("op_dims"))
+    k = k.join(gemm_dims, on="gemm_id", how="left").join(op_dims, on="op_id", how="left")
+    return k.with_columns(
+        pl.coalesce("op_comp", "gpu_comp").alias("scope"),
+        pl.coalesce("op_layer", "gpu_layer").alias("layer"),
+        pl.col("chain").fill_null([]),
+    ).drop("op_comp", "gpu_comp", "op_layer", "gpu_layer")
+
+
+def _cpu_units(con: duckdb.DuckDBPyConnection, trace_id: int, walk: pl.DataFrame, ops: pl.DataFrame) -> pl.DataFrame:
+    """CPU events with their self time (duration minus direct CPU children on the same thread)."""
+    cats = ", ".join(f"'{c}'" for c in CPU_CATS)
+    e = frame(
+        con,
+        f"""
+        WITH ev AS (SELECT event_id, parent_id, name, cat, ts_ns, dur_ns, end_ns, tid FROM events
+                    WHERE trace_id = $tid AND cat IN ({cats})),
+        kids AS (SELECT parent_id, sum(dur_ns) AS child_ns FROM ev WHERE parent_id IS NOT NULL GROUP BY 1)
+        SELECT ev.event_id, ev.name AS op, ev.cat, ev.ts_ns, ev.dur_ns, ev.end_ns, ev.tid,
+               ev.dur_ns - coalesce(kids.child_ns, 0) AS self_ns
+        FROM ev LEFT JOIN kids ON kids.parent_id = ev.event_id""",
+        {"tid": trace_id},
+    )
+    e = e.join(walk.drop("outer_gemm"), on="event_id", how="left")
+    gemm_dims = ops.select(
+        pl.col("event_id").alias("gemm_id"), pl.col("name").alias("gemm_op"), pl.col("dims").alias("gemm_dims")
+    )
+    op_dims = ops.select(pl.col("event_id"), pl.col("dims").alias("op_dims"))
+    e = e.join(gemm_dims, on="gemm_id", how="left").join(op_dims, on="event_id", how="left")
+    return e.with_columns(
+        pl.lit(None, dtype=pl.String).alias("kernel"),
+        pl.col("comp").alias("scope"),
+        pl.col("chain").fill_null([]),
+    ).drop("comp")
+
+
+def type_bytes(types_json: str | None) -> int | None:
+    """Element size of the first tensor input from recorded `Input type` (bf16/half 2, float 4)."""
+    if not types_json:
+        return None
+    try:
+        types = json.loads(types_json)
+    except ValueError:
+        return None
+    sizes = {"c10::BFloat16": 2, "c10::Half": 2, "float": 4, "double": 8, "c10::Float8_e4m3fn": 1}
+    for t in types:
+        if t in sizes:
+            return sizes[t]
+    return None

@@ -1,0 +1,169 @@
+"""Rich rendering of `tracekit attribute` results (reports only render; numbers come from analyzers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+
+def _si(v: float | int | None, unit: str = "") -> str:
+    if v is None:
+        return "–"
+    for scale, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g}{prefix}"
+    return f"{v:.3g}"
+
+
+def _ms(ns: int | None) -> str:
+    return "–" if ns is None else f"{ns / 1e6:.3f}"
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def short_kernel_name(name: str | None) -> str:
+    """`void ns::kern<...>(args)` -> `ns::kern<…>`: the part of a C++ kernel name a person reads."""
+    if not name:
+        return "–"
+    out = name.removeprefix("void ")
+    depth, kept = 0, []
+    for ch in out:
+        if ch == "<":
+            if depth == 0:
+                kept.append("<…>")
+            depth += 1
+        elif ch == ">" and depth:
+            depth -= 1
+        elif ch == "(" and depth == 0:
+            break
+        elif depth == 0:
+            kept.append(ch)
+    return "".join(kept).strip()
+
+
+def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None:
+    """Print one trace's attribution: a header line, the table, totals and notes."""
+    console = console or Console()
+    gpu = doc["time_source"] == "gpu"
+    m = doc["model"]
+    cfg = m.get("config")
+    arch = f"{cfg['arch']} d_model={cfg['d_model']} N={cfg['d_state']}" if cfg else "unknown model"
+    console.print(
+        f"[bold]{doc.get('trace') or doc['trace_id']}[/bold]  {doc.get('device') or ''}  "
+        f"({arch}, config {m['config_source']})"
+    )
+    if by == "kernel":
+        t = Table(
+            header_style="bold",
+            box=box.SIMPLE_HEAD,
+            padding=(0, 0),
+            collapse_padding=True,
+            pad_edge=False,
+            caption="kernel names shortened (templates and arguments elided); --format csv|json for full names",
+        )
+        t.add_column("kernel", overflow="ellipsis", no_wrap=True, max_width=30)
+        t.add_column("component", no_wrap=True, min_width=13)
+        for col, width in (("ms", 8), ("share", 7), ("count", 6)):
+            t.add_column(col, justify="right", no_wrap=True, min_width=width)
+        t.add_column(" decided by", overflow="ellipsis", no_wrap=True, min_width=17)
+        for r in doc["components"]:
+            t.add_row(
+                short_kernel_name(r["kernel"]),
+                r["component"],
+                _ms(r["time_ns"]),
+                _pct(r["share"]),
+                str(r["count"]),
+                " " + r["reason"].replace("rule components.toml#", "rule #"),
+            )
+        console.print(t)
+    else:
+        t = Table(
+            header_style="bold",
+            box=box.SIMPLE_HEAD,
+            padding=(0, 0),
+            collapse_padding=True,
+            pad_edge=False,
+            caption=(
+                "ms: " + ("summed kernel time" if gpu else "CPU self time") + " · alloc: bytes allocated · "
+                "peak: peak live bytes · I/O: minimal bytes moved · F/B: FLOPs per byte · roof: % of roofline"
+            ),
+        )
+        cols = (["layer"] if by == "layer" else []) + [
+            "component",
+            "ms",
+            "share",
+            "kern",
+            "FLOPs",
+            "alloc",
+            "peak",
+            "I/O",
+            "GB/s",
+            "F/B",
+            "roof",
+        ]
+        for c in cols:
+            t.add_column(
+                c, justify="left" if c in ("component", "layer") else "right", no_wrap=True, min_width=len(c) + 1
+            )
+        for r in doc["components"]:
+            time_ns = r["gpu_time_ns"] if gpu else r["cpu_self_ns"]
+            row = ([("–" if r["layer"] is None else str(r["layer"]))] if by == "layer" else []) + [
+                r["component"],
+                _ms(time_ns),
+                _pct(r["share"]),
+                str(r["kernels"]),
+                _si(r["flops"]),
+                _si(r["bytes_allocated"], "B"),
+                _si(r["peak_bytes"], "B"),
+                _si(r["io_bytes"], "B"),
+                "–" if r["achieved_gbps"] is None else f"{r['achieved_gbps']:.0f}",
+                "–" if r["intensity"] is None else f"{r['intensity']:.1f}",
+                "–" if r["roofline_pct"] is None else f"{r['roofline_pct']:.0f}%",
+            ]
+            t.add_row(*row)
+        tot = doc["total"]
+        t.add_section()
+        t.add_row(
+            *([""] if by == "layer" else []),
+            "total",
+            _ms(tot["time_ns"]),
+            "100%",
+            str(tot["kernels"]),
+            _si(tot["flops"]),
+            _si(tot["bytes_allocated"], "B"),
+            _si(tot["peak_bytes"], "B"),
+            _si(tot["io_bytes"], "B"),
+            "",
+            "",
+            "",
+        )
+        console.print(t)
+    tot = doc["total"]
+    line = f"span {_ms(doc['span_ns'])} ms"
+    if gpu:
+        line += f" · kernel time {_ms(tot['time_ns'])} ms · busy (union) {_ms(tot['busy_ns'])} ms"
+        line += f" · GPU busy {_pct(doc['gpu_busy'])}"
+    if m.get("state_bytes") is not None:
+        line += f" · inference state {_si(m['state_bytes'], 'B')}/sequence"
+    timing = doc.get("timing") or {}
+    if timing.get("ttft_ms") is not None:
+        line += f" · TTFT {timing['ttft_ms']:.3f} ms (unprofiled)"
+    if timing.get("tpot_ms") is not None:
+        line += f" · TPOT {timing['tpot_ms']:.3f} ms (unprofiled)"
+    console.print(line)
+    hta = doc.get("hta")
+    if hta:
+        if hta.get("note"):
+            console.print(f"HTA: {hta['note']}")
+        else:
+            console.print(
+                f"HTA temporal breakdown: idle {hta['idle_pct']:.1f}% · compute {hta['compute_pct']:.1f}% "
+                f"· non-compute {hta['non_compute_pct']:.1f}%"
+            )
+    for note in doc.get("notes", []):
+        console.print(f"[dim]note: {note}[/dim]")

@@ -1,0 +1,144 @@
+"""`tracekit attribute`: latency, FLOPs, memory and I/O per Mamba block component (docs/attribute.md)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tracekit.errors import UsageError
+
+BY = ("component", "layer", "kernel")
+FORMATS = ("table", "json", "csv")
+
+
+@click.command("attribute")
+@click.option(
+    "--trace",
+    "traces",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Kineto trace (.json or .json.gz); repeatable.",
+)
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A `tracekit collect` run directory: every trace in its manifest, with its config.",
+)
+@click.option("--db", "db_path", default=None, help="Trace database (default: $TRACEKIT_DB or ./tracekit.duckdb).")
+@click.option("--by", type=click.Choice(BY), default="component", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Extra rules (TOML), tried before the built-in ones.",
+)
+@click.option("--arch", type=click.Choice(("mamba1", "mamba2")), help="Model arch (with --preset).")
+@click.option("--preset", "preset_name", help="Published shapes, e.g. 130m (needs --arch unless inferable).")
+@click.option(
+    "--config",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config field, e.g. d_state=64; repeatable.",
+)
+@click.option("--hta", "with_hta", is_flag=True, help="Add HTA's idle/compute temporal breakdown (slow).")
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a bar chart of component shares (PNG/SVG/PDF by suffix).",
+)
+def attribute(
+    traces: tuple[Path, ...],
+    run_dir: Path | None,
+    db_path: str | None,
+    by: str,
+    fmt: str,
+    rules_file: Path | None,
+    arch: str | None,
+    preset_name: str | None,
+    overrides: tuple[str, ...],
+    with_hta: bool,
+    plot_path: Path | None,
+) -> None:
+    """Attribute GPU time (or CPU self time), FLOPs, memory and I/O to block components.
+
+    \b
+    tracekit attribute --trace run.json.gz [--by component|layer|kernel] [--format table|json|csv]
+    tracekit attribute --run runs/h100-130m
+    """
+    import tracekit
+    from tracekit.analyzers.attribute_run import attribute_documents
+    from tracekit.analyzers.components import load_rules
+    from tracekit.analyzers.run_manifest import RunTrace, find_for_trace, run_traces
+
+    if not traces and run_dir is None:
+        raise UsageError("give --trace FILE or --run RUN_DIR")
+    items: list[RunTrace] = []
+    if run_dir is not None:
+        items.extend(run_traces(run_dir))
+        if not items:
+            raise UsageError(f"{run_dir}: the manifest lists no traces")
+    for t in traces:
+        if not t.exists():
+            raise UsageError(f"{t}: no such file")
+        found = find_for_trace(t)
+        items.append(found if found is not None else RunTrace(t.resolve(), None, _empty_point(), t.name))
+    rules = load_rules(rules_file)
+    db = tracekit.open(db_path)
+    try:
+        docs = attribute_documents(
+            db,
+            items,
+            rules,
+            by=by,
+            arch=arch,
+            preset_name=preset_name,
+            overrides=overrides,
+            with_hta=with_hta,
+            progress=fmt == "table",
+        )
+    finally:
+        db.close()
+    _emit(docs, by, fmt)
+    if plot_path is not None and by != "kernel":
+        from tracekit.reports.attribute_plot import plot_shares
+
+        plot_shares(docs, plot_path)
+
+
+def _empty_point() -> Any:
+    from tracekit.analyzers.summary import Point
+
+    return Point()
+
+
+def _emit(docs: list[dict[str, Any]], by: str, fmt: str) -> None:
+    if fmt == "json":
+        out = docs[0] if len(docs) == 1 else docs
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")
+        return
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer: csv.DictWriter | None = None
+        for d in docs:
+            for r in d["components"]:
+                row = {"trace": d["trace"], **r}
+                if writer is None:
+                    writer = csv.DictWriter(buf, fieldnames=list(row), lineterminator="\n")
+                    writer.writeheader()
+                writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        sys.stdout.write(buf.getvalue())
+        return
+    from tracekit.reports.attribute_table import render
+
+    for d in docs:
+        render(d, by)
