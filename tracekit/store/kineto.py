@@ -8,6 +8,7 @@ the array's bytes to a temporary file that DuckDB's `read_json(format='array')` 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import gzip
 import hashlib
@@ -52,10 +53,28 @@ class PreparedTrace:
         os.truncate(self.array_file, length)
 
 
-def _open(path: Path):
+def _raw_chunks(path: Path, stop: threading.Event) -> Iterator[bytes]:
+    """Decompressed chunks. gzip goes through zlib directly (GzipFile's Python-level buffering costs
+    more than the inflate itself); concatenated gzip members are followed."""
     with open(path, "rb") as f:
-        magic = f.read(2)
-    return gzip.open(path, "rb") if magic == GZIP_MAGIC else open(path, "rb")
+        gz = f.read(2) == GZIP_MAGIC
+        f.seek(0)
+        if not gz:
+            while not stop.is_set() and (chunk := f.read(CHUNK)):
+                yield chunk
+            return
+        d = None  # the member being inflated; None between members
+        while not stop.is_set() and (packed := f.read(CHUNK // 4)):
+            while packed:
+                if d is None:
+                    if not packed.strip(b"\x00"):  # zero padding after the last member
+                        break
+                    d = zlib.decompressobj(wbits=31)
+                if out := d.decompress(packed):
+                    yield out
+                packed, d = (d.unused_data, None) if d.eof else (b"", d)
+        if d is not None and not stop.is_set():
+            raise EOFError("compressed file ended before the end-of-stream marker was reached")
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
@@ -66,9 +85,8 @@ def _chunks(path: Path) -> Iterator[bytes]:
 
     def reader() -> None:
         try:
-            with _open(path) as f:
-                while not stop.is_set() and (chunk := f.read(CHUNK)):
-                    q.put(chunk)
+            for chunk in _raw_chunks(path, stop):
+                q.put(chunk)
             q.put(None)
         except BaseException as exc:  # handed to the consumer, which raises it
             q.put(exc)
@@ -118,7 +136,7 @@ def prepare(path: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> Pr
     array_file = Path(workdir) / "events.json"
     out = None
     total = 0
-    tail = bytearray()  # last TAIL_KEEP bytes written to the array file
+    recent: collections.deque[bytes] = collections.deque()  # the last chunks written, >= TAIL_KEEP bytes
     written = 0
     bare_array = False
     try:
@@ -139,15 +157,16 @@ def prepare(path: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> Pr
                 chunk = body
             out.write(chunk)
             written += len(chunk)
-            tail += chunk
-            if len(tail) > 2 * TAIL_KEEP:
-                del tail[: len(tail) - TAIL_KEEP]
+            recent.append(chunk)
+            while len(recent) > 1 and sum(map(len, recent)) - len(recent[0]) >= TAIL_KEEP:
+                recent.popleft()
     finally:
         if out is not None:
             out.close()
     if out is None:
         _classify_without_array(path, bytes(head))
-    candidates = list(_array_end_candidates(bytes(head), bytes(tail), written, bare_array))
+    tail = b"".join(recent)[-TAIL_KEEP:]
+    candidates = list(_array_end_candidates(bytes(head), tail, written, bare_array))
     if not candidates:
         raise TraceError(path, "truncated or malformed JSON: no closing ']' for traceEvents")
     metadata = candidates[0][1]
