@@ -44,7 +44,15 @@ def split_tasks(text: str) -> list[str]:
     return out
 
 
+def _quiet_transformers() -> None:
+    """transformers' own progress bars would interleave with ours."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+
+
 def _progress() -> Any:
+    _quiet_transformers()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
@@ -102,6 +110,7 @@ def score(
     from tracekit.prune.heatmap import save_heatmap
     from tracekit.prune.scoring import DATA_METHODS, save_scores
 
+    _quiet_transformers()
     cfg = _model_cfg(arch, preset_name, overrides)
     src = pipeline.open_source(cfg, pretrained, seed)
     batches, calib = None, {}
@@ -140,14 +149,31 @@ def score(
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Model directory to create.")
 @click.option("--pretrained", type=click.Path(file_okay=False), help="Model to prune (default: the scored one).")
 @click.option("--no-align", is_flag=True, help="Do not round k up to a multiple that causal-conv1d accepts (Mamba-2).")
+@click.option(
+    "--save-format",
+    type=click.Choice(["auto", "hf", "mamba-ssm"]),
+    default="auto",
+    show_default=True,
+    help="Model directory layout; auto = mamba-ssm where mamba-ssm is installed, else transformers.",
+)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 def apply(
-    scores_path: str, ratio: float, variant: str, out: str, pretrained: str | None, no_align: bool, fmt: str
+    scores_path: str,
+    ratio: float,
+    variant: str,
+    out: str,
+    pretrained: str | None,
+    no_align: bool,
+    save_format: str,
+    fmt: str,
 ) -> None:
     """Prune states with the scores; write a loadable model directory (atomically)."""
     from tracekit.prune import pipeline
 
-    path, info = pipeline.apply_file(scores_path, ratio, variant, out, pretrained, align=not no_align)
+    _quiet_transformers()
+    path, info = pipeline.apply_file(
+        scores_path, ratio, variant, out, pretrained, align=not no_align, save_format=save_format
+    )
     if fmt == "json":
         click.echo(json.dumps({"out": str(path), **{k: v for k, v in info.items() if k != "keep"}}, indent=2))
         return
@@ -191,6 +217,7 @@ def eval_cmd(
 
     if bool(model_dir) == bool(arch):
         raise UsageError("give exactly one of --model DIR or --arch")
+    _quiet_transformers()
     cfg = _model_cfg(arch, preset_name, overrides)
     src = pipeline.open_source(cfg, model_dir, 0)
     rows = [
@@ -220,7 +247,13 @@ def eval_cmd(
 @click.option("--arch", type=click.Choice(ARCHS), required=True)
 @click.option("--preset", "preset_name", default="tiny", show_default=True)
 @click.option("--config", "overrides", multiple=True, metavar="KEY=VALUE")
-@click.option("--method", default="magnitude", show_default=True, help="Scores used to pick states.")
+@click.option(
+    "--method",
+    type=click.Choice(["magnitude", "random"]),
+    default="magnitude",
+    show_default=True,
+    help="Data-free scores to pick states (latency does not depend on which states are kept).",
+)
 @click.option("--ratios", default="0.1,0.3,0.5,0.7,0.9", show_default=True)
 @click.option("--variants", "variant_list", default="masked,physical", show_default=True)
 @click.option("--seqlens", default="64,512,2048", show_default=True)
@@ -232,7 +265,8 @@ def eval_cmd(
 @click.option("--backend", type=click.Choice(["auto", "hf", "mamba-ssm"]), default="auto", show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--dtype", default="auto", show_default=True)
-@click.option("--cuda-graphs/--no-cuda-graphs", default=False, show_default=True)
+@click.option("--cuda-graphs", type=click.Choice(["off", "on", "both"]), default="off", show_default=True)
+@click.option("--scores", "scores_path", type=click.Path(dir_okay=False), help="Use these scores (any method).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
@@ -258,6 +292,7 @@ def compare(**kw: Any) -> None:
         cuda_graphs=kw["cuda_graphs"],
         seed=kw["seed"],
         out=Path(kw["out"]),
+        scores_path=kw["scores_path"],
         console=_console(),
     )
     if kw["fmt"] == "json":
@@ -298,6 +333,7 @@ def train(
     """Train a small Mamba-1/2 model offline (MQAR, selective copying, or a byte-level LM)."""
     from tracekit.prune import runs
 
+    _quiet_transformers()
     cfg = _model_cfg(arch, preset_name, overrides)
     with _progress() as prog:
         t = prog.add_task("training", total=steps)

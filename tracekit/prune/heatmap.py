@@ -22,8 +22,12 @@ def save_heatmap(scores: torch.Tensor, path: str | Path, title: str) -> Path:
     flat = scores.reshape(L, G * N).float()
     peak = flat.abs().amax(dim=1, keepdim=True).clamp_min(1e-30)
     rel = (flat / peak).numpy()
-    fig, ax = plt.subplots(figsize=(min(16, 3 + 0.08 * G * N), min(12, 1.5 + 0.3 * L)), dpi=110)
+    fig, ax = plt.subplots(figsize=(min(16, 4 + 0.08 * G * N), min(12, 2 + 0.3 * L)), dpi=110)
     im = ax.imshow(rel, aspect="auto", cmap="viridis", interpolation="nearest", vmin=0, vmax=1)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("state" + (f" (group-major, {G} groups × {N})" if G > 1 else ""))
     ax.set_ylabel("layer")
     ax.set_title(title)

@@ -26,6 +26,7 @@ from tracekit.errors import TracekitError
 MODEL_META = "tracekit_model.json"
 PRUNE_META = "tracekit_prune.json"
 TASK_META = "tracekit_task.json"
+SAVE_FORMATS = ("hf", "mamba-ssm")
 
 
 def build_model(cfg: ModelConfig, seed: int = 0) -> nn.Module:
@@ -66,19 +67,28 @@ def save_model(
     out: str | os.PathLike,
     extra: dict[str, dict[str, Any]] | None = None,
     writer: Callable[[Path], None] | None = None,
+    fmt: str = "hf",
 ) -> Path:
     """Write a loadable model directory atomically: into a temp dir beside `out`, then rename.
 
     A failure at any point leaves no half-written `out`. `extra` maps side-file names to JSON
-    payloads; `writer` may add further files (e.g. the mamba-ssm format) into the temp dir.
+    payloads; `writer` may add further files into the temp dir. `fmt` "hf" is transformers'
+    save_pretrained; "mamba-ssm" is mamba-ssm's own layout (config.json of its MambaConfig +
+    pytorch_model.bin, embedding named `backbone.embedding`), which `MambaLMHeadModel.from_pretrained`
+    reads; `tracekit collect --pretrained` loads either on either backend.
     """
+    if fmt not in SAVE_FORMATS:
+        raise TracekitError(f"unknown save format {fmt!r}; choose from {', '.join(SAVE_FORMATS)}")
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise TracekitError(f"{out}: already exists and is not empty")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        model.save_pretrained(tmp)
+        if fmt == "hf":
+            model.save_pretrained(tmp)
+        else:
+            _save_mamba_ssm(model, cfg, tmp)
         (tmp / MODEL_META).write_text(json.dumps({"model": cfg.to_dict()}, indent=2))
         for name, payload in (extra or {}).items():
             (tmp / name).write_text(json.dumps(payload, indent=2))
@@ -91,6 +101,33 @@ def save_model(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _save_mamba_ssm(model: nn.Module, cfg: ModelConfig, d: Path) -> None:
+    """mamba-ssm's checkpoint layout from an hf model: only the embedding's name differs.
+
+    lm_head.weight stays even when tied: mamba-ssm's from_pretrained loads strictly and its state dict
+    lists the tied head too.
+    """
+    from tracekit.collectors.models import mamba_ssm_config_dict
+
+    sd = {
+        (
+            "backbone.embedding." + k.removeprefix("backbone.embeddings.")
+            if k.startswith("backbone.embeddings.")
+            else k
+        ): (v.detach().cpu().contiguous())
+        for k, v in model.state_dict().items()
+    }
+    (d / "config.json").write_text(json.dumps(mamba_ssm_config_dict(cfg), indent=2))
+    torch.save(sd, d / "pytorch_model.bin")
+
+
+def default_save_format() -> str:
+    """mamba-ssm's layout where mamba-ssm is installed (the CUDA machine), else transformers'."""
+    from tracekit.collectors.models import mamba_ssm_available
+
+    return "mamba-ssm" if mamba_ssm_available() else "hf"
 
 
 def mixers(model: nn.Module) -> list[nn.Module]:

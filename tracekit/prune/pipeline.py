@@ -17,7 +17,16 @@ from torch import nn
 from tracekit.collectors.presets import ModelConfig
 from tracekit.errors import TracekitError, UsageError
 from tracekit.prune import apply as variants
-from tracekit.prune.models import MODEL_META, PRUNE_META, TASK_META, build_model, load_model, read_meta, save_model
+from tracekit.prune.models import (
+    MODEL_META,
+    PRUNE_META,
+    TASK_META,
+    build_model,
+    default_save_format,
+    load_model,
+    read_meta,
+    save_model,
+)
 from tracekit.prune.scoring import (
     ScoreSet,
     check_same_shape,
@@ -47,7 +56,7 @@ def open_source(cfg: ModelConfig | None, pretrained: str | None, seed: int) -> S
     if pretrained:
         model, loaded = load_model(pretrained)
         if cfg is not None:
-            check_same_shape(ScoreSet(cfg, "random", torch.empty(0), {}, {}), loaded, what="--pretrained model")
+            check_same_shape(cfg, loaded, "--pretrained model does not match --arch/--preset/--config")
         p = Path(pretrained).resolve()
         return Source(model, loaded, {"pretrained": str(p)}, p)
     if cfg is None:
@@ -138,7 +147,13 @@ def prune_model(
 
 
 def apply_file(
-    scores_path: str, ratio: float, variant: str, out: str, pretrained: str | None = None, align: bool = True
+    scores_path: str,
+    ratio: float,
+    variant: str,
+    out: str,
+    pretrained: str | None = None,
+    align: bool = True,
+    save_format: str = "auto",
 ) -> tuple[Path, dict[str, Any]]:
     """`prune apply`: rebuild the scored model, prune it, write a loadable directory atomically."""
     s = load_scores(scores_path)
@@ -148,7 +163,7 @@ def apply_file(
         if pretrained and not Path(pretrained).is_dir():
             raise TracekitError(f"the scored model {pretrained} is gone; pass --pretrained")
     src = open_source(None if pretrained else s.model, pretrained, int(s.source.get("seed", 0)))
-    check_same_shape(s, src.cfg)
+    check_same_shape(s.model, src.cfg)
     pr = prune_model(src.model, src.cfg, s.scores, ratio, variant, align)
     info = {**pr.info, "method": s.method, "scores": str(Path(scores_path).resolve()), "source": src.info}
 
@@ -160,7 +175,9 @@ def apply_file(
             if f.is_file():
                 shutil.copy2(f, tmp / name)
 
-    path = save_model(pr.model, pr.cfg, out, extra={PRUNE_META: info}, writer=copy_side_files)
+    fmt = default_save_format() if save_format == "auto" else save_format
+    info["save_format"] = fmt
+    path = save_model(pr.model, pr.cfg, out, extra={PRUNE_META: info}, writer=copy_side_files, fmt=fmt)
     return path, info
 
 

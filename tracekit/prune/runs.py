@@ -42,7 +42,7 @@ def train_to_dir(
     progress: Callable[[int, dict[str, float]], None] | None = None,
 ) -> dict[str, Any]:
     """Train, evaluate on held-out data, write `out`; returns a JSON-able summary."""
-    tc = TrainConfig(steps=steps, batch=batch, lr=lr, seqlen=seqlen, seed=seed, eval_every=max(1, min(50, steps)))
+    tc = TrainConfig(steps=steps, batch=batch, lr=lr, seqlen=seqlen, seed=seed, eval_every=max(1, min(50, steps // 10)))
     kind, _, arg = task_spec.partition(":")
     if Path(out).exists() and any(Path(out).iterdir()):
         raise UsageError(f"{out}: already exists and is not empty")

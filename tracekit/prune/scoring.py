@@ -96,12 +96,14 @@ def load_scores(path: str | os.PathLike) -> ScoreSet:
     return ScoreSet(cfg, method, scores.float(), dict(d.get("source") or {}), dict(d.get("calibration") or {}))
 
 
-def check_same_shape(scores: ScoreSet, cfg: ModelConfig, what: str = "model") -> None:
-    """Scores of one model shape must not be applied to another."""
-    a, b = shape_key(scores.model), shape_key(cfg)
+def check_same_shape(
+    expected: ModelConfig, cfg: ModelConfig, problem: str = "scores were computed for a different model shape"
+) -> None:
+    """Scores of one model shape must not be applied to another; `problem` starts the error line."""
+    a, b = shape_key(expected), shape_key(cfg)
     if a != b:
         diff = ", ".join(f"{k} {a.get(k)} vs {b.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
-        raise TracekitError(f"scores were computed for a different {what} shape ({diff})")
+        raise TracekitError(f"{problem} ({diff})")
 
 
 # ---- computing scores -------------------------------------------------------
@@ -121,7 +123,7 @@ def calibrate(
     def hook(i: int) -> Callable[..., None]:
         def fn(mod: nn.Module, args: tuple, kwargs: dict, out: torch.Tensor) -> None:
             u = args[0] if args else kwargs["hidden_states"]
-            s = replay(mod, u, want_energy).stats
+            s = replay(mod, u, want_energy, with_output=False).stats
             stats[i] = s if stats[i] is None else stats[i] + s
 
         return fn

@@ -47,7 +47,7 @@ class StateStats:
 class Replay:
     """What a replayed mixer yields: its output (to check against the library) and the state stats."""
 
-    output: torch.Tensor
+    output: torch.Tensor | None  # None when replayed for statistics only
     stats: StateStats
 
 
@@ -106,7 +106,7 @@ def _stats(
 
 
 @torch.no_grad()
-def replay_mamba2(mixer: nn.Module, u: torch.Tensor, want_energy: bool = True) -> Replay:
+def replay_mamba2(mixer: nn.Module, u: torch.Tensor, want_energy: bool = True, with_output: bool = True) -> Replay:
     """Replay a transformers `Mamba2Mixer` on its input u (b, L, d_model)."""
     b, L, _ = u.shape
     H, P, N, G = mixer.num_heads, mixer.head_dim, mixer.ssm_state_size, mixer.n_groups
@@ -122,6 +122,8 @@ def replay_mamba2(mixer: nn.Module, u: torch.Tensor, want_energy: bool = True) -
     Bh = B.repeat_interleave(H // G, dim=2)
     Ch = C.repeat_interleave(H // G, dim=2)
     xh = x.reshape(b, L, H, P)
+    if not (want_energy or with_output):  # Δ, B and C are all the Δ-based scores need
+        return Replay(None, _stats(delta, B, C, None))
     y, energy = _scan(xh, delta, A, Bh, Ch, want_energy)
     y = y + mixer.D[:, None] * xh
     out = mixer.out_proj(mixer.norm(y.reshape(b, L, di), z))
@@ -129,7 +131,7 @@ def replay_mamba2(mixer: nn.Module, u: torch.Tensor, want_energy: bool = True) -
 
 
 @torch.no_grad()
-def replay_mamba1(mixer: nn.Module, u: torch.Tensor, want_energy: bool = True) -> Replay:
+def replay_mamba1(mixer: nn.Module, u: torch.Tensor, want_energy: bool = True, with_output: bool = True) -> Replay:
     """Replay a transformers `MambaMixer` on its input u (b, L, d_model); channels act as heads, P = 1."""
     N, R = mixer.ssm_state_size, mixer.time_step_rank
     u = u.float()
@@ -139,14 +141,16 @@ def replay_mamba1(mixer: nn.Module, u: torch.Tensor, want_energy: bool = True) -
     delta = F.softplus(mixer.dt_proj(dt))  # (b, L, di): dt_proj carries the Δ bias
     A = -torch.exp(mixer.A_log.float())[:, None, :]  # (di, 1, N)
     Bh, Ch = B[:, :, None, :], C[:, :, None, :]
+    if not (want_energy or with_output):
+        return Replay(None, _stats(delta, Bh, Ch, None))
     y, energy = _scan(x[..., None], delta, A, Bh, Ch, want_energy)
     y = y[..., 0] + mixer.D * x
     out = mixer.out_proj(y * F.silu(z))
     return Replay(out, _stats(delta, B[:, :, None, :], C[:, :, None, :], energy))
 
 
-def replay(mixer: nn.Module, u: torch.Tensor, want_energy: bool = True) -> Replay:
-    """Replay either mixer kind."""
+def replay(mixer: nn.Module, u: torch.Tensor, want_energy: bool = True, with_output: bool = True) -> Replay:
+    """Replay either mixer kind; without energy or output the sequential scan is skipped."""
     if hasattr(mixer, "x_proj"):
-        return replay_mamba1(mixer, u, want_energy)
-    return replay_mamba2(mixer, u, want_energy)
+        return replay_mamba1(mixer, u, want_energy, with_output)
+    return replay_mamba2(mixer, u, want_energy, with_output)

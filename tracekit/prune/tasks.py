@@ -110,9 +110,13 @@ class MQAR:
 
     vocab: int = 256
     num_kv: int = 16
-    num_queries: int = 16
+    num_queries: int = 0  # 0: ask every key once
 
     name = "mqar"
+
+    def __post_init__(self) -> None:
+        if self.num_queries == 0:
+            object.__setattr__(self, "num_queries", self.num_kv)
 
     def validate(self, model_vocab: int | None = None) -> None:
         if self.num_kv < 1 or self.num_queries < 1:

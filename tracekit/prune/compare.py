@@ -1,0 +1,335 @@
+"""`prune compare`: dense / masked / physical × ratios through the same collect → ingest → attribute pipeline.
+
+Each variant is built in memory from one dense model (same weights, same scores), handed to
+`tracekit.collectors.sweep.run_collect` (so timing, warm-up, CUDA graphs and traces are exactly those of
+`tracekit collect`), and every trace is ingested and attributed with `tracekit.analyzers`, so the
+component breakdown shows *where* the time went. The result is the paper's Table 2 equivalent: speedup
+and memory reduction vs dense per (mode, seqlen, ratio), plus latency-vs-ratio plots (its Fig. 5).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from tracekit.collectors.presets import ModelConfig
+from tracekit.errors import UsageError
+from tracekit.prune.models import build_model
+from tracekit.prune.pipeline import prune_model
+from tracekit.prune.scoring import check_same_shape, compute_scores, load_scores
+
+DATA_FREE = ("magnitude", "random")
+
+
+def parse_floats(text: str, flag: str) -> list[float]:
+    try:
+        vals = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"{flag}: expected a comma list of numbers, not {text!r}") from None
+    if not vals:
+        raise UsageError(f"{flag}: empty list")
+    return vals
+
+
+@dataclasses.dataclass
+class CompareResult:
+    """All measured points plus the run's context; `rows` is the stable machine format (docs/prune.md)."""
+
+    arch: str
+    model: dict[str, Any]
+    method: str
+    backend: str
+    device: str
+    dtype: str
+    batch: int
+    rows: list[dict[str, Any]]
+    out: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def to_backend(model: nn.Module, cfg: ModelConfig, backend: str, device: str, dtype: str, seed: int) -> nn.Module:
+    """The hf model as the collect backend wants it (mamba-ssm: rebuilt and loaded, only names differ)."""
+    from tracekit.collectors.models import DTYPES
+    from tracekit.collectors.models import build_model as build_backend
+
+    if backend == "hf":
+        return model.to(device=device, dtype=DTYPES[dtype]).eval()
+    target = build_backend(cfg, backend, device, DTYPES[dtype], seed)
+    sd = {
+        ("backbone.embedding." + k[len("backbone.embeddings.") :] if k.startswith("backbone.embeddings.") else k): v
+        for k, v in model.state_dict().items()
+    }
+    own = target.state_dict()
+    sd = {k: v for k, v in sd.items() if k in own}
+    missing = [k for k in own if k not in sd]
+    if missing:
+        raise UsageError(f"cannot map weights to {backend}: missing {missing[:3]}")
+    target.load_state_dict(sd, strict=True)
+    return target.eval()
+
+
+def _variants(variants: list[str], ratios: list[float]) -> list[tuple[str, float]]:
+    bad = [v for v in variants if v not in ("masked", "physical")]
+    if bad:
+        raise UsageError(f"--variants: unknown {bad[0]!r}; choose from masked, physical")
+    for r in ratios:
+        if not 0 <= r < 1:
+            raise UsageError(f"--ratios: {r} is outside [0, 1)")
+    return [("dense", 0.0)] + [(v, r) for v in variants for r in ratios]
+
+
+def run_compare(
+    *,
+    arch: str,
+    cfg: ModelConfig,
+    method: str,
+    ratios: list[float],
+    variants: list[str],
+    seqlens: list[int],
+    modes: list[str],
+    batch: int,
+    decode_steps: int,
+    repeats: int,
+    warmup: int,
+    backend: str,
+    device: str,
+    dtype: str,
+    cuda_graphs: str,
+    seed: int,
+    out: Path,
+    console: Any = None,
+    scores_path: str | None = None,
+) -> CompareResult:
+    """Collect, ingest and attribute every variant; write compare.json / compare.md / plots into `out`."""
+    import tracekit
+    from tracekit.analyzers.attribute_run import attribute_documents
+    from tracekit.analyzers.components import load_rules
+    from tracekit.analyzers.run_manifest import run_traces
+    from tracekit.collectors.spec import CollectSpec
+    from tracekit.collectors.sweep import run_collect
+
+    plan = _variants(variants, ratios)
+    spec = CollectSpec(
+        archs=(arch,),
+        seqlens=tuple(seqlens),
+        batch=batch,
+        modes=tuple(modes),
+        decode_steps=decode_steps,
+        cuda_graphs=cuda_graphs,
+        warmup=warmup,
+        repeats=repeats,
+        backend=None if backend == "auto" else backend,
+        device=None if device == "auto" else device,
+        dtype=None if dtype == "auto" else dtype,
+        seed=seed,
+        out_dir=str(out),
+    )
+    rs = spec.resolve()
+    dense = build_model(cfg, seed)
+    if scores_path:
+        ss = load_scores(scores_path)
+        check_same_shape(ss.model, cfg)
+        scores, method = ss.scores, ss.method
+    else:
+        if method not in DATA_FREE:
+            raise UsageError(f"--method {method} needs calibration: run `prune score` and pass --scores")
+        scores = compute_scores(dense, cfg, [method], None, seed=seed)[method]
+    out.mkdir(parents=True, exist_ok=True)
+    db = tracekit.open(str(out / "compare.duckdb"))
+    rules = load_rules()
+    rows: list[dict[str, Any]] = []
+    for variant, ratio in plan:
+        label = "dense" if variant == "dense" else f"{variant}_r{ratio:g}"
+        if console is not None:
+            console.print(f"[bold]{label}[/bold]")
+        pr = prune_model(dense, cfg, scores, ratio, variant)
+        model = to_backend(
+            pr.model if variant != "dense" else build_model(cfg, seed), pr.cfg, rs.backend, rs.device, rs.dtype, seed
+        )
+        run_dir = out / "runs" / label
+        doc = run_collect(dataclasses.replace(spec, out_dir=str(run_dir)), models={arch: model})
+        del model
+        items = {it.trace: it for it in run_traces(run_dir, doc)}
+        docs = {d["trace"]: d for d in attribute_documents(db, list(items.values()), rules)}
+        for p in doc["points"]:
+            trace = (run_dir / p["trace"]).resolve() if p.get("trace") else None
+            att = docs.get(trace.name) if trace else None
+            comps = {c["component"]: _comp_ns(c) for c in att["components"]} if att else {}
+            state = att["model"].get("state_bytes") if att else None
+            rows.append(
+                {
+                    "variant": variant,
+                    "ratio": ratio,
+                    "d_state": pr.cfg.d_state,
+                    "k": pr.info["k"],
+                    "mode": p["mode"],
+                    "seqlen": p["seqlen"],
+                    "batch": p["batch"],
+                    "cuda_graphs": p.get("cuda_graphs"),
+                    "status": p["status"],
+                    "error": p.get("error"),
+                    "median_ms": (p.get("timing") or {}).get("median_ms"),
+                    "peak_mem_bytes": p.get("peak_mem_bytes"),
+                    "state_bytes": state,
+                    "component_ns": comps,
+                    "trace": str(trace) if trace else None,
+                }
+            )
+    _add_ratios(rows)
+    result = CompareResult(arch, cfg.to_dict(), method, rs.backend, rs.device, rs.dtype, batch, rows, str(out))
+    write_outputs(result, out)
+    return result
+
+
+def _comp_ns(row: dict[str, Any]) -> int:
+    """GPU kernel time of a component, or CPU self time on CPU-only traces (docs/attribute.md)."""
+    v = row.get("gpu_time_ns")
+    return int(v if v is not None else row.get("cpu_self_ns") or 0)
+
+
+def _add_ratios(rows: list[dict[str, Any]]) -> None:
+    """speedup = dense time / variant time; reductions = 1 − variant / dense, per (mode, seqlen, graphs)."""
+    base = {(r["mode"], r["seqlen"], r["cuda_graphs"]): r for r in rows if r["variant"] == "dense"}
+    for r in rows:
+        d = base.get((r["mode"], r["seqlen"], r["cuda_graphs"]))
+        r["speedup"] = r["mem_reduction"] = r["state_reduction"] = None
+        if d is None:
+            continue
+        if d["median_ms"] and r["median_ms"]:
+            r["speedup"] = d["median_ms"] / r["median_ms"]
+        if d["peak_mem_bytes"] and r["peak_mem_bytes"]:
+            r["mem_reduction"] = 1 - r["peak_mem_bytes"] / d["peak_mem_bytes"]
+        if d["state_bytes"] and r["state_bytes"]:
+            r["state_reduction"] = 1 - r["state_bytes"] / d["state_bytes"]
+
+
+def _fmt(v: float | None, kind: str) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.2f}×" if kind == "x" else f"{100 * v:.1f}%"
+
+
+def table_rows(result: CompareResult, variant: str = "physical") -> list[tuple[str, str, int, str, list[str]]]:
+    """Table 2 layout: one row per (mode, graphs, seqlen, metric), one column per ratio."""
+    ratios = sorted({r["ratio"] for r in result.rows if r["variant"] == variant})
+    keys = sorted({(r["mode"], str(r["cuda_graphs"]), r["seqlen"]) for r in result.rows})
+    out = []
+    for mode, graphs, seqlen in keys:
+        cells = {
+            r["ratio"]: r
+            for r in result.rows
+            if r["variant"] == variant and (r["mode"], str(r["cuda_graphs"]), r["seqlen"]) == (mode, graphs, seqlen)
+        }
+        for metric, key, kind in (
+            ("speedup", "speedup", "x"),
+            ("mem. red.", "mem_reduction", "%"),
+            ("state red.", "state_reduction", "%"),
+        ):
+            out.append(
+                (mode, graphs, seqlen, metric, [_fmt(cells[r][key], kind) if r in cells else "–" for r in ratios])
+            )
+    return out
+
+
+def markdown(result: CompareResult) -> str:
+    lines = [
+        f"# prune compare: {result.arch}, scores `{result.method}`",
+        "",
+        f"Backend {result.backend}, device {result.device} ({platform.node()}), dtype {result.dtype}, "
+        f"batch {result.batch}. Speedup = dense median / variant median; mem. red. = 1 − peak / dense peak "
+        "(CUDA peak allocated; not measured on CPU); state red. = 1 − inference-state bytes / dense.",
+        "",
+    ]
+    for variant in sorted({r["variant"] for r in result.rows} - {"dense"}):
+        ratios = sorted({r["ratio"] for r in result.rows if r["variant"] == variant})
+        lines += [
+            f"## {variant}",
+            "",
+            "| mode | graphs | seqlen | metric | " + " | ".join(f"r={r:g}" for r in ratios) + " |",
+            "|" + " --- |" * (4 + len(ratios)),
+        ]
+        for mode, graphs, seqlen, metric, cells in table_rows(result, variant):
+            lines.append(f"| {mode} | {graphs} | {seqlen} | {metric} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += [
+        "## Component time (ms), dense vs variants",
+        "",
+        "| variant | ratio | mode | seqlen | median ms | rmsnorm | gated_mlp | conv | ssm | final_linear | other |",
+        "|" + " --- |" * 11,
+    ]
+    for r in result.rows:
+        c = r["component_ns"]
+        lines.append(
+            f"| {r['variant']} | {r['ratio']:g} | {r['mode']} | {r['seqlen']} | "
+            + (f"{r['median_ms']:.3f}" if r["median_ms"] else "–")
+            + " | "
+            + " | ".join(
+                f"{c.get(k, 0) / 1e6:.3f}" for k in ("rmsnorm", "gated_mlp", "conv", "ssm", "final_linear", "other")
+            )
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: CompareResult, path: Path) -> Path:
+    """Latency vs ratio per seqlen (one panel per mode), like the paper's Fig. 5a."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    modes = sorted({r["mode"] for r in result.rows})
+    fig, axes = plt.subplots(1, len(modes), figsize=(6 * len(modes), 4), squeeze=False)
+    for ax, mode in zip(axes[0], modes, strict=True):
+        for variant, style in (("physical", "-o"), ("masked", "--x")):
+            for seqlen in sorted({r["seqlen"] for r in result.rows if r["mode"] == mode}):
+                pts = sorted(
+                    (r["ratio"], r["median_ms"])
+                    for r in result.rows
+                    if r["mode"] == mode
+                    and r["seqlen"] == seqlen
+                    and r["median_ms"]
+                    and r["variant"] in (variant, "dense")
+                )
+                if len(pts) > 1:
+                    ax.plot(*zip(*pts, strict=True), style, label=f"{variant} L={seqlen}")
+        ax.set_xlabel("pruning ratio")
+        ax.set_ylabel("median latency (ms)" + (" per decode run" if mode == "decode" else ""))
+        ax.set_title(f"{result.arch} {mode}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_outputs(result: CompareResult, out: Path) -> None:
+    (out / "compare.json").write_text(json.dumps(result.to_dict(), indent=2))
+    (out / "compare.md").write_text(markdown(result))
+    plot(result, out / "latency_vs_ratio.png")
+
+
+def print_table(result: CompareResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for variant in sorted({r["variant"] for r in result.rows} - {"dense"}):
+        ratios = sorted({r["ratio"] for r in result.rows if r["variant"] == variant})
+        t = Table(title=f"{result.arch} {variant} vs dense ({result.backend}, {result.device}, {result.dtype})")
+        for col in ("mode", "graphs", "seqlen", "metric", *[f"r={r:g}" for r in ratios]):
+            t.add_column(col, justify="right" if col.startswith("r=") or col == "seqlen" else "left")
+        for mode, graphs, seqlen, metric, cells in table_rows(result, variant):
+            t.add_row(mode, graphs, str(seqlen), metric, *cells)
+        console.print(t)
+    console.print(f"wrote {result.out}/compare.json, compare.md, latency_vs_ratio.png")
+
+
+__all__ = ["CompareResult", "parse_floats", "print_table", "run_compare", "to_backend"]
