@@ -36,8 +36,13 @@ def _version(dist: str) -> str | None:
 def _driver() -> str | None:
     """NVIDIA driver release (e.g. 580.159.04); torch exposes only the CUDA driver API version."""
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
         return out.strip().splitlines()[0] or None
     except Exception:
         pass
@@ -68,8 +73,16 @@ def environment(device: str) -> dict[str, Any]:
     }
 
 
-def new_manifest(*, backend: str, dtype: str, device: str, weights: str, seed: int,
-                 models: dict[str, dict[str, Any]], spec: dict[str, Any]) -> dict[str, Any]:
+def new_manifest(
+    *,
+    backend: str,
+    dtype: str,
+    device: str,
+    weights: str,
+    seed: int,
+    models: dict[str, dict[str, Any]],
+    spec: dict[str, Any],
+) -> dict[str, Any]:
     env = environment(device)
     return {
         "tracekit_version": __version__,

@@ -20,13 +20,13 @@ import os
 import shutil
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch.autograd.profiler import record_function
 from torch.profiler import ProfilerActivity, profile
-
 from tracekit.collectors.scopes import scoped
 from tracekit.collectors.spec import Point
 
@@ -55,8 +55,14 @@ def quantile(xs: list[int], q: float) -> float:
 
 def timing_stats(m: Measurement, repeats: int, warmup: int) -> dict:
     ms = [x / 1e6 for x in m.samples_ns]
-    out = {"median_ms": statistics.median(ms), "p10_ms": quantile(ms, 0.1), "p90_ms": quantile(ms, 0.9),
-           "repeats": repeats, "warmup": warmup, "samples": len(ms)}
+    out = {
+        "median_ms": statistics.median(ms),
+        "p10_ms": quantile(ms, 0.1),
+        "p90_ms": quantile(ms, 0.9),
+        "repeats": repeats,
+        "warmup": warmup,
+        "samples": len(ms),
+    }
     if m.end_to_end_ns:
         out["end_to_end_ms"] = statistics.median(m.end_to_end_ns) / 1e6
     if m.profiled_ns is not None:
@@ -122,6 +128,9 @@ def _write_trace(prof: profile, path: Path) -> None:
 
 
 def _profiler(cuda: bool) -> profile:
+    # torch 2.11 warns once that a profiler without schedule "clears events at the end of each cycle":
+    # irrelevant for a single profiled pass.
+    warnings.filterwarnings("ignore", message=".*Profiler clears events at the end of each cycle.*")
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     return profile(activities=acts, record_shapes=True, profile_memory=True)
 
@@ -154,10 +163,9 @@ class PointRunner:
     def prefill(self, p: Point, warmup: int, repeats: int, trace_path: Path | None) -> Measurement:
         ids = self._ids(p.batch, p.seqlen)
         with torch.inference_mode():
-            _reset_peak(self.cuda)
             for _ in range(warmup):
                 self._forward(ids)
-            _sync(self.cuda)
+            _reset_peak(self.cuda)  # after warm-ups: Triton autotuning allocates scratch space
             timer = _Timer(self.cuda)
             for _ in range(repeats):
                 timer.start()
@@ -233,11 +241,9 @@ class PointRunner:
     def decode(self, p: Point, warmup: int, repeats: int, trace_path: Path | None) -> Measurement:
         with torch.inference_mode():
             step, tok, keep = self._decoder(p)
-            _sync(self.cuda)
-            _reset_peak(self.cuda)
             for _ in range(warmup):
                 tok = self._decode_run(step, tok, p.decode_steps, None, False)
-            _sync(self.cuda)
+            _reset_peak(self.cuda)  # after the prompt and warm-ups: the steady decode state
             timer = _Timer(self.cuda)
             e2e: list[int] = []
             for _ in range(repeats):
@@ -265,4 +271,3 @@ class PointRunner:
     def run(self, p: Point, warmup: int, repeats: int, trace_path: Path | None) -> Measurement:
         fn = self.prefill if p.mode == "prefill" else self.decode
         return fn(p, warmup, repeats, trace_path)
-

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from tracekit.collectors.presets import ModelConfig
+
 from tracekit.errors import UsageError
 
 BACKENDS = ("mamba-ssm", "hf")
@@ -44,17 +44,29 @@ def mamba_ssm_available() -> bool:
 # ---- config mapping -------------------------------------------------------------------------------
 def mamba_ssm_config_dict(cfg: ModelConfig) -> dict[str, Any]:
     """The `mamba_ssm.models.config_mamba.MambaConfig` fields for `cfg` (also its config.json)."""
-    ssm_cfg: dict[str, Any] = {"layer": "Mamba1" if cfg.arch == "mamba1" else "Mamba2",
-                               "d_state": cfg.d_state, "d_conv": cfg.d_conv, "expand": cfg.expand}
+    ssm_cfg: dict[str, Any] = {
+        "layer": "Mamba1" if cfg.arch == "mamba1" else "Mamba2",
+        "d_state": cfg.d_state,
+        "d_conv": cfg.d_conv,
+        "expand": cfg.expand,
+    }
     if cfg.arch == "mamba1":
         ssm_cfg["dt_rank"] = cfg.dt_rank_value
     else:
         ssm_cfg.update(headdim=cfg.headdim, ngroups=cfg.ngroups, chunk_size=cfg.chunk_size)
     return {
-        "d_model": cfg.d_model, "d_intermediate": 0, "n_layer": cfg.n_layer, "vocab_size": cfg.vocab_size,
-        "ssm_cfg": ssm_cfg, "attn_layer_idx": [], "attn_cfg": {}, "rms_norm": cfg.rms_norm,
-        "residual_in_fp32": cfg.residual_in_fp32, "fused_add_norm": cfg.fused_add_norm,
-        "pad_vocab_size_multiple": cfg.pad_vocab_size_multiple, "tie_embeddings": cfg.tie_embeddings,
+        "d_model": cfg.d_model,
+        "d_intermediate": 0,
+        "n_layer": cfg.n_layer,
+        "vocab_size": cfg.vocab_size,
+        "ssm_cfg": ssm_cfg,
+        "attn_layer_idx": [],
+        "attn_cfg": {},
+        "rms_norm": cfg.rms_norm,
+        "residual_in_fp32": cfg.residual_in_fp32,
+        "fused_add_norm": cfg.fused_add_norm,
+        "pad_vocab_size_multiple": cfg.pad_vocab_size_multiple,
+        "tie_embeddings": cfg.tie_embeddings,
     }
 
 
@@ -66,14 +78,24 @@ def hf_config(cfg: ModelConfig):
     """
     import transformers
 
-    common = dict(vocab_size=cfg.padded_vocab, hidden_size=cfg.d_model, state_size=cfg.d_state,
-                  num_hidden_layers=cfg.n_layer, expand=cfg.expand, conv_kernel=cfg.d_conv,
-                  use_bias=False, use_conv_bias=True, residual_in_fp32=cfg.residual_in_fp32,
-                  tie_word_embeddings=cfg.tie_embeddings, layer_norm_epsilon=1e-5)
+    common = dict(
+        vocab_size=cfg.padded_vocab,
+        hidden_size=cfg.d_model,
+        state_size=cfg.d_state,
+        num_hidden_layers=cfg.n_layer,
+        expand=cfg.expand,
+        conv_kernel=cfg.d_conv,
+        use_bias=False,
+        use_conv_bias=True,
+        residual_in_fp32=cfg.residual_in_fp32,
+        tie_word_embeddings=cfg.tie_embeddings,
+        layer_norm_epsilon=1e-5,
+    )
     if cfg.arch == "mamba1":
         return transformers.MambaConfig(time_step_rank=cfg.dt_rank_value, **common)
-    return transformers.Mamba2Config(num_heads=cfg.nheads, head_dim=cfg.headdim, n_groups=cfg.ngroups,
-                                     chunk_size=cfg.chunk_size, **common)
+    return transformers.Mamba2Config(
+        num_heads=cfg.nheads, head_dim=cfg.headdim, n_groups=cfg.ngroups, chunk_size=cfg.chunk_size, **common
+    )
 
 
 def config_from_saved(d: dict[str, Any]) -> ModelConfig:
@@ -81,32 +103,57 @@ def config_from_saved(d: dict[str, Any]) -> ModelConfig:
     if "model_type" in d:  # transformers
         if d["model_type"] not in ("mamba", "mamba2"):
             raise UsageError(f"--pretrained: model_type {d['model_type']!r} is not mamba or mamba2")
-        common = dict(d_model=d["hidden_size"], n_layer=d["num_hidden_layers"], vocab_size=d["vocab_size"],
-                      d_state=d.get("state_size", 16), d_conv=d.get("conv_kernel", 4),
-                      expand=d.get("expand", 2), pad_vocab_size_multiple=1,
-                      residual_in_fp32=d.get("residual_in_fp32", True),
-                      tie_embeddings=d.get("tie_word_embeddings", True))
+        common = dict(
+            d_model=d["hidden_size"],
+            n_layer=d["num_hidden_layers"],
+            vocab_size=d["vocab_size"],
+            d_state=d.get("state_size", 16),
+            d_conv=d.get("conv_kernel", 4),
+            expand=d.get("expand", 2),
+            pad_vocab_size_multiple=1,
+            residual_in_fp32=d.get("residual_in_fp32", True),
+            tie_embeddings=d.get("tie_word_embeddings", True),
+        )
         if d["model_type"] == "mamba":
             rank = d.get("time_step_rank", "auto")
             return ModelConfig("mamba1", dt_rank=None if rank == "auto" else int(rank), **common)
-        return ModelConfig("mamba2", headdim=d.get("head_dim", 64), ngroups=d.get("n_groups", 1),
-                           chunk_size=d.get("chunk_size", 256), **common)
+        return ModelConfig(
+            "mamba2",
+            headdim=d.get("head_dim", 64),
+            ngroups=d.get("n_groups", 1),
+            chunk_size=d.get("chunk_size", 256),
+            **common,
+        )
     if "d_model" in d and "n_layer" in d:  # mamba-ssm
         ssm = dict(d.get("ssm_cfg") or {})
         layer = ssm.get("layer", "Mamba1")
         if d.get("attn_layer_idx") or d.get("d_intermediate", 0):
             raise UsageError("--pretrained: hybrid attention/MLP checkpoints are not supported")
-        common = dict(d_model=d["d_model"], n_layer=d["n_layer"], vocab_size=d.get("vocab_size", 50277),
-                      d_conv=ssm.get("d_conv", 4), expand=ssm.get("expand", 2),
-                      pad_vocab_size_multiple=d.get("pad_vocab_size_multiple", 8),
-                      rms_norm=d.get("rms_norm", True), residual_in_fp32=d.get("residual_in_fp32", True),
-                      fused_add_norm=d.get("fused_add_norm", True), tie_embeddings=d.get("tie_embeddings", True))
+        common = dict(
+            d_model=d["d_model"],
+            n_layer=d["n_layer"],
+            vocab_size=d.get("vocab_size", 50277),
+            d_conv=ssm.get("d_conv", 4),
+            expand=ssm.get("expand", 2),
+            pad_vocab_size_multiple=d.get("pad_vocab_size_multiple", 8),
+            rms_norm=d.get("rms_norm", True),
+            residual_in_fp32=d.get("residual_in_fp32", True),
+            fused_add_norm=d.get("fused_add_norm", True),
+            tie_embeddings=d.get("tie_embeddings", True),
+        )
         if layer == "Mamba1":
             rank = ssm.get("dt_rank", "auto")
-            return ModelConfig("mamba1", d_state=ssm.get("d_state", 16),
-                               dt_rank=None if rank == "auto" else int(rank), **common)
-        return ModelConfig("mamba2", d_state=ssm.get("d_state", 128), headdim=ssm.get("headdim", 64),
-                           ngroups=ssm.get("ngroups", 1), chunk_size=ssm.get("chunk_size", 256), **common)
+            return ModelConfig(
+                "mamba1", d_state=ssm.get("d_state", 16), dt_rank=None if rank == "auto" else int(rank), **common
+            )
+        return ModelConfig(
+            "mamba2",
+            d_state=ssm.get("d_state", 128),
+            headdim=ssm.get("headdim", 64),
+            ngroups=ssm.get("ngroups", 1),
+            chunk_size=ssm.get("chunk_size", 256),
+            **common,
+        )
     raise UsageError("--pretrained: config.json is neither a mamba-ssm nor a transformers Mamba config")
 
 
@@ -160,8 +207,10 @@ def read_saved_config(path_or_id: str) -> dict[str, Any]:
     try:
         f = cached_file(path_or_id, "config.json", local_files_only=_offline())
     except Exception as exc:  # missing repo, no network, not in cache
-        raise UsageError(f"--pretrained {path_or_id}: not a local directory and not loadable "
-                         f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+        raise UsageError(
+            f"--pretrained {path_or_id}: not a local directory and not loadable "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0]})"
+        ) from None
     return json.loads(Path(f).read_text())
 
 
@@ -171,12 +220,17 @@ def saved_format(d: dict[str, Any]) -> str:
 
 def _rename(state: dict[str, torch.Tensor], to_backend: str) -> dict[str, torch.Tensor]:
     """Map parameter names between the two backends (only the embedding differs)."""
-    src, dst = ("backbone.embeddings.", "backbone.embedding.") if to_backend == "mamba-ssm" else (
-        "backbone.embedding.", "backbone.embeddings.")
-    return {(dst + k[len(src):] if k.startswith(src) else k): v for k, v in state.items()}
+    src, dst = (
+        ("backbone.embeddings.", "backbone.embedding.")
+        if to_backend == "mamba-ssm"
+        else ("backbone.embedding.", "backbone.embeddings.")
+    )
+    return {(dst + k[len(src) :] if k.startswith(src) else k): v for k, v in state.items()}
 
 
-def load_pretrained(path_or_id: str, backend: str, device: str, dtype: torch.dtype) -> tuple[torch.nn.Module, ModelConfig]:
+def load_pretrained(
+    path_or_id: str, backend: str, device: str, dtype: torch.dtype
+) -> tuple[torch.nn.Module, ModelConfig]:
     """Load real weights with the backend's own loader; a checkpoint of the other format is converted.
 
     Same format: mamba-ssm `MambaLMHeadModel.from_pretrained` / transformers `from_pretrained`
@@ -195,15 +249,17 @@ def load_pretrained(path_or_id: str, backend: str, device: str, dtype: torch.dty
         import transformers
 
         cls = transformers.MambaForCausalLM if cfg.arch == "mamba1" else transformers.Mamba2ForCausalLM
-        model = cls.from_pretrained(path_or_id, local_files_only=_offline() or Path(path_or_id).is_dir(),
-                                    dtype=dtype)
+        model = cls.from_pretrained(path_or_id, local_files_only=_offline() or Path(path_or_id).is_dir(), dtype=dtype)
         return model.to(device).eval(), cfg
     # cross-format: read the other side's weights on the CPU, rename, load strictly
     if fmt == "mamba-ssm":
         from transformers.utils.hub import cached_file
 
-        f = Path(path_or_id) / "pytorch_model.bin" if Path(path_or_id).is_dir() else Path(
-            cached_file(path_or_id, "pytorch_model.bin", local_files_only=_offline()))
+        f = (
+            Path(path_or_id) / "pytorch_model.bin"
+            if Path(path_or_id).is_dir()
+            else Path(cached_file(path_or_id, "pytorch_model.bin", local_files_only=_offline()))
+        )
         state = torch.load(f, map_location="cpu", weights_only=True)
     else:
         import transformers
@@ -219,8 +275,10 @@ def load_pretrained(path_or_id: str, backend: str, device: str, dtype: torch.dty
         state["lm_head.weight"] = state[emb]
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise UsageError(f"--pretrained {path_or_id}: weights do not fit the {backend} model "
-                         f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
+        raise UsageError(
+            f"--pretrained {path_or_id}: weights do not fit the {backend} model "
+            f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
+        )
     return model.eval(), cfg
 
 

@@ -7,7 +7,6 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-
 from tracekit.collectors.spec import Point
 
 
@@ -20,9 +19,15 @@ class RichReporter:
 
     def __init__(self, console: Console | None = None):
         self.console = console or Console(stderr=True)
-        self.progress = Progress(TextColumn("[bold]collect"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.description}"), TimeElapsedColumn(),
-                                 console=self.console, transient=False)
+        self.progress = Progress(
+            TextColumn("[bold]collect"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
+        )
         self.task = None
 
     def __enter__(self) -> RichReporter:
@@ -53,8 +58,13 @@ def _mib(b: int | None) -> str:
 def summary_table(doc: dict[str, Any]) -> Table:
     """One row per point: latency (TTFT per forward / TPOT per step, median [p10–p90]), tokens/s, peak memory."""
     t = Table(title=f"{doc['backend']} · {doc['dtype']} · {doc['device']} · weights {doc['weights']}")
-    for col, just in (("point", "left"), ("latency ms (p10–p90)", "right"), ("tokens/s", "right"),
-                      ("peak mem", "right"), ("status", "left")):
+    for col, just in (
+        ("point", "left"),
+        ("latency ms (p10–p90)", "right"),
+        ("tokens/s", "right"),
+        ("peak mem", "right"),
+        ("status", "left"),
+    ):
         t.add_column(col, justify=just)
     for e in doc["points"]:
         tim = e.get("timing")

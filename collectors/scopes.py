@@ -37,8 +37,14 @@ from torch.autograd.profiler import record_function
 COMPONENTS = ("rmsnorm", "gated_mlp", "conv", "ssm", "final_linear", "other")
 
 # leaf sub-module name inside a mixer / block -> component
-_MIXER_LEAVES = {"in_proj": "gated_mlp", "conv1d": "conv", "x_proj": "ssm", "dt_proj": "ssm",
-                 "out_proj": "final_linear", "norm": "rmsnorm"}
+_MIXER_LEAVES = {
+    "in_proj": "gated_mlp",
+    "conv1d": "conv",
+    "x_proj": "ssm",
+    "dt_proj": "ssm",
+    "out_proj": "final_linear",
+    "norm": "rmsnorm",
+}
 _HF_MODULES = ("transformers.models.mamba.modeling_mamba", "transformers.models.mamba2.modeling_mamba2")
 _HF_CONV_FUNCS = ("causal_conv1d_fn", "causal_conv1d_update")
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from tracekit.collectors.presets import ARCHS, PRESETS, ModelConfig, apply_overrides, preset
+
 from tracekit.errors import UsageError
 
 MODES = ("prefill", "decode")
@@ -94,8 +94,9 @@ class CollectSpec:
         if backend not in BACKENDS:
             raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         if backend == "mamba-ssm" and not on_cuda:
-            raise UsageError("--backend mamba-ssm needs a CUDA device (its kernels are CUDA-only); "
-                             "use --backend hf on CPU")
+            raise UsageError(
+                "--backend mamba-ssm needs a CUDA device (its kernels are CUDA-only); use --backend hf on CPU"
+            )
         if backend == "mamba-ssm" and not mamba_ssm_available():
             raise UsageError("--backend mamba-ssm: mamba_ssm / causal_conv1d cannot be imported here")
         dtype = self.dtype or ("bf16" if on_cuda else "fp32")
@@ -108,8 +109,12 @@ class CollectSpec:
             raise UsageError(f"--cuda-graphs must be one of {', '.join(CUDA_GRAPHS)}")
         if self.cuda_graphs != "off" and (backend != "mamba-ssm" or "decode" not in self.modes):
             raise UsageError("--cuda-graphs needs --backend mamba-ssm (CUDA) and decode in --mode")
-        for name, value, low in (("--batch", self.batch, 1), ("--decode-steps", self.decode_steps, 1),
-                                 ("--warmup", self.warmup, 0), ("--repeats", self.repeats, 1)):
+        for name, value, low in (
+            ("--batch", self.batch, 1),
+            ("--decode-steps", self.decode_steps, 1),
+            ("--warmup", self.warmup, 0),
+            ("--repeats", self.repeats, 1),
+        ):
             if value < low:
                 raise UsageError(f"{name} must be at least {low}, not {value}")
         if not self.seqlens or any(s < 1 for s in self.seqlens):
@@ -121,8 +126,10 @@ class CollectSpec:
                 raise UsageError("--config cannot change a --pretrained model's shapes")
             cfg = config_from_saved(read_saved_config(self.pretrained))
             if self.archs and tuple(self.archs) != (cfg.arch,):
-                raise UsageError(f"--pretrained {self.pretrained} holds a {cfg.arch} model; "
-                                 f"--arch {','.join(self.archs)} does not match")
+                raise UsageError(
+                    f"--pretrained {self.pretrained} holds a {cfg.arch} model; "
+                    f"--arch {','.join(self.archs)} does not match"
+                )
             configs[cfg.arch] = cfg
         else:
             if not self.archs:
@@ -139,8 +146,10 @@ class CollectSpec:
         if backend == "mamba-ssm":
             for cfg in configs.values():
                 if cfg.arch == "mamba2" and cfg.conv_dim % 8:
-                    raise UsageError(f"mamba2 with conv_dim={cfg.conv_dim}: causal-conv1d needs a multiple "
-                                     f"of 8 (d_state must be a multiple of 4 for ngroups=1)")
+                    raise UsageError(
+                        f"mamba2 with conv_dim={cfg.conv_dim}: causal-conv1d needs a multiple "
+                        f"of 8 (d_state must be a multiple of 4 for ngroups=1)"
+                    )
         devices = tuple(self.devices)
         if len(devices) > 1:
             for d in devices:
@@ -172,7 +181,7 @@ class ResolvedSpec:
             for mode in MODES:
                 if mode not in s.modes:
                     continue
-                for cg in (graphs if mode == "decode" else (False,)):
+                for cg in graphs if mode == "decode" else (False,):
                     for L in s.seqlens:
                         out.append(Point(arch, mode, s.batch, L, s.decode_steps if mode == "decode" else 0, cg))
         return out

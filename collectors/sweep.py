@@ -16,6 +16,7 @@ import dataclasses
 import gc
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,11 +24,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-
 from tracekit.collectors import manifest as mf
 from tracekit.collectors.measure import PointRunner, timing_stats
 from tracekit.collectors.models import DTYPES, backend_of, build_model, config_from_model, load_pretrained
 from tracekit.collectors.spec import CollectSpec, Point, ResolvedSpec
+
+from tracekit.errors import UsageError
 
 
 class Reporter(Protocol):
@@ -38,9 +40,14 @@ class Reporter(Protocol):
     def point_done(self, entry: dict[str, Any]) -> None: ...
 
 
-def run_collect(spec: CollectSpec, *, models: dict[str, torch.nn.Module] | None = None,
-                reporter: Reporter | None = None, shard: tuple[int, int] | None = None,
-                device_label: str | None = None) -> dict[str, Any]:
+def run_collect(
+    spec: CollectSpec,
+    *,
+    models: dict[str, torch.nn.Module] | None = None,
+    reporter: Reporter | None = None,
+    shard: tuple[int, int] | None = None,
+    device_label: str | None = None,
+) -> dict[str, Any]:
     """Measure and trace every point of `spec`; return the manifest (also written to out_dir).
 
     models: already-built models keyed by arch ("mamba1"/"mamba2"), profiled instead of building from
@@ -48,20 +55,28 @@ def run_collect(spec: CollectSpec, *, models: dict[str, torch.nn.Module] | None 
       their config must describe their shapes. To profile a saved model use `spec.pretrained` instead.
     shard: (index, count) — run only every count-th point starting at index (used by the workers).
     """
+    if models and len(spec.devices) > 1:
+        raise UsageError("in-memory models cannot be sharded over devices; save them and use pretrained=")
     rs = _resolve(spec, models)
     if len(spec.devices) > 1 and shard is None:
         return _run_sharded(rs, reporter)
     out = Path(spec.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     weights = spec.pretrained or ("random" if models is None else "provided")
-    doc = mf.new_manifest(backend=rs.backend, dtype=rs.dtype, device=rs.device, weights=weights, seed=spec.seed,
-                          models={a: c.to_dict() for a, c in rs.configs.items()},
-                          spec=dataclasses.asdict(spec))
+    doc = mf.new_manifest(
+        backend=rs.backend,
+        dtype=rs.dtype,
+        device=rs.device,
+        weights=weights,
+        seed=spec.seed,
+        models={a: c.to_dict() for a, c in rs.configs.items()},
+        spec=dataclasses.asdict(spec),
+    )
     name = mf.MANIFEST if shard is None else f"manifest.shard{shard[0]}.json"
     path = out / name
     points = rs.points()
     if shard is not None:
-        points = points[shard[0]::shard[1]]
+        points = points[shard[0] :: shard[1]]
     mf.write_atomic(path, doc)
     if reporter:
         reporter.start(len(points))
@@ -104,8 +119,15 @@ def _resolve(spec: CollectSpec, models: dict[str, torch.nn.Module] | None) -> Re
     first = next(iter(models.values()))
     param = next(first.parameters())
     dtype = {v: k for k, v in DTYPES.items()}[param.dtype]
-    spec = dataclasses.replace(spec, backend=backend_of(first), device=str(param.device), dtype=dtype,
-                               archs=tuple(models), overrides=(), pretrained=None)
+    spec = dataclasses.replace(
+        spec,
+        backend=backend_of(first),
+        device=str(param.device),
+        dtype=dtype,
+        archs=tuple(models),
+        overrides=(),
+        pretrained=None,
+    )
     rs = spec.resolve()
     rs.configs = {arch: config_from_model(m) for arch, m in models.items()}
     return rs
@@ -137,6 +159,7 @@ def _measure(runner: PointRunner, p: Point, spec: CollectSpec, out: Path, label:
     entry = _entry(p, label, timing_stats(m, spec.repeats, spec.warmup), "ok", None)
     entry["trace"] = m.trace
     entry["peak_mem_bytes"] = m.peak_mem_bytes
+    _release()
     return entry
 
 
@@ -144,10 +167,21 @@ def _entry(p: Point, device: str, timing: dict | None, status: str, error: str |
     med = timing["median_ms"] if timing else None
     tps = p.tokens / (med / 1e3) if med else None
     return {
-        "arch": p.arch, "mode": p.mode, "batch": p.batch, "seqlen": p.seqlen, "decode_steps": p.decode_steps,
-        "cuda_graphs": p.cuda_graphs, "device": device, "trace": None, "timing": timing,
-        "ttft_ms": med if p.mode == "prefill" else None, "tpot_ms": med if p.mode == "decode" else None,
-        "tokens_per_s": tps, "peak_mem_bytes": None, "status": status, "error": error,
+        "arch": p.arch,
+        "mode": p.mode,
+        "batch": p.batch,
+        "seqlen": p.seqlen,
+        "decode_steps": p.decode_steps,
+        "cuda_graphs": p.cuda_graphs,
+        "device": device,
+        "trace": None,
+        "timing": timing,
+        "ttft_ms": med if p.mode == "prefill" else None,
+        "tpot_ms": med if p.mode == "decode" else None,
+        "tokens_per_s": tps,
+        "peak_mem_bytes": None,
+        "status": status,
+        "error": error,
     }
 
 
@@ -157,8 +191,17 @@ def _error_text(exc: BaseException) -> str:
 
 
 def _release() -> None:
+    """Free what a point left behind, so the next point's peak memory is its own.
+
+    Besides garbage (CUDA-graph caches sit in reference cycles), torch keeps one cuBLAS workspace
+    (32 MiB on Hopper) per stream ever used for a GEMM, counted as allocated memory; every CUDA-graph
+    capture uses fresh streams, so without clearing them each graph point would inherit 32 MiB more.
+    """
     gc.collect()
     if torch.cuda.is_available():
+        clear = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)
+        if clear is not None:
+            clear()
         torch.cuda.empty_cache()
 
 
@@ -196,8 +239,21 @@ def _run_sharded(rs: ResolvedSpec, reporter: Reporter | None) -> dict[str, Any]:
             env["CUDA_VISIBLE_DEVICES"] = dev
             device, label = "cuda", f"cuda:{dev}"
         log = open(out / f"shard{i}.log", "w")  # noqa: SIM115 - closed after the worker exits
-        cmd = [sys.executable, "-m", "tracekit.collectors.worker", "--spec", str(spec_file), "--shard",
-               str(i), "--num-shards", str(n), "--device", device, "--label", label]
+        cmd = [
+            sys.executable,
+            "-m",
+            "tracekit.collectors.worker",
+            "--spec",
+            str(spec_file),
+            "--shard",
+            str(i),
+            "--num-shards",
+            str(n),
+            "--device",
+            device,
+            "--label",
+            label,
+        ]
         procs.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log))
     if reporter:
         reporter.start(len(points))
@@ -209,9 +265,12 @@ def _run_sharded(rs: ResolvedSpec, reporter: Reporter | None) -> dict[str, Any]:
             time.sleep(0.3)
     except KeyboardInterrupt:
         interrupted = True
+        for p, _ in procs:  # a terminal's Ctrl-C reached them already; a signal sent to us alone did not
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
         for p, _ in procs:
             try:
-                p.wait(timeout=60)  # the workers got the same SIGINT and write their manifests
+                p.wait(timeout=60)  # each worker writes its finished points, then exits 130
             except subprocess.TimeoutExpired:
                 p.kill()
     _follow(out, n, seen, reporter)
@@ -240,8 +299,9 @@ def _follow(out: Path, n: int, seen: int, reporter: Reporter | None) -> int:
     return max(seen, len(entries))
 
 
-def merge_shards(out: Path, n: int, points: list[Point], returncodes: list[int | None],
-                 devices: list[str]) -> dict[str, Any]:
+def merge_shards(
+    out: Path, n: int, points: list[Point], returncodes: list[int | None], devices: list[str]
+) -> dict[str, Any]:
     """One manifest from the shard manifests, points in plan order; a point a dead worker never
     reached is recorded as failed with the worker's exit code and log file."""
     shards: list[dict[str, Any] | None] = []
@@ -252,8 +312,15 @@ def merge_shards(out: Path, n: int, points: list[Point], returncodes: list[int |
     if base is None:
         raise RuntimeError(f"no worker wrote a manifest; see {out}/shard*.log")
     doc = {k: v for k, v in base.items() if k != "points"}
-    doc["shards"] = [{"device": devices[i], "gpu_name": (s or {}).get("environment", {}).get("gpu_name"),
-                      "returncode": returncodes[i], "log": f"shard{i}.log"} for i, s in enumerate(shards)]
+    doc["shards"] = [
+        {
+            "device": devices[i],
+            "gpu_name": (s or {}).get("environment", {}).get("gpu_name"),
+            "returncode": returncodes[i],
+            "log": f"shard{i}.log",
+        }
+        for i, s in enumerate(shards)
+    ]
     done: dict[tuple, dict[str, Any]] = {}
     for s in shards:
         for e in (s or {}).get("points", []):
@@ -268,7 +335,10 @@ def merge_shards(out: Path, n: int, points: list[Point], returncodes: list[int |
         rc = returncodes[i]
         if rc in (130, -2):  # interrupted: like one process, list only what was reached
             continue
-        merged.append(_entry(p, devices[i], None, "failed",
-                             f"worker {i} exited with code {rc} before this point; see shard{i}.log"))
+        merged.append(
+            _entry(
+                p, devices[i], None, "failed", f"worker {i} exited with code {rc} before this point; see shard{i}.log"
+            )
+        )
     doc["points"] = merged
     return doc

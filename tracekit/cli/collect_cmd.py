@@ -24,8 +24,13 @@ def _ints(name: str, value: str) -> tuple[int, ...]:
 @click.command(context_settings={"show_default": True})
 @click.option("--arch", default="mamba1,mamba2", help="mamba1, mamba2 or both (comma-separated).")
 @click.option("--preset", default="130m", help="tiny, 130m, 370m, 790m/780m, 1.4b/1.3b, 2.8b/2.7b.")
-@click.option("--config", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a ModelConfig field, e.g. --config d_state=64 (repeatable).")
+@click.option(
+    "--config",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a ModelConfig field, e.g. --config d_state=64 (repeatable).",
+)
 @click.option("--backend", default=None, help="mamba-ssm | hf  [default: mamba-ssm on CUDA when importable, else hf]")
 @click.option("--dtype", default=None, help="bf16 | fp16 | fp32  [default: bf16 on CUDA, fp32 on CPU]")
 @click.option("--device", default=None, help="cpu | cuda | cuda:N  [default: cuda when available]")
@@ -34,17 +39,43 @@ def _ints(name: str, value: str) -> tuple[int, ...]:
 @click.option("--batch", default=8, type=int)
 @click.option("--mode", "modes", default="prefill,decode", help="prefill, decode or both.")
 @click.option("--decode-steps", default=32, type=int, help="Tokens generated per decode run.")
-@click.option("--cuda-graphs", default="off", type=click.Choice(["off", "on", "both"]),
-              help="Decode with the step captured as a CUDA graph (mamba-ssm); both = with and without.")
+@click.option(
+    "--cuda-graphs",
+    default="off",
+    type=click.Choice(["off", "on", "both"]),
+    help="Decode with the step captured as a CUDA graph (mamba-ssm); both = with and without.",
+)
 @click.option("--warmup", default=3, type=int, help="Untimed runs per point (Triton autotunes on the first).")
 @click.option("--repeats", default=10, type=int, help="Timed runs per point (decode: runs of --decode-steps).")
 @click.option("--no-trace", is_flag=True, help="Timing only: skip the profiled pass.")
-@click.option("--pretrained", default=None, metavar="PATH_OR_ID",
-              help="Load real weights (local dir, mamba-ssm or transformers format) instead of random init.")
+@click.option(
+    "--pretrained",
+    default=None,
+    metavar="PATH_OR_ID",
+    help="Load real weights (local dir, mamba-ssm or transformers format) instead of random init.",
+)
 @click.option("--seed", default=0, type=int)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory.")
-def collect(arch, preset, overrides, backend, dtype, device, devices, seqlens, batch, modes, decode_steps,
-            cuda_graphs, warmup, repeats, no_trace, pretrained, seed, out_dir) -> None:
+def collect(
+    arch,
+    preset,
+    overrides,
+    backend,
+    dtype,
+    device,
+    devices,
+    seqlens,
+    batch,
+    modes,
+    decode_steps,
+    cuda_graphs,
+    warmup,
+    repeats,
+    no_trace,
+    pretrained,
+    seed,
+    out_dir,
+) -> None:
     """Record Kineto traces of Mamba-1/2 over sequence lengths (prefill and decode) plus manifest.json."""
     from rich.console import Console
 
@@ -53,11 +84,24 @@ def collect(arch, preset, overrides, backend, dtype, device, devices, seqlens, b
     from tracekit.collectors.sweep import run_collect
 
     spec = CollectSpec(
-        archs=() if pretrained and arch == "mamba1,mamba2" else _csv(arch), preset=preset,
-        overrides=tuple(overrides), backend=backend, dtype=dtype, device=device, devices=_csv(devices),
-        seqlens=_ints("--seqlens", seqlens), batch=batch, modes=_csv(modes), decode_steps=decode_steps,
-        cuda_graphs=cuda_graphs, warmup=warmup, repeats=repeats, profile=not no_trace, out_dir=out_dir,
-        pretrained=pretrained, seed=seed,
+        archs=() if pretrained and arch == "mamba1,mamba2" else _csv(arch),
+        preset=preset,
+        overrides=tuple(overrides),
+        backend=backend,
+        dtype=dtype,
+        device=device,
+        devices=_csv(devices),
+        seqlens=_ints("--seqlens", seqlens),
+        batch=batch,
+        modes=_csv(modes),
+        decode_steps=decode_steps,
+        cuda_graphs=cuda_graphs,
+        warmup=warmup,
+        repeats=repeats,
+        profile=not no_trace,
+        out_dir=out_dir,
+        pretrained=pretrained,
+        seed=seed,
     )
     spec.resolve()  # every UsageError before any work
     console = Console()
