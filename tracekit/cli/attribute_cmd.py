@@ -84,9 +84,16 @@ def attribute(
         raise UsageError("give --trace FILE or --run RUN_DIR")
     items: list[RunTrace] = []
     if run_dir is not None:
-        items.extend(run_traces(run_dir))
+        listed = run_traces(run_dir)
+        items.extend(i for i in listed if i.trace.is_file())
         if not items:
-            raise UsageError(f"{run_dir}: the manifest lists no traces")
+            raise UsageError(f"{run_dir}: no trace files of the manifest's {len(listed)} points are present")
+        if len(items) < len(listed):
+            click.echo(
+                f"tracekit: note: {len(listed) - len(items)} of {len(listed)} traces listed in "
+                f"{run_dir}/manifest.json are not present; attributing the other {len(items)}",
+                err=True,
+            )
     for t in traces:
         if not t.exists():
             raise UsageError(f"{t}: no such file")
