@@ -15,8 +15,13 @@ from tracekit.errors import UsageError
 
 
 @click.command(context_settings={"show_default": True})
-@click.option("--out", "out_dir", default="tracekit-demo", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the run (traces + manifest), the database and the plot; replaced if it exists.")
+@click.option(
+    "--out",
+    "out_dir",
+    default="tracekit-demo",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the run (traces + manifest), the database and the plot; replaced if it exists.",
+)
 @click.option("--seqlens", default="64,256", help="Prompt lengths of the sweep.")
 @click.option("--by", type=click.Choice(("component", "layer")), default="component")
 def demo(out_dir: Path, seqlens: str, by: str) -> None:
@@ -43,9 +48,20 @@ def demo(out_dir: Path, seqlens: str, by: str) -> None:
     except ValueError:
         raise UsageError(f"--seqlens takes comma-separated integers, not {seqlens!r}") from None
     run_dir = out_dir / "run"
-    spec = CollectSpec(archs=("mamba1", "mamba2"), preset="tiny", backend="hf", device="cpu", dtype="fp32",
-                       seqlens=lens, batch=2, modes=("prefill", "decode"), decode_steps=8, warmup=1,
-                       repeats=3, out_dir=str(run_dir))
+    spec = CollectSpec(
+        archs=("mamba1", "mamba2"),
+        preset="tiny",
+        backend="hf",
+        device="cpu",
+        dtype="fp32",
+        seqlens=lens,
+        batch=2,
+        modes=("prefill", "decode"),
+        decode_steps=8,
+        warmup=1,
+        repeats=3,
+        out_dir=str(run_dir),
+    )
     spec.resolve()
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -63,11 +79,15 @@ def demo(out_dir: Path, seqlens: str, by: str) -> None:
         tables = db.tables()
     finally:
         db.close()
-    console.print(f"{tables.filter(tables['name'] == 'events')['rows'].item():,} events from "
-                  f"{len(docs)} traces in {out_dir / 'tracekit.duckdb'}")
+    console.print(
+        f"{tables.filter(tables['name'] == 'events')['rows'].item():,} events from "
+        f"{len(docs)} traces in {out_dir / 'tracekit.duckdb'}"
+    )
     for doc in docs:
         render(doc, by, console=console)
     plot = plot_shares(docs, out_dir / "components.png")
     console.rule("[bold]done")
-    console.print(f"plot: {plot}\nrun:  {run_dir}/manifest.json\n"
-                  f"next: tracekit attribute --run {run_dir} --db {out_dir / 'tracekit.duckdb'} --by layer")
+    console.print(
+        f"plot: {plot}\nrun:  {run_dir}/manifest.json\n"
+        f"next: tracekit attribute --run {run_dir} --db {out_dir / 'tracekit.duckdb'} --by layer"
+    )
