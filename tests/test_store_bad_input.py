@@ -145,3 +145,14 @@ def test_query_is_read_only_unless_write(tmp_path: Path) -> None:
 def test_query_missing_database_is_clear(tmp_path: Path) -> None:
     r = _cli("query", "select 1", "--db", str(tmp_path / "none.duckdb"), cwd=tmp_path)
     assert r.returncode != 0 and "no such database" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_folder_skips_collect_manifest(tmp_path: Path) -> None:
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "manifest.json").write_text(json.dumps({"points": []}))
+    (d / "t.json").write_text(json.dumps(GOOD))
+    r = _cli("ingest", str(d), "--db", str(tmp_path / "m.duckdb"), "--format", "csv", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[1].startswith("t.json,1,ingested")
+    assert len(r.stdout.splitlines()) == 2

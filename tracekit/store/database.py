@@ -21,6 +21,7 @@ from tracekit.store.ingest import IngestResult, ingest_prepared
 
 DEFAULT_DB = "tracekit.duckdb"
 TRACE_SUFFIXES = (".json", ".json.gz")
+RUN_FILES = ("manifest.json",)  # written by `tracekit collect` beside its traces
 BASE_TABLES = ("traces", "events", "instants", "memory", "flows", "tracks", "other_events")
 _LOCK_RE = re.compile(r"lock", re.IGNORECASE)
 
@@ -206,12 +207,17 @@ class Database:
 
 
 def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Files as given, plus the trace files found (recursively, sorted) under each folder."""
+    """Files as given, plus the trace files found (recursively, sorted) under each folder.
+
+    In folders, `tracekit collect`'s own `manifest.json` files are not traces and are left out.
+    """
     files: list[Path] = []
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(TRACE_SUFFIXES))
+            found = sorted(
+                f for f in p.rglob("*") if f.is_file() and f.name.endswith(TRACE_SUFFIXES) and f.name not in RUN_FILES
+            )
             files.extend(found)
         else:
             files.append(p)
