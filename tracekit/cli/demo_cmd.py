@@ -20,7 +20,7 @@ from tracekit.errors import UsageError
     "out_dir",
     default="tracekit-demo",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for the run (traces + manifest), the database and the plot; replaced if it exists.",
+    help="Folder for the run (traces + manifest), the database and the plot; a previous demo's is replaced.",
 )
 @click.option("--seqlens", default="64,256", help="Prompt lengths of the sweep.")
 @click.option("--by", type=click.Choice(("component", "layer")), default="component")
@@ -58,14 +58,16 @@ def demo(out_dir: Path, seqlens: str, by: str) -> None:
         batch=2,
         modes=("prefill", "decode"),
         decode_steps=8,
-        warmup=1,
+        warmup=3,  # transformers' torch path on CPU runs its first few calls slowly
         repeats=3,
         out_dir=str(run_dir),
     )
     spec.resolve()
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not (out_dir / "run" / "manifest.json").is_file():
+            raise UsageError(f"{out_dir}: exists and is not a previous demo's folder; choose another --out")
+        shutil.rmtree(out_dir)  # a previous demo's output: replace it
+    out_dir.mkdir(parents=True, exist_ok=True)
     console = Console()
     console.rule("[bold]1. collect[/] tiny Mamba-1/2 on CPU (transformers torch path, random weights)")
     with RichReporter(Console(stderr=True)) as reporter:

@@ -1,0 +1,46 @@
+"""`tracekit demo`, the README's main job: the whole pipeline on CPU, offline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import tracekit
+
+COMPONENTS = ("rmsnorm", "gated_mlp", "conv", "ssm", "final_linear", "other")
+
+
+def _demo(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tracekit.cli.main", "demo", "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"COLUMNS": "100", "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_demo_collects_ingests_attributes_and_reports(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    r = _demo(out, "--seqlens", "64")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    for c in COMPONENTS:
+        assert c in r.stdout
+    db = tracekit.open(out / "tracekit.duckdb", read_only=True)
+    # 2 archs x 2 modes x 1 seqlen, each with layer scopes of both tiny layers
+    assert db.sql("select count(*) from traces").item() == 4
+    layers = db.sql("select count(distinct name) from annotations where name like 'layer.%'").item()
+    assert layers == 2
+    db.close()
+    assert (out / "components.png").stat().st_size > 0
+    r = _demo(out, "--seqlens", "64")  # a previous demo's folder is replaced
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_demo_refuses_a_foreign_folder(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("mine")
+    r = _demo(tmp_path)
+    assert r.returncode != 0 and "not a previous demo" in r.stderr
+    assert (tmp_path / "keep.txt").read_text() == "mine"
