@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from tracekit.collectors.presets import preset
@@ -91,3 +94,63 @@ def test_bad_arguments(tmp_path):
         compare.run_compare(ratios=[1.2], **kw)
     with pytest.raises(UsageError, match="needs calibration"):
         compare.run_compare(ratios=[0.5], **{**kw, "method": "delta"})
+
+
+def test_compare_collect_phase_needs_no_duckdb_then_analyzes(tmp_path: Path) -> None:
+    """The GPU machine has no duckdb/polars: collect there, analyze here."""
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('duckdb', 'polars', 'pyarrow'):\n"
+        "            raise ImportError('blocked ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from tracekit.cli.main import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    out = tmp_path / "cmp"
+    args = [
+        "prune",
+        "compare",
+        "--arch",
+        "mamba2",
+        "--ratios",
+        "0.5",
+        "--variants",
+        "physical",
+        "--seqlens",
+        "32",
+        "--mode",
+        "prefill",
+        "--repeats",
+        "1",
+        "--phase",
+        "collect",
+        "--out",
+        str(out),
+    ]
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (out / "compare_plan.json").is_file() and not (out / "compare.duckdb").exists()
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tracekit.cli.main",
+            "prune",
+            "compare",
+            "--phase",
+            "analyze",
+            "--out",
+            str(out),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = json.loads(r.stdout)["rows"]
+    assert {row["variant"] for row in rows} == {"dense", "physical"}
+    assert all(row["status"] == "ok" and row["component_ns"] for row in rows)

@@ -244,7 +244,7 @@ def eval_cmd(
 
 
 @prune.command()
-@click.option("--arch", type=click.Choice(ARCHS), required=True)
+@click.option("--arch", type=click.Choice(ARCHS), help="Required unless --phase analyze.")
 @click.option("--preset", "preset_name", default="tiny", show_default=True)
 @click.option("--config", "overrides", multiple=True, metavar="KEY=VALUE")
 @click.option(
@@ -269,11 +269,25 @@ def eval_cmd(
 @click.option("--scores", "scores_path", type=click.Path(dir_okay=False), help="Use these scores (any method).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False))
+@click.option(
+    "--phase",
+    type=click.Choice(["all", "collect", "analyze"]),
+    default="all",
+    show_default=True,
+    help="collect: only run the variants (no duckdb needed: e.g. on a GPU machine); "
+    "analyze: ingest + attribute a collected --out here.",
+)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 def compare(**kw: Any) -> None:
     """Collect dense / masked / physical × ratios × seqlens × modes through the same pipeline; Table 2."""
     from tracekit.prune import compare as cmp
 
+    if kw["phase"] == "analyze":
+        result = cmp.analyze_compare(Path(kw["out"]))
+        _emit_compare(cmp, result, kw["fmt"])
+        return
+    if not kw["arch"]:
+        raise UsageError("--arch is required (unless --phase analyze)")
     result = cmp.run_compare(
         arch=kw["arch"],
         cfg=_model_cfg(kw["arch"], kw["preset_name"], kw["overrides"]),
@@ -294,8 +308,16 @@ def compare(**kw: Any) -> None:
         out=Path(kw["out"]),
         scores_path=kw["scores_path"],
         console=_console(),
+        phase=kw["phase"],
     )
-    if kw["fmt"] == "json":
+    if result is None:
+        click.echo(f"collected; finish with: tracekit prune compare --phase analyze --out {kw['out']}")
+        return
+    _emit_compare(cmp, result, kw["fmt"])
+
+
+def _emit_compare(cmp: Any, result: Any, fmt: str) -> None:
+    if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
         cmp.print_table(result)

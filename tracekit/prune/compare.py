@@ -85,6 +85,9 @@ def _variants(variants: list[str], ratios: list[float]) -> list[tuple[str, float
     return [("dense", 0.0)] + [(v, r) for v in variants for r in ratios]
 
 
+PLAN = "compare_plan.json"
+
+
 def run_compare(
     *,
     arch: str,
@@ -106,12 +109,14 @@ def run_compare(
     out: Path,
     console: Any = None,
     scores_path: str | None = None,
-) -> CompareResult:
-    """Collect, ingest and attribute every variant; write compare.json / compare.md / plots into `out`."""
-    import tracekit
-    from tracekit.analyzers.attribute_run import attribute_documents
-    from tracekit.analyzers.components import load_rules
-    from tracekit.analyzers.run_manifest import run_traces
+    phase: str = "all",
+) -> CompareResult | None:
+    """Collect every variant, then ingest and attribute it; write compare.json / compare.md / plots.
+
+    `phase="collect"` stops after the collects (it needs no duckdb/polars, so it runs on the GPU
+    machine) and leaves `compare_plan.json`; `analyze_compare(out)` finishes elsewhere. Returns None
+    for the collect phase.
+    """
     from tracekit.collectors.spec import CollectSpec
     from tracekit.collectors.sweep import run_collect
 
@@ -142,9 +147,7 @@ def run_compare(
             raise UsageError(f"--method {method} needs calibration: run `prune score` and pass --scores")
         scores = compute_scores(dense, cfg, [method], None, seed=seed)[method]
     out.mkdir(parents=True, exist_ok=True)
-    db = tracekit.open(str(out / "compare.duckdb"))
-    rules = load_rules()
-    rows: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]] = []
     for variant, ratio in plan:
         label = "dense" if variant == "dense" else f"{variant}_r{ratio:g}"
         if console is not None:
@@ -153,37 +156,85 @@ def run_compare(
         model = to_backend(
             pr.model if variant != "dense" else build_model(cfg, seed), pr.cfg, rs.backend, rs.device, rs.dtype, seed
         )
-        run_dir = out / "runs" / label
-        doc = run_collect(dataclasses.replace(spec, out_dir=str(run_dir)), models={arch: model})
+        run_collect(dataclasses.replace(spec, out_dir=str(out / "runs" / label)), models={arch: model})
         del model
-        items = {it.trace: it for it in run_traces(run_dir, doc)}
-        docs = {d["trace"]: d for d in attribute_documents(db, list(items.values()), rules)}
-        for p in doc["points"]:
-            trace = (run_dir / p["trace"]).resolve() if p.get("trace") else None
-            att = docs.get(trace.name) if trace else None
-            comps = {c["component"]: _comp_ns(c) for c in att["components"]} if att else {}
-            state = att["model"].get("state_bytes") if att else None
-            rows.append(
-                {
-                    "variant": variant,
-                    "ratio": ratio,
-                    "d_state": pr.cfg.d_state,
-                    "k": pr.info["k"],
-                    "mode": p["mode"],
-                    "seqlen": p["seqlen"],
-                    "batch": p["batch"],
-                    "cuda_graphs": p.get("cuda_graphs"),
-                    "status": p["status"],
-                    "error": p.get("error"),
-                    "median_ms": (p.get("timing") or {}).get("median_ms"),
-                    "peak_mem_bytes": p.get("peak_mem_bytes"),
-                    "state_bytes": state,
-                    "component_ns": comps,
-                    "trace": str(trace) if trace else None,
-                }
-            )
+        entries.append(
+            {"label": label, "variant": variant, "ratio": ratio, "d_state": pr.cfg.d_state, "k": pr.info["k"]}
+        )
+    head = {
+        "arch": arch,
+        "model": cfg.to_dict(),
+        "method": method,
+        "backend": rs.backend,
+        "device": rs.device,
+        "dtype": rs.dtype,
+        "batch": batch,
+        "variants": entries,
+    }
+    (out / PLAN).write_text(json.dumps(head, indent=2) + "\n")
+    if phase == "collect":
+        return None
+    return analyze_compare(out)
+
+
+def analyze_compare(out: Path) -> CompareResult:
+    """Ingest and attribute the runs a (collect-phase) compare left in `out`; write its outputs."""
+    import tracekit
+    from tracekit.analyzers.attribute_run import attribute_documents
+    from tracekit.analyzers.components import load_rules
+    from tracekit.analyzers.run_manifest import read_manifest, run_traces
+
+    try:
+        head = json.loads((out / PLAN).read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{out / PLAN}: not a compare run ({exc})") from None
+    db = tracekit.open(str(out / "compare.duckdb"))
+    rules = load_rules()
+    rows: list[dict[str, Any]] = []
+    try:
+        for e in head["variants"]:
+            run_dir = out / "runs" / e["label"]
+            doc = read_manifest(run_dir)
+            items = [it for it in run_traces(run_dir, doc) if it.trace.is_file()]
+            docs = {d["trace"]: d for d in attribute_documents(db, items, rules)}
+            for p in doc["points"]:
+                trace = (run_dir / p["trace"]).resolve() if p.get("trace") else None
+                att = docs.get(trace.name) if trace else None
+                comps = {c["component"]: _comp_ns(c) for c in att["components"]} if att else {}
+                state = att["model"].get("state_bytes") if att else None
+                rows.append(
+                    {
+                        "variant": e["variant"],
+                        "ratio": e["ratio"],
+                        "d_state": e["d_state"],
+                        "k": e["k"],
+                        "mode": p["mode"],
+                        "seqlen": p["seqlen"],
+                        "batch": p["batch"],
+                        "cuda_graphs": p.get("cuda_graphs"),
+                        "status": p["status"],
+                        "error": p.get("error"),
+                        "median_ms": (p.get("timing") or {}).get("median_ms"),
+                        "peak_mem_bytes": p.get("peak_mem_bytes"),
+                        "state_bytes": state,
+                        "component_ns": comps,
+                        "trace": str(trace) if trace else None,
+                    }
+                )
+    finally:
+        db.close()
     _add_ratios(rows)
-    result = CompareResult(arch, cfg.to_dict(), method, rs.backend, rs.device, rs.dtype, batch, rows, str(out))
+    result = CompareResult(
+        head["arch"],
+        head["model"],
+        head["method"],
+        head["backend"],
+        head["device"],
+        head["dtype"],
+        head["batch"],
+        rows,
+        str(out),
+    )
     write_outputs(result, out)
     return result
 
