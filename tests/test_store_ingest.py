@@ -207,3 +207,6 @@ def test_gpu_time_per_layer_scope_query_from_docs(db) -> None:
              and g.ancestor_cat = 'user_annotation' and g.ancestor_name like 'layer.%')"""
     ).item()
     assert sum(ns for _, ns in per_layer) + outside == expected["kernel_ns"]
+    one = db.sql("select * from gpu_event_ancestors_of(1) order by all")
+    assert one.equals(db.sql("select * from gpu_event_ancestors where trace_id = 1 order by all"))
+    assert one.height > 0

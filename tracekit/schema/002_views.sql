@@ -94,3 +94,21 @@ WITH RECURSIVE chain(trace_id, gpu_event_id, ancestor_id, hop) AS (
 SELECT c.trace_id, c.gpu_event_id, c.ancestor_id, c.hop, a.cat AS ancestor_cat, a.name AS ancestor_name,
        a.depth AS ancestor_depth
 FROM chain c JOIN events a ON a.trace_id = c.trace_id AND a.event_id = c.ancestor_id;
+
+-- The same for one trace: the recursion starts from that trace's GPU events only, so it stays fast in a
+-- database holding many traces (a filter on the view cannot reach inside its recursion).
+CREATE OR REPLACE MACRO gpu_event_ancestors_of(tr) AS TABLE
+WITH RECURSIVE chain(trace_id, gpu_event_id, ancestor_id, hop) AS (
+    SELECT trace_id, event_id, op_id, 1 FROM events
+    WHERE trace_id = tr AND cat IN ('kernel', 'gpu_memcpy', 'gpu_memset') AND op_id IS NOT NULL
+    UNION ALL
+    SELECT trace_id, event_id, parent_id, 1 FROM events
+    WHERE trace_id = tr AND cat IN ('kernel', 'gpu_memcpy', 'gpu_memset') AND parent_id IS NOT NULL
+    UNION ALL
+    SELECT c.trace_id, c.gpu_event_id, p.parent_id, c.hop + 1 FROM chain c
+    JOIN events p ON p.trace_id = c.trace_id AND p.event_id = c.ancestor_id
+    WHERE p.parent_id IS NOT NULL
+)
+SELECT c.trace_id, c.gpu_event_id, c.ancestor_id, c.hop, a.cat AS ancestor_cat, a.name AS ancestor_name,
+       a.depth AS ancestor_depth
+FROM chain c JOIN events a ON a.trace_id = c.trace_id AND a.event_id = c.ancestor_id;
