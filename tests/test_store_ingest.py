@@ -210,3 +210,16 @@ def test_gpu_time_per_layer_scope_query_from_docs(db) -> None:
     one = db.sql("select * from gpu_event_ancestors_of(1) order by all")
     assert one.equals(db.sql("select * from gpu_event_ancestors where trace_id = 1 order by all"))
     assert one.height > 0
+
+
+@pytest.mark.parametrize("trace", shared_traces(), ids=lambda p: p.name)
+def test_event_id_is_the_position_in_trace_events(db, trace: Path) -> None:
+    events = plain_reader.load(trace)["traceEvents"]
+    db.ingest([trace])
+    rows = db.sql("select event_id, name, ts_ns, dur_ns from events order by event_id").rows()
+    assert len(rows) == sum(1 for e in events if e.get("ph") == "X")
+    for event_id, name, ts_ns, dur_ns in rows:
+        e = events[event_id]
+        assert (e["name"], plain_reader.ns(e["ts"]), plain_reader.ns(e["dur"])) == (name, ts_ns, dur_ns)
+    mem = db.sql("select event_id, bytes from memory order by event_id").rows()
+    assert all(events[i]["name"] == "[memory]" and events[i]["args"]["Bytes"] == b for i, b in mem)
