@@ -161,7 +161,8 @@ def test_bare_array_and_keys_after_events(db, tmp_path: Path) -> None:
     res = db.ingest([bare, tricky])
     assert [r.error for r in res] == [None, None]
     assert db.sql("select count(*) from events").item() == 2
-    props = db.sql("select device_properties::VARCHAR from traces where name = 't'").item()
+    props = db.sql("select device_properties::VARCHAR from traces where name = 'tricky.json'").item()
+    assert db.sql("select metadata->>'traceName' from traces where name = 'tricky.json'").item() == "t"
     assert json.loads(props) == [{"id": 0, "name": "X"}]
 
 

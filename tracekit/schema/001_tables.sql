@@ -11,7 +11,7 @@ CREATE SEQUENCE IF NOT EXISTS trace_id_seq START 1;
 -- One row per ingested trace file.
 CREATE TABLE IF NOT EXISTS traces (
     trace_id           INTEGER PRIMARY KEY,
-    name               VARCHAR NOT NULL,      -- traceName, else the file name
+    name               VARCHAR NOT NULL,      -- the file's name (traceName stays in metadata)
     path               VARCHAR NOT NULL,      -- absolute source path at ingest time
     sha256             VARCHAR NOT NULL UNIQUE, -- of the file's decompressed content
     file_bytes         BIGINT NOT NULL,       -- size on disk (compressed if .gz)

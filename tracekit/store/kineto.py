@@ -45,7 +45,8 @@ class PreparedTrace:
 
     @property
     def name(self) -> str:
-        return str(self.metadata.get("traceName") or self.path.name)
+        """The file's own name: Kineto's `traceName` (kept in metadata) is often the exporter's temp path."""
+        return self.path.name
 
     def use_candidate(self, i: int) -> None:
         """Cut the array file at the i-th candidate end (see `_array_end_candidates`)."""
