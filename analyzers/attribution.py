@@ -209,6 +209,8 @@ def attribute(
 
     units = _gpu_units(con, trace_id, walk, ops) if time_source == "gpu" else _cpu_units(con, trace_id, walk, ops)
     units = _classify(units, clf)
+    if time_source == "gpu" and config is not None:
+        units = _graph_gemm_roles(units, config)
 
     g = innermost.join(walk.select("event_id", "comp", "layer", "chain"), on="event_id", how="left")
     if time_source == "gpu":
@@ -245,6 +247,55 @@ def attribute(
     return Attribution(trace_id, time_source, units, g, config, config_source, walk, layer_source)
 
 
+GRAPH_LAUNCH = "cudaGraphLaunch"
+GEMM_KERNEL = r"(?i)nvjet|gemm|cutlass|xmma"
+
+
+def _graph_gemm_roles(units: pl.DataFrame, cfg: ModelConfig) -> pl.DataFrame:
+    """Roles of GEMMs replayed from a CUDA graph, from their position in the step.
+
+    A graph replay runs no Python, so its GEMM kernels have no launching aten op and no shapes. A decode
+    step's GEMMs run in model order, so with the config their roles follow from position within each
+    graph launch: per layer Mamba-1 [in_proj, x_proj, dt_proj, out_proj], Mamba-2 [in_proj, out_proj],
+    then lm_head. Applied only to launches holding exactly that many unresolved GEMM kernels (a split-K
+    or fused GEMM changes the count and leaves them in `other`); reason "graph position".
+    """
+    roles = (
+        [("gated_mlp", "in_proj"), ("ssm", "x_proj"), ("ssm", "dt_proj"), ("final_linear", "out_proj")]
+        if cfg.arch == "mamba1"
+        else [("gated_mlp", "in_proj"), ("final_linear", "out_proj")]
+    )
+    expected = len(roles) * cfg.n_layer + 1
+    cand = units.filter(
+        (pl.col("launcher") == GRAPH_LAUNCH)
+        & (pl.col("reason") == "default")
+        & pl.col("kernel").str.contains(GEMM_KERNEL)
+    ).sort("ts_ns")
+    if cand.is_empty():
+        return units
+    cand = cand.with_columns(
+        pl.int_range(pl.len()).over("launch_id").alias("_pos"), pl.len().over("launch_id").alias("_n")
+    ).filter(pl.col("_n") == expected)
+    if cand.is_empty():
+        return units
+    pos = cand["_pos"].to_list()
+    last = expected - 1
+    fix = pl.DataFrame(
+        {
+            "event_id": cand["event_id"],
+            "_component": ["other" if p == last else roles[p % len(roles)][0] for p in pos],
+            "_role": ["lm_head" if p == last else roles[p % len(roles)][1] for p in pos],
+        }
+    )
+    out = units.join(fix, on="event_id", how="left")
+    hit = pl.col("_component").is_not_null()
+    return out.with_columns(
+        pl.when(hit).then(pl.col("_component")).otherwise(pl.col("component")).alias("component"),
+        pl.when(hit).then(pl.lit("graph position")).otherwise(pl.col("reason")).alias("reason"),
+        pl.when(hit).then(pl.col("_role")).otherwise(pl.col("role")).alias("role"),
+    ).drop("_component", "_role")
+
+
 def _tokens(g: Gemm | None, roles: GemmRoles | None, scope: str | None) -> int | None:
     """Rows of activations of a classified projection: the outer dim that is not the weight's out_features."""
     if g is None or roles is None:
@@ -269,8 +320,9 @@ def _gpu_units(con: duckdb.DuckDBPyConnection, trace_id: int, walk: pl.DataFrame
         con,
         """
         SELECT k.event_id, k.name AS kernel, k.ts_ns, k.dur_ns, k.end_ns, k.stream, k.device, k.op_id,
-               o.name AS op
+               o.name AS op, k.launch_id, r.name AS launcher
         FROM kernels k LEFT JOIN events o ON o.trace_id = k.trace_id AND o.event_id = k.op_id
+        LEFT JOIN events r ON r.trace_id = k.trace_id AND r.event_id = k.launch_id
         WHERE k.trace_id = $tid""",
         {"tid": trace_id},
     )

@@ -348,3 +348,28 @@ def test_plot_and_hta_note_on_cpu_trace(tmp_path):
     doc = json.loads(r.output)
     assert "CPU-only" in doc["hta"]["note"]
     assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cuda_graph_gemms_get_roles_from_their_position() -> None:
+    """A CUDA-graph replay (H100, mamba2-130m, decode B=64, 16 steps) has GEMMs without launching ops."""
+    import polars as pl
+    from tracekit.analyzers.attribution import attribute
+    from tracekit.analyzers.components import load_rules
+    from tracekit.collectors.presets import preset
+
+    import tracekit
+
+    trace = Path(__file__).parent / "data" / "h100_mamba2-130m_decode_b64_l2048_cg.json.gz"
+    db = tracekit.open(":memory:")
+    (r,) = db.ingest([trace])
+    total = db.sql("select sum(dur_ns)::BIGINT from kernels").item()
+    cfg = preset("mamba2", "130m")
+    a = attribute(db.con, r.trace_id, load_rules(), config=cfg, config_source="flags", infer=False)
+    gemms = a.units.filter(pl.col("kernel").str.starts_with("nvjet"))
+    roles = dict(gemms.group_by("role").len().rows())
+    assert roles == {"in_proj": 16 * 24, "out_proj": 16 * 24, "lm_head": 16}
+    assert set(gemms["reason"]) == {"graph position"}
+    assert a.units["dur_ns"].sum() == total  # relabelling keeps conservation
+    # a config whose layer count does not match the replay leaves the GEMMs unresolved, not guessed
+    wrong = attribute(db.con, r.trace_id, load_rules(), config=cfg.replace(n_layer=23), infer=False)
+    assert set(wrong.units.filter(pl.col("kernel").str.starts_with("nvjet"))["component"]) == {"other"}
