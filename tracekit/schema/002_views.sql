@@ -77,26 +77,8 @@ SELECT e.event_id, e.cat, e.name, e.ts_ns, e.dur_ns, e.depth, c.hop
 FROM chain c JOIN events e ON e.trace_id = c.trace_id AND e.event_id = c.event_id
 ORDER BY (e.cat = 'gpu_user_annotation'), c.hop;
 
--- For every GPU event: each enclosing CPU op / annotation of its launching op, and each GPU annotation
--- around it on its stream. One row per (GPU event, ancestor); `hop` 1 = the launching op itself.
-CREATE OR REPLACE VIEW gpu_event_ancestors AS
-WITH RECURSIVE chain(trace_id, gpu_event_id, ancestor_id, hop) AS (
-    SELECT trace_id, event_id, op_id, 1 FROM events
-    WHERE cat IN ('kernel', 'gpu_memcpy', 'gpu_memset') AND op_id IS NOT NULL
-    UNION ALL
-    SELECT trace_id, event_id, parent_id, 1 FROM events
-    WHERE cat IN ('kernel', 'gpu_memcpy', 'gpu_memset') AND parent_id IS NOT NULL
-    UNION ALL
-    SELECT c.trace_id, c.gpu_event_id, p.parent_id, c.hop + 1 FROM chain c
-    JOIN events p ON p.trace_id = c.trace_id AND p.event_id = c.ancestor_id
-    WHERE p.parent_id IS NOT NULL
-)
-SELECT c.trace_id, c.gpu_event_id, c.ancestor_id, c.hop, a.cat AS ancestor_cat, a.name AS ancestor_name,
-       a.depth AS ancestor_depth
-FROM chain c JOIN events a ON a.trace_id = c.trace_id AND a.event_id = c.ancestor_id;
-
--- The same for one trace: the recursion starts from that trace's GPU events only, so it stays fast in a
--- database holding many traces (a filter on the view cannot reach inside its recursion).
+-- For every GPU event of one trace: each enclosing CPU op / annotation of its launching op, and each GPU
+-- annotation around it on its stream. One row per (GPU event, ancestor); `hop` 1 = the launching op itself.
 CREATE OR REPLACE MACRO gpu_event_ancestors_of(tr) AS TABLE
 WITH RECURSIVE chain(trace_id, gpu_event_id, ancestor_id, hop) AS (
     SELECT trace_id, event_id, op_id, 1 FROM events
@@ -112,3 +94,8 @@ WITH RECURSIVE chain(trace_id, gpu_event_id, ancestor_id, hop) AS (
 SELECT c.trace_id, c.gpu_event_id, c.ancestor_id, c.hop, a.cat AS ancestor_cat, a.name AS ancestor_name,
        a.depth AS ancestor_depth
 FROM chain c JOIN events a ON a.trace_id = c.trace_id AND a.event_id = c.ancestor_id;
+
+-- The same for every trace (a filter on this view cannot reach inside the recursion: for one trace of a
+-- large database, query gpu_event_ancestors_of(trace_id) directly).
+CREATE OR REPLACE VIEW gpu_event_ancestors AS
+SELECT g.* FROM traces t, LATERAL gpu_event_ancestors_of(t.trace_id) g;
