@@ -76,7 +76,9 @@ def ingest(paths: tuple[str, ...], db_path: str | None, fmt: str, wait_s: float)
         ]
     )
     if fmt == "table":  # people: the columns that fit a terminal
-        summary = summary.select("file", "trace_id", "status", "events", "kernels", "json_mb", "mb_per_s")
+        summary = summary.select("file", "trace_id", "status", "events", "kernels", "json_mb", "mb_per_s").rename(
+            {"trace_id": "id", "json_mb": "MB", "mb_per_s": "MB/s"}
+        )
     write_frame(summary, fmt, title=f"ingest → {db_path or default_db_path()}")
     failed = sum(1 for r in results if r.error)
     if failed:
