@@ -147,7 +147,8 @@ def read_mc(path: str | Path, limit: int | None = None) -> tuple[str, list[Choic
 @torch.no_grad()
 def continuation_score(model: nn.Module, ctx: list[int], cont: list[int]) -> tuple[float, bool]:
     """(Σ log p(cont | ctx), whether cont is the greedy continuation) — lm-eval's loglikelihood."""
-    ids = torch.tensor([ctx + cont], device=next(model.parameters()).device)
+    device = next(model.parameters(), torch.empty(0)).device  # a parameterless stand-in runs on the CPU
+    ids = torch.tensor([ctx + cont], device=device)
     logp = F.log_softmax(_logits(model, ids[:, :-1])[0], dim=-1)[len(ctx) - 1 :]
     tgt = ids[0, len(ctx) :]
     return logp.gather(1, tgt[:, None]).sum().item(), bool((logp.argmax(-1) == tgt).all())
