@@ -9,6 +9,13 @@ from rich.console import Console
 from rich.table import Table
 
 
+def _table(caption: str) -> Table:
+    """The compact table style shared by every view (fits an 80-column terminal)."""
+    return Table(
+        header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 0), collapse_padding=True, pad_edge=False, caption=caption
+    )
+
+
 def _si(v: float | int | None, unit: str = "") -> str:
     if v is None:
         return "–"
@@ -58,12 +65,7 @@ def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None
         f"({arch}, config {m['config_source']})"
     )
     if by == "kernel":
-        t = Table(
-            header_style="bold",
-            box=box.SIMPLE_HEAD,
-            padding=(0, 0),
-            collapse_padding=True,
-            pad_edge=False,
+        t = _table(
             caption="kernel names shortened (templates and arguments elided); --format csv|json for full names",
         )
         t.add_column("kernel", overflow="ellipsis", no_wrap=True, max_width=30)
@@ -82,12 +84,7 @@ def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None
             )
         console.print(t)
     else:
-        t = Table(
-            header_style="bold",
-            box=box.SIMPLE_HEAD,
-            padding=(0, 0),
-            collapse_padding=True,
-            pad_edge=False,
+        t = _table(
             caption=(
                 "ms: " + ("summed kernel time" if gpu else "CPU self time") + " · alloc: bytes allocated · "
                 "peak: peak live bytes · I/O: minimal bytes moved · F/B: FLOPs per byte · roof: % of roofline"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -11,7 +12,6 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from tracekit.cli.output import FORMATS, write_frame
 from tracekit.errors import TracekitError
 from tracekit.store.database import Database, default_db_path, expand_paths
-from tracekit.store.ingest import IngestResult
 
 db_option = click.option(
     "--db",
@@ -41,9 +41,9 @@ def ingest(paths: tuple[str, ...], db_path: str | None, fmt: str, wait_s: float)
         raise TracekitError(f"no trace files (*.json, *.json.gz) under {', '.join(paths)}")
     single = len(files) == 1
     err = Console(stderr=True)
-    with Database(db_path, wait_s=wait_s) as db:
-        results: list[IngestResult] = []
-        with Progress(
+    with (
+        Database(db_path, wait_s=wait_s) as db,
+        Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             TextColumn("{task.completed}/{task.total}"),
@@ -51,12 +51,14 @@ def ingest(paths: tuple[str, ...], db_path: str | None, fmt: str, wait_s: float)
             console=err,
             transient=True,
             disable=not err.is_terminal,
-        ) as bar:
-            task = bar.add_task("ingesting", total=len(files))
-            for f in files:
-                bar.update(task, description=f"ingesting {f.name}")
-                results.extend(db.ingest([f], keep_going=not single))
-                bar.advance(task)
+        ) as bar,
+    ):
+        task = bar.add_task("ingesting", total=len(files))
+
+        def on_file(path: str, index: int, total: int) -> None:
+            bar.update(task, completed=index, description=f"ingesting {Path(path).name}")
+
+        results = db.ingest(files, on_file=on_file, keep_going=not single)
     import polars as pl
 
     summary = pl.DataFrame(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import gzip
 import hashlib
 import json
 import os
@@ -113,7 +112,7 @@ def _read_chunks(path: Path) -> Iterator[bytes]:
         yield from _chunks(path)
     except EOFError:
         raise TraceError(path, "truncated gzip stream (file ends before the end-of-stream marker)") from None
-    except (gzip.BadGzipFile, zlib.error) as exc:
+    except zlib.error as exc:
         raise TraceError(path, f"corrupt gzip data ({exc})") from None
     except IsADirectoryError:
         raise TraceError(path, "is a directory") from None
