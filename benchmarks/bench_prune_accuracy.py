@@ -54,6 +54,7 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results")
     ap.add_argument("--tag", default="")
     ap.add_argument("--seed", type=int, default=0, help="training seed (weights and batches)")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to train (curves run on the CPU)")
     ap.add_argument("--model-dir", default=None, help="where to save the trained model (default: a temp dir)")
     args = ap.parse_args()
 
@@ -102,6 +103,7 @@ def main() -> None:
             eval_n=args.eval_n,
             out=str(model_dir),
             progress=lambda s, r: print(f"step {s}: {r}", flush=True),
+            device=args.device,
         )
         train_info = {
             "config": cfg.to_dict(),
@@ -109,6 +111,7 @@ def main() -> None:
             "batch": args.batch,
             "lr": args.lr,
             "seed": args.seed,
+            "device": args.device,
             "model_dir": str(model_dir),
             "seconds": summary["train_seconds"],
             "wall_seconds": time.perf_counter() - t0,
@@ -181,9 +184,8 @@ def markdown(doc: dict) -> str:
     ]
     if tr:
         lines.append(
-            f"Training: seed {tr.get('seed', 0)}, {tr['steps']} steps × batch {tr['batch']}, lr {tr['lr']}, "
-            f"{tr['seconds']:.0f} s wall on this 2-core machine while other jobs shared it (an upper bound); "
-            f"held-out accuracy {tr['eval'][0]['value']:.4f}."
+            f"Training (on {tr.get('device', 'cpu')}): seed {tr.get('seed', 0)}, {tr['steps']} steps × batch "
+            f"{tr['batch']}, lr {tr['lr']}, {tr['seconds']:.0f} s wall; held-out accuracy {tr['eval'][0]['value']:.4f}."
         )
     lines += [
         f"Calibration: {doc['calibration_sequences']} MQAR sequences (seed 777); accuracy on "

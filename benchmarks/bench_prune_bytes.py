@@ -31,10 +31,12 @@ from tracekit.prune.tasks import windows
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arch", default="mamba2", choices=["mamba1", "mamba2"])
     ap.add_argument("--corpus", default=sysconfig.get_paths()["stdlib"])
     ap.add_argument("--max-bytes", type=int, default=4_000_000)
     ap.add_argument("--d-model", type=int, default=128)
     ap.add_argument("--d-state", type=int, default=32)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to train (curves run on the CPU)")
     ap.add_argument("--steps", type=int, default=800)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seqlen", type=int, default=128)
@@ -43,15 +45,15 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results")
     args = ap.parse_args()
     out = Path(args.out)
+    shape = {"headdim": 32, "chunk_size": 64} if args.arch == "mamba2" else {}
     cfg = ModelConfig(
-        "mamba2",
+        args.arch,
         d_model=args.d_model,
         n_layer=2,
         vocab_size=256,
         d_state=args.d_state,
-        headdim=32,
-        chunk_size=64,
         pad_vocab_size_multiple=1,
+        **shape,
     )
     model_dir = Path(tempfile.mkdtemp(prefix="bytes_")) / "model"
     t0 = time.perf_counter()
@@ -67,6 +69,7 @@ def main() -> None:
         eval_n=0,
         out=str(model_dir),
         progress=lambda s, r: print(f"step {s}: {r}", flush=True),
+        device=args.device,
     )
     wall = time.perf_counter() - t0
     model, cfg = load_model(model_dir)
@@ -102,6 +105,7 @@ def main() -> None:
             "batch": args.batch,
             "seqlen": args.seqlen,
             "lr": args.lr,
+            "device": args.device,
             "seconds": summary["train_seconds"],
             "wall_seconds": wall,
             "eval": summary["eval"],
@@ -110,16 +114,17 @@ def main() -> None:
         "eval": f"{args.eval_windows} windows of 256 held-out bytes",
         "curves": curves,
     }
-    stem = out / "prune_accuracy_bytes_mamba2"
+    stem = out / f"prune_accuracy_bytes_{args.arch}"
     stem.with_suffix(".json").write_text(json.dumps(doc, indent=2))
     ratios = [x["ratio"] for x in curves["delta"]]
     ks = [x["k"] for x in curves["delta"]]
     md = [
-        f"# Byte-level LM: held-out perplexity vs state-pruning ratio (mamba2, d_state {cfg.d_state})",
+        f"# Byte-level LM: held-out perplexity vs state-pruning ratio ({args.arch}, d_state {cfg.d_state})",
         "",
         f"Machine: {doc['machine']}. Corpus: {args.corpus} (*.py, first {args.max_bytes} bytes, last 10% held "
-        f"out). Model: d_model {cfg.d_model}, 2 layers, headdim 32. Training: {args.steps} steps × "
-        f"{args.batch} × {args.seqlen} bytes, {summary['train_seconds']:.0f} s; held-out ppl "
+        f"out). Model: d_model {cfg.d_model}, 2 layers{', headdim 32' if args.arch == 'mamba2' else ''}. Training "
+        f"(on {args.device}): {args.steps} steps × {args.batch} × {args.seqlen} bytes, "
+        f"{summary['train_seconds']:.0f} s; held-out ppl "
         f"{summary['eval'][0]['value']:.3f} ({args.seqlen}-byte windows, as trained; the table uses 256-byte "
         f"windows). Calibration: {doc['calibration']}; eval: {doc['eval']}. "
         "Physical variant, exact k; `random` = mean of 3 seeds. Lower is better.",
@@ -141,7 +146,7 @@ def main() -> None:
     ax.set_xlabel("pruning ratio r")
     ax.set_ylabel("held-out byte perplexity")
     ax.set_yscale("log")
-    ax.set_title(f"mamba2 byte LM, d_state {cfg.d_state}")
+    ax.set_title(f"{args.arch} byte LM, d_state {cfg.d_state}")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.text(0.01, 0.01, doc["machine"], fontsize=6)

@@ -244,6 +244,16 @@ def test_train_bytes_tiny(tmp_path, capsys):
     assert json.loads(stdout)["eval"][0]["metric"] == "ppl"
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_train_device_cuda_without_gpu_is_a_usage_error(tmp_path, capsys):
+    code, _, err = run(
+        capsys, "train", "--arch", "mamba2", "--task", "mqar:num_kv=4,vocab=64", "--steps", "2", "--device", "cuda",
+        "--out", str(tmp_path / "m"),
+    )  # fmt: skip
+    assert code != 0 and "no CUDA device" in err and "Traceback" not in err
+    assert not (tmp_path / "m").exists()
+
+
 def test_apply_mamba_ssm_layout_round_trips(scored, capsys):
     """--save-format mamba-ssm writes mamba-ssm's config.json + pytorch_model.bin; loading it back gives
     the same logits as the transformers-format directory."""

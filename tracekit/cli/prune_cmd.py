@@ -335,6 +335,7 @@ def _emit_compare(cmp: Any, result: Any, fmt: str) -> None:
 @click.option("--max-bytes", default=4_000_000, show_default=True, help="bytes task: corpus cap.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--eval-n", default=512, show_default=True, help="Held-out synthetic examples to score at the end.")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]), help="Where to train.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Model directory to create.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 def train(
@@ -349,6 +350,7 @@ def train(
     max_bytes: int,
     seed: int,
     eval_n: int,
+    device: str,
     out: str,
     fmt: str,
 ) -> None:
@@ -363,7 +365,7 @@ def train(
         def tick(step: int, row: dict[str, float]) -> None:
             prog.update(t, completed=step, description=f"training loss {row['loss']:.3f}")
 
-        summary = runs.train_to_dir(cfg, task, steps, batch, lr, seqlen, max_bytes, seed, eval_n, out, tick)
+        summary = runs.train_to_dir(cfg, task, steps, batch, lr, seqlen, max_bytes, seed, eval_n, out, tick, device)
     if fmt == "json":
         click.echo(json.dumps(summary, indent=2))
         return

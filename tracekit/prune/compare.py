@@ -312,13 +312,14 @@ def markdown(result: CompareResult) -> str:
     lines += [
         "## Component time (ms), dense vs variants",
         "",
-        "| variant | ratio | mode | seqlen | median ms | rmsnorm | gated_mlp | conv | ssm | final_linear | other |",
-        "|" + " --- |" * 11,
+        "| variant | ratio | mode | graphs | seqlen | median ms | rmsnorm | gated_mlp | conv | ssm | final_linear "
+        "| other |",
+        "|" + " --- |" * 12,
     ]
     for r in result.rows:
         c = r["component_ns"]
         lines.append(
-            f"| {r['variant']} | {r['ratio']:g} | {r['mode']} | {r['seqlen']} | "
+            f"| {r['variant']} | {r['ratio']:g} | {r['mode']} | {r['cuda_graphs']} | {r['seqlen']} | "
             + (f"{r['median_ms']:.3f}" if r["median_ms"] else "–")
             + " | "
             + " | ".join(

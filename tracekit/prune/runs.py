@@ -40,9 +40,18 @@ def train_to_dir(
     eval_n: int,
     out: str,
     progress: Callable[[int, dict[str, float]], None] | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Train, evaluate on held-out data, write `out`; returns a JSON-able summary."""
-    tc = TrainConfig(steps=steps, batch=batch, lr=lr, seqlen=seqlen, seed=seed, eval_every=max(1, min(50, steps // 10)))
+    """Train (on `device`), evaluate on held-out data on the CPU, write `out`; returns a JSON-able summary."""
+    tc = TrainConfig(
+        steps=steps,
+        batch=batch,
+        lr=lr,
+        seqlen=seqlen,
+        seed=seed,
+        eval_every=max(1, min(50, steps // 10)),
+        device=device,
+    )
     kind, _, arg = task_spec.partition(":")
     if Path(out).exists() and any(Path(out).iterdir()):
         raise UsageError(f"{out}: already exists and is not empty")

@@ -36,6 +36,7 @@ class TrainConfig:
     seed: int = 0
     eval_every: int = 100
     threads: int | None = None
+    device: str = "cpu"  # "cuda" trains on the GPU machine; the model comes back on the CPU
 
 
 @dataclass
@@ -77,7 +78,10 @@ def train(
         task.validate(cfg.padded_vocab)
     if tc.threads:
         torch.set_num_threads(tc.threads)
-    model = build_model(cfg, tc.seed)
+    device = torch.device(tc.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device here")
+    model = build_model(cfg, tc.seed).to(device)
     model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
     other = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
@@ -97,6 +101,7 @@ def train(
             inputs, labels = w[:, :-1], w[:, 1:]
         else:
             inputs, labels = task.batch(tc.batch, g)
+        inputs, labels = inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         for group in opt.param_groups:
             group["lr"] = _lr(step, tc)
         loss, acc = _loss(model, inputs, labels)
@@ -120,4 +125,5 @@ def train(
             if progress:
                 progress(step + 1, row)
     log.seconds = time.perf_counter() - t0
-    return model.eval(), log
+    # evaluation and saving run on the CPU, the same code path whatever trained the model
+    return model.to("cpu").eval(), log
