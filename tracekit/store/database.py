@@ -8,16 +8,18 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import polars as pl
 
 from tracekit.errors import TraceError, TracekitError
 from tracekit.schema import SCHEMA_VERSION, schema_files
 from tracekit.store import kineto
 from tracekit.store.frames import frame
 from tracekit.store.ingest import IngestResult, ingest_prepared
+
+if TYPE_CHECKING:  # imported where frames are made, so an ingest-only process never loads polars
+    import polars as pl
 
 DEFAULT_DB = "tracekit.duckdb"
 TRACE_SUFFIXES = (".json", ".json.gz")
@@ -125,6 +127,8 @@ class Database:
                WHERE table_schema = 'main' AND table_catalog = current_database()
                ORDER BY table_type, table_name"""
         ).fetchall()
+        import polars as pl
+
         out = []
         for name, kind in rows:
             n = self.con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]

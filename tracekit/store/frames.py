@@ -8,10 +8,12 @@ report leaked instances at exit.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import polars as pl
+
+if TYPE_CHECKING:  # polars is imported when a frame is made: ingest alone does not pay for it
+    import polars as pl
 
 
 class _ArrowStream:
@@ -28,6 +30,8 @@ def frame(
     con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
 ) -> pl.DataFrame:
     """Run `sql` and return its result as a polars DataFrame (empty for statements without a result)."""
+    import polars as pl
+
     rel = con.sql(sql, params=params)
     if rel is None:  # DDL / DML
         return pl.DataFrame()
