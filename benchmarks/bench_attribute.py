@@ -123,6 +123,10 @@ def main() -> None:
         "Phases of one fresh tracekit process (s): "
         + ", ".join(f"{k} {v:.2f}" for k, v in ph.items())
         + ". The store's ingest (tracekit/store) is most of the wall time; attribution + summary is the rest.",
+        "5x HTA means the whole process in HTA / 5 (~0.8 s). The ingest alone needs ~0.65 s by the measured",
+        "floors in `ingest_cpu.md` ('Why the two speed targets are out of reach': interpreter + DuckDB import,",
+        "inflate, hash, DuckDB's parse, then nesting, links, inserts, commit); with attribution and the",
+        "summary (~0.26 s) that is ~0.9 s, before click/rich/polars imports.",
         "",
         "Reproduce: `python benchmarks/bench_attribute.py` (BENCH_RUNS=N to change the run count).",
     ]
