@@ -15,8 +15,11 @@ only one of them.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +172,60 @@ def backend_of(model: torch.nn.Module) -> str:
 
 
 # ---- building -------------------------------------------------------------------------------------
+# transformers (5.x) calls mamba-ssm's / causal-conv1d's CUDA kernels whenever those packages import,
+# whatever device the tensors are on: on a CUDA machine with `tracekit[cuda]`, an hf model on the CPU
+# (prune score/eval, collect --device cpu) fails with "Expected x.is_cuda() to be true". These module
+# functions are wrapped around their PyTorch reference (`__wrapped__`); we route CPU tensors there.
+_HF_KERNEL_FUNCS = {
+    "transformers.models.mamba.modeling_mamba": (
+        "causal_conv1d_update",
+        "causal_conv1d_fn",
+        "mamba_inner_fn",
+        "mamba_selective_state_update",
+        "mamba_selective_scan",
+    ),
+    "transformers.models.mamba2.modeling_mamba2": (
+        "causal_conv1d_update",
+        "causal_conv1d_fn",
+        "mamba2_split_conv1d_scan_combined",
+        "mamba2_selective_state_update",
+        "mamba2_chunk_scan",
+    ),
+}
+
+
+def follow_device(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn`, except that calls whose first tensor is on the CPU go to its PyTorch reference."""
+    ref = inspect.unwrap(fn)
+    if ref is fn or getattr(fn, "_tracekit_follows_device", False):
+        return fn
+    params = set(inspect.signature(ref).parameters)
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        first = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
+        if first is not None and first.device.type == "cpu":
+            return ref(*args, **{k: v for k, v in kwargs.items() if k in params})
+        return fn(*args, **kwargs)
+
+    call._tracekit_follows_device = True  # type: ignore[attr-defined]
+    return call
+
+
+def hf_class(arch: str) -> type:
+    """transformers' Mamba/Mamba2 causal-LM class, with its kernel calls following the tensors' device."""
+    import importlib
+
+    import transformers
+
+    for module_name, names in _HF_KERNEL_FUNCS.items():
+        module = importlib.import_module(module_name)
+        for name in names:
+            if callable(getattr(module, name, None)):
+                setattr(module, name, follow_device(getattr(module, name)))
+    return transformers.MambaForCausalLM if arch == "mamba1" else transformers.Mamba2ForCausalLM
+
+
 def build_model(cfg: ModelConfig, backend: str, device: str, dtype: torch.dtype, seed: int) -> torch.nn.Module:
     """A randomly initialised model (seeded: the same seed gives the same weights), in eval mode."""
     cfg.validate()
@@ -179,11 +236,8 @@ def build_model(cfg: ModelConfig, backend: str, device: str, dtype: torch.dtype,
 
         model = MambaLMHeadModel(MambaConfig(**mamba_ssm_config_dict(cfg)), device=device, dtype=dtype)
     elif backend == "hf":
-        import transformers
-
         hcfg = hf_config(cfg)
-        cls = transformers.MambaForCausalLM if cfg.arch == "mamba1" else transformers.Mamba2ForCausalLM
-        model = cls(hcfg).to(device=device, dtype=dtype)
+        model = hf_class(cfg.arch)(hcfg).to(device=device, dtype=dtype)
     else:
         raise UsageError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     return model.eval()
@@ -246,9 +300,7 @@ def load_pretrained(
         model = MambaLMHeadModel.from_pretrained(path_or_id, device=device, dtype=dtype)
         return model.eval(), cfg
     if backend == "hf" and fmt == "hf":
-        import transformers
-
-        cls = transformers.MambaForCausalLM if cfg.arch == "mamba1" else transformers.Mamba2ForCausalLM
+        cls = hf_class(cfg.arch)
         model = cls.from_pretrained(path_or_id, local_files_only=_offline() or Path(path_or_id).is_dir(), dtype=dtype)
         return model.to(device).eval(), cfg
     # cross-format: read the other side's weights on the CPU, rename, load strictly
@@ -262,9 +314,7 @@ def load_pretrained(
         )
         state = torch.load(f, map_location="cpu", weights_only=True)
     else:
-        import transformers
-
-        cls = transformers.MambaForCausalLM if cfg.arch == "mamba1" else transformers.Mamba2ForCausalLM
+        cls = hf_class(cfg.arch)
         state = cls.from_pretrained(path_or_id, local_files_only=_offline() or Path(path_or_id).is_dir()).state_dict()
     model = build_model(cfg, backend, device, dtype, seed=0)
     state = _rename(state, backend)
