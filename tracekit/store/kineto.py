@@ -3,7 +3,7 @@
 A Kineto trace is one JSON object whose `traceEvents` array holds nearly all of its bytes. Parsing the
 object whole costs several times its size in memory, so instead we stream the (possibly gzipped) file
 once: hash it, keep the small head (top-level keys before the array) and tail (keys after it), and copy
-the array's bytes to a temporary file that DuckDB's `read_json(format='array')` then reads in parallel.
+the array's bytes to a temporary file that DuckDB's `read_json(format='array')` then reads.
 """
 
 from __future__ import annotations
