@@ -16,6 +16,7 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -70,26 +71,16 @@ def main() -> None:
         # weights are not results: keep them out of the repository unless asked
         model_dir = Path(args.model_dir or tempfile.mkdtemp(prefix="mqar_")) / f"model_{tag}"
         vocab = parse_synthetic(args.task).vocab
-        if args.arch == "mamba2":
-            cfg = ModelConfig(
-                "mamba2",
-                d_model=args.d_model,
-                n_layer=args.n_layer,
-                vocab_size=vocab,
-                d_state=args.d_state,
-                headdim=args.headdim,
-                chunk_size=64,
-                pad_vocab_size_multiple=1,
-            )
-        else:
-            cfg = ModelConfig(
-                "mamba1",
-                d_model=args.d_model,
-                n_layer=args.n_layer,
-                vocab_size=vocab,
-                d_state=args.d_state,
-                pad_vocab_size_multiple=1,
-            )
+        shape = {"headdim": args.headdim, "chunk_size": 64} if args.arch == "mamba2" else {}
+        cfg = ModelConfig(
+            args.arch,
+            d_model=args.d_model,
+            n_layer=args.n_layer,
+            vocab_size=vocab,
+            d_state=args.d_state,
+            pad_vocab_size_multiple=1,
+            **shape,
+        )
         t0 = time.perf_counter()
         summary = train_to_dir(
             cfg,
@@ -121,35 +112,11 @@ def main() -> None:
     meta = read_meta(model_dir, TASK_META) or {}
     task = parse_synthetic(meta.get("task", "mqar"), meta)
     calib = [x for x, _ in synthetic_batches(task, args.calib, 64, seed=777)]
-    methods = [m for m in METHODS if m != "random"]
-    t0 = time.perf_counter()
-    scores = compute_scores(model, cfg, methods, calib)
-    score_s = time.perf_counter() - t0
-    for s in range(args.random_seeds):
-        scores[f"random#{s}"] = compute_scores(model, cfg, ["random"], None, seed=s)["random"]
 
     def acc(m: torch.nn.Module) -> float:
         return synthetic_accuracy(m, task, n=args.eval_n, seed=4242)[0].value
 
-    curves: dict[str, list[dict]] = {}
-    for name, s in scores.items():
-        rows = []
-        for r in RATIOS:
-            pr = prune_model(model, cfg, s, r, "physical", align=False)
-            rows.append({"ratio": r, "k": pr.info["k"], "acc": acc(pr.model)})
-        curves[name] = rows
-        print(name, " ".join(f"{x['acc']:.3f}" for x in rows), flush=True)
-    rand = [curves.pop(f"random#{s}") for s in range(args.random_seeds)]
-    curves["random"] = [
-        {
-            "ratio": r,
-            "k": rand[0][i]["k"],
-            "acc": statistics.mean(x[i]["acc"] for x in rand),
-            "acc_min": min(x[i]["acc"] for x in rand),
-            "acc_max": max(x[i]["acc"] for x in rand),
-        }
-        for i, r in enumerate(RATIOS)
-    ]
+    curves, score_s = score_curves(model, cfg, calib, acc, "acc", args.random_seeds)
     doc = {
         "machine": machine(),
         "task": meta,
@@ -170,10 +137,83 @@ def main() -> None:
     print(f"wrote {stem}.json/.md/.png")
 
 
+def score_curves(
+    model: torch.nn.Module,
+    cfg: ModelConfig,
+    calib: list[torch.Tensor],
+    metric: Callable[[torch.nn.Module], float],
+    key: str,
+    random_seeds: int,
+) -> tuple[dict[str, list[dict]], float]:
+    """`key` = metric(physically pruned model) at every ratio, for every scoring method; `random` is the
+    mean over `random_seeds` seeds (with `<key>_min`/`<key>_max`). Returns (curves, seconds scoring)."""
+    t0 = time.perf_counter()
+    scores = compute_scores(model, cfg, [m for m in METHODS if m != "random"], calib)
+    score_s = time.perf_counter() - t0
+    for s in range(random_seeds):
+        scores[f"random#{s}"] = compute_scores(model, cfg, ["random"], None, seed=s)["random"]
+    curves: dict[str, list[dict]] = {}
+    for name, s in scores.items():
+        rows = []
+        for r in RATIOS:
+            pr = prune_model(model, cfg, s, r, "physical", align=False)
+            rows.append({"ratio": r, "k": pr.info["k"], key: metric(pr.model)})
+        curves[name] = rows
+        print(name, " ".join(f"{x[key]:.3f}" for x in rows), flush=True)
+    rand = [curves.pop(f"random#{s}") for s in range(random_seeds)]
+    curves["random"] = [
+        {
+            "ratio": r,
+            "k": rand[0][i]["k"],
+            key: statistics.mean(x[i][key] for x in rand),
+            f"{key}_min": min(x[i][key] for x in rand),
+            f"{key}_max": max(x[i][key] for x in rand),
+        }
+        for i, r in enumerate(RATIOS)
+    ]
+    return curves, score_s
+
+
+def curve_table(curves: dict[str, list[dict]], key: str) -> list[str]:
+    """Markdown rows: one per method, one column per ratio (with its k)."""
+    first = next(iter(curves.values()))
+    lines = [
+        "| method | " + " | ".join(f"r={x['ratio']:g} (k={x['k']})" for x in first) + " |",
+        "|" + " --- |" * (len(first) + 1),
+    ]
+    return lines + [f"| {name} | " + " | ".join(f"{x[key]:.3f}" for x in rows) + " |" for name, rows in curves.items()]
+
+
+def plot_curves(
+    curves: dict[str, list[dict]], key: str, path: Path, *, ylabel: str, title: str, machine: str, log: bool = False
+) -> None:
+    """One line per method over the ratios; the random seeds' spread as a band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for name, rows in curves.items():
+        xs = [x["ratio"] for x in rows]
+        ax.plot(xs, [x[key] for x in rows], "-o", ms=3, label=name)
+        if f"{key}_min" in rows[0]:
+            ax.fill_between(xs, [x[f"{key}_min"] for x in rows], [x[f"{key}_max"] for x in rows], alpha=0.2)
+    ax.set_xlabel("pruning ratio r (k = ⌊N(1−r)⌋ states kept per layer)")
+    ax.set_ylabel(ylabel)
+    if log:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.text(0.01, 0.01, machine, fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def markdown(doc: dict) -> str:
     curves = doc["curves"]
-    ratios = [x["ratio"] for x in next(iter(curves.values()))]
-    ks = [x["k"] for x in next(iter(curves.values()))]
     tr = doc["train"]
     lines = [
         f"# MQAR accuracy vs state-pruning ratio ({doc['model_config']['arch']})",
@@ -192,35 +232,21 @@ def markdown(doc: dict) -> str:
         f"{doc['eval_sequences']} held-out sequences (seed 4242). Variant: {doc['variant']}. `random` = mean of "
         f"{doc['random_seeds']} seeds.",
         "",
-        "| method | " + " | ".join(f"r={r:g} (k={k})" for r, k in zip(ratios, ks, strict=True)) + " |",
-        "|" + " --- |" * (len(ratios) + 1),
+        *curve_table(curves, "acc"),
     ]
-    for name, rows in curves.items():
-        lines.append(f"| {name} | " + " | ".join(f"{x['acc']:.3f}" for x in rows) + " |")
     return "\n".join(lines) + "\n"
 
 
 def plot(doc: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    for name, rows in doc["curves"].items():
-        xs = [x["ratio"] for x in rows]
-        ax.plot(xs, [x["acc"] for x in rows], "-o", ms=3, label=name)
-        if name == "random":
-            ax.fill_between(xs, [x["acc_min"] for x in rows], [x["acc_max"] for x in rows], alpha=0.2)
-    ax.set_xlabel("pruning ratio r (k = ⌊N(1−r)⌋ states kept per layer)")
-    ax.set_ylabel("MQAR accuracy")
-    ax.set_title(f"{doc['model_config']['arch']} d_state {doc['model_config']['d_state']}: accuracy vs ratio")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.text(0.01, 0.01, doc["machine"], fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    cfg = doc["model_config"]
+    plot_curves(
+        doc["curves"],
+        "acc",
+        path,
+        ylabel="MQAR accuracy",
+        title=f"{cfg['arch']} d_state {cfg['d_state']}: accuracy vs ratio",
+        machine=doc["machine"],
+    )
 
 
 if __name__ == "__main__":

@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sysconfig
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from bench_prune_accuracy import RATIOS, machine
+from bench_prune_accuracy import curve_table, machine, plot_curves, score_curves
 from tracekit.collectors.presets import ModelConfig
 
 from tracekit.prune.evaluate import perplexity
 from tracekit.prune.models import load_model
-from tracekit.prune.pipeline import prune_model
 from tracekit.prune.runs import byte_corpus, train_to_dir
-from tracekit.prune.scoring import METHODS, compute_scores
 from tracekit.prune.tasks import windows
 
 
@@ -77,24 +74,12 @@ def main() -> None:
     g = torch.Generator().manual_seed(777)
     w = windows(train, 256)
     calib = list(torch.split(w[torch.randperm(w.shape[0], generator=g)[:64]], 16))
-    scores = compute_scores(model, cfg, [m for m in METHODS if m != "random"], calib)
-    for s in range(3):
-        scores[f"random#{s}"] = compute_scores(model, cfg, ["random"], None, seed=s)["random"]
     ids = held.tolist()
-    curves: dict[str, list[dict]] = {}
-    for name, s in scores.items():
-        rows = []
-        for r in RATIOS:
-            pr = prune_model(model, cfg, s, r, "physical", align=False)
-            ppl = perplexity(pr.model, ids, 256, max_windows=args.eval_windows)[0].value
-            rows.append({"ratio": r, "k": pr.info["k"], "ppl": ppl})
-        curves[name] = rows
-        print(name, " ".join(f"{x['ppl']:.3f}" for x in rows), flush=True)
-    rand = [curves.pop(f"random#{s}") for s in range(3)]
-    curves["random"] = [
-        {"ratio": r, "k": rand[0][i]["k"], "ppl": statistics.mean(x[i]["ppl"] for x in rand)}
-        for i, r in enumerate(RATIOS)
-    ]
+
+    def ppl(m: torch.nn.Module) -> float:
+        return perplexity(m, ids, 256, max_windows=args.eval_windows)[0].value
+
+    curves, _ = score_curves(model, cfg, calib, ppl, "ppl", random_seeds=3)
     doc = {
         "machine": machine(),
         "corpus": args.corpus,
@@ -116,8 +101,6 @@ def main() -> None:
     }
     stem = out / f"prune_accuracy_bytes_{args.arch}"
     stem.with_suffix(".json").write_text(json.dumps(doc, indent=2))
-    ratios = [x["ratio"] for x in curves["delta"]]
-    ks = [x["k"] for x in curves["delta"]]
     md = [
         f"# Byte-level LM: held-out perplexity vs state-pruning ratio ({args.arch}, d_state {cfg.d_state})",
         "",
@@ -129,29 +112,18 @@ def main() -> None:
         f"windows). Calibration: {doc['calibration']}; eval: {doc['eval']}. "
         "Physical variant, exact k; `random` = mean of 3 seeds. Lower is better.",
         "",
-        "| method | " + " | ".join(f"r={r:g} (k={k})" for r, k in zip(ratios, ks, strict=True)) + " |",
-        "|" + " --- |" * (len(ratios) + 1),
+        *curve_table(curves, "ppl"),
     ]
-    for name, rows in curves.items():
-        md.append(f"| {name} | " + " | ".join(f"{x['ppl']:.3f}" for x in rows) + " |")
     stem.with_suffix(".md").write_text("\n".join(md) + "\n")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    for name, rows in curves.items():
-        ax.plot([x["ratio"] for x in rows], [x["ppl"] for x in rows], "-o", ms=3, label=name)
-    ax.set_xlabel("pruning ratio r")
-    ax.set_ylabel("held-out byte perplexity")
-    ax.set_yscale("log")
-    ax.set_title(f"{args.arch} byte LM, d_state {cfg.d_state}")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.text(0.01, 0.01, doc["machine"], fontsize=6)
-    fig.tight_layout()
-    fig.savefig(stem.with_suffix(".png"))
+    plot_curves(
+        curves,
+        "ppl",
+        stem.with_suffix(".png"),
+        ylabel="held-out byte perplexity",
+        title=f"{args.arch} byte LM, d_state {cfg.d_state}",
+        machine=doc["machine"],
+        log=True,
+    )
     print(f"wrote {stem}.json/.md/.png")
 
 

@@ -34,6 +34,17 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @torch.no_grad()
+def dense_with_conv_biases(cfg: ModelConfig) -> torch.nn.Module:
+    """A random model (seed 0) with non-zero conv biases, as in trained models: a pruned state's conv
+    channel then carries a bias that a wrong slice would leave behind."""
+    dense = build_model(cfg, seed=0)
+    g = torch.Generator().manual_seed(5)
+    for m in mixers(dense):
+        m.conv1d.bias.copy_(0.5 * torch.randn(m.conv1d.bias.shape, generator=g))
+    return dense
+
+
+@torch.no_grad()
 def equivalence() -> list[dict]:
     out = []
     cases = [
@@ -42,10 +53,7 @@ def equivalence() -> list[dict]:
     ]
     ids = torch.randint(0, 256, (2, 300), generator=torch.Generator().manual_seed(0))
     for cfg in cases:
-        dense = build_model(cfg, seed=0)
-        g = torch.Generator().manual_seed(5)
-        for m in mixers(dense):  # non-zero conv biases, as in trained models
-            m.conv1d.bias.copy_(0.5 * torch.randn(m.conv1d.bias.shape, generator=g))
+        dense = dense_with_conv_biases(cfg)
         k = legal_k(cfg, kept_count(cfg.d_state, 0.4))  # Mamba-2: 38 → 40 so causal-conv1d accepts the conv
         keep = keep_indices(random_scores(cfg, 1), k)
         masked = variants.masked(dense, cfg, keep)

@@ -21,16 +21,13 @@ import sys
 from pathlib import Path
 
 import torch
+from bench_prune_gpu import dense_with_conv_biases, rel
 from tracekit.collectors.presets import ModelConfig
 
 from tracekit.prune.compare import to_backend
-from tracekit.prune.models import PRUNE_META, build_model, load_model, mixers, read_meta, save_model
+from tracekit.prune.models import PRUNE_META, load_model, read_meta, save_model
 from tracekit.prune.pipeline import prune_model
 from tracekit.prune.scoring import load_scores
-
-
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a.float() - b.float()).abs().max() / b.float().abs().max()).item()
 
 
 def cli(*args: str) -> None:
@@ -57,10 +54,7 @@ def main() -> None:
     rows = []
     for name, cfg in cases.items():
         work = out / name
-        dense = build_model(cfg, seed=0)
-        g = torch.Generator().manual_seed(5)
-        for m in mixers(dense):  # non-zero conv biases, as in trained models
-            m.conv1d.bias.copy_(0.5 * torch.randn(m.conv1d.bias.shape, generator=g))
+        dense = dense_with_conv_biases(cfg)
         save_model(dense, cfg, work / "dense", fmt="hf")
         cli("prune", "score", "--pretrained", str(work / "dense"), "--method", "magnitude", "--out", str(work / "s.pt"))
         pruned_dir = work / "pruned"
