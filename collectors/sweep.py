@@ -276,7 +276,7 @@ def _run_sharded(rs: ResolvedSpec, reporter: Reporter | None) -> dict[str, Any]:
     _follow(out, n, seen, reporter)
     for _, log in procs:
         log.close()
-    doc = merge_shards(out, n, points, [p.returncode for p, _ in procs], devices)
+    doc = merge_shards(out, n, points, [p.returncode for p, _ in procs], devices, interrupted)
     mf.write_atomic(out / mf.MANIFEST, doc)
     if interrupted:
         raise KeyboardInterrupt
@@ -300,10 +300,19 @@ def _follow(out: Path, n: int, seen: int, reporter: Reporter | None) -> int:
 
 
 def merge_shards(
-    out: Path, n: int, points: list[Point], returncodes: list[int | None], devices: list[str]
+    out: Path,
+    n: int,
+    points: list[Point],
+    returncodes: list[int | None],
+    devices: list[str],
+    interrupted: bool = False,
 ) -> dict[str, Any]:
     """One manifest from the shard manifests, points in plan order; a point a dead worker never
-    reached is recorded as failed with the worker's exit code and log file."""
+    reached is recorded as failed with the worker's exit code and log file.
+
+    After the user's interrupt, a worker that died of a signal instead of exiting 130 counts as
+    interrupted too: torch's profiler is not safe against a KeyboardInterrupt raised inside it and
+    can segfault then (seen on CPU: -11). Its exit code stays in `shards[i].returncode`."""
     shards: list[dict[str, Any] | None] = []
     for i in range(n):
         f = out / f"manifest.shard{i}.json"
@@ -333,8 +342,8 @@ def merge_shards(
             continue
         i = idx % n
         rc = returncodes[i]
-        if rc in (130, -2):  # interrupted: like one process, list only what was reached
-            continue
+        if rc in (130, -2) or (interrupted and rc is not None and rc < 0):
+            continue  # interrupted: like one process, list only what was reached
         merged.append(
             _entry(
                 p, devices[i], None, "failed", f"worker {i} exited with code {rc} before this point; see shard{i}.log"

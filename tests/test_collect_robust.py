@@ -131,6 +131,12 @@ def test_merge_marks_points_of_a_dead_worker_failed(tmp_path):
     assert [e["status"] for e in merged["points"]] == ["ok", "failed", "failed"]
     assert "worker 1 exited with code -9" in merged["points"][1]["error"]
     assert "worker 0 exited with code 1" in merged["points"][2]["error"]
+    # after the user's interrupt, a worker killed by a signal (torch's profiler can segfault on a
+    # KeyboardInterrupt) is interrupted, not failed; a worker's own error exit still fails its points
+    merged = merge_shards(tmp_path, 2, pts, [1, -11], ["0", "1"], interrupted=True)
+    assert [e["status"] for e in merged["points"]] == ["ok", "failed"]
+    assert "worker 0 exited with code 1" in merged["points"][1]["error"]
+    assert [sh["returncode"] for sh in merged["shards"]] == [1, -11]
 
 
 def _wait_for_points(path, n, proc, timeout=120.0):
