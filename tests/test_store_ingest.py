@@ -11,7 +11,7 @@ import pytest
 
 import tracekit
 from tests import plain_reader
-from tests.conftest import shared_traces
+from tests.conftest import shared_trace, shared_traces
 
 
 @pytest.fixture
@@ -49,19 +49,16 @@ def test_counts_match_plain_reader(db, trace: Path) -> None:
     assert db.sql("select count(*) from events where trace_id = ? and not nested", [tid]).item() == 0
 
 
+@pytest.mark.big_trace
 def test_decode_trace_kernel_total_is_exact(db) -> None:
-    trace = next((p for p in shared_traces() if "generate" in p.name), None)
-    if trace is None:
-        pytest.skip("decode trace missing")
+    trace = shared_trace("mamba2-130m_generate_b8_p512_n32_h100.json.gz")
     (_r,) = db.ingest([trace])
     # NOTES.md: 25,683.068 µs of kernel time in the file (HTA's µs rounding reports 18,504 µs)
     assert db.sql("select sum(dur_ns)::BIGINT from kernels").item() == 25_683_068
 
 
 def test_kernel_links_to_launch_op_and_scopes(db) -> None:
-    trace = next((p for p in shared_traces() if "mamba2-tiny" in p.name), None)
-    if trace is None:
-        pytest.skip("tiny trace missing")
+    trace = shared_trace("mamba2-tiny_2layer_b2_l512_h100.json.gz")
     (r,) = db.ingest([trace])
     k = db.sql("select * from kernels order by ts_ns limit 1").row(0, named=True)
     launch = db.sql("select * from runtime where event_id = ?", [k["launch_id"]]).row(0, named=True)
@@ -189,9 +186,7 @@ def test_export_parquet_partitions_by_trace(db, tmp_path: Path) -> None:
 
 
 def test_gpu_time_per_layer_scope_query_from_docs(db) -> None:
-    trace = next((p for p in shared_traces() if "mamba1-tiny" in p.name), None)
-    if trace is None:
-        pytest.skip("tiny trace missing")
+    trace = shared_trace("mamba1-tiny_2layer_b2_l512_h100.json.gz")
     expected = plain_reader.summary(trace)
     db.ingest([trace])
     per_layer = db.sql(
