@@ -322,3 +322,9 @@ def _main():
     from tracekit.cli.main import main
 
     return main
+
+
+def test_docs_list_every_alias_row(db) -> None:
+    doc = (ROOT / "docs" / "schema.md").read_text(encoding="utf-8")
+    for alias, category, note in db.sql("select alias, category, note from category_aliases").rows():
+        assert f"| `{alias}` | `{category}` | {note} |" in doc, alias

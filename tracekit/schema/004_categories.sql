@@ -13,15 +13,15 @@ DELETE FROM category_aliases;
 
 INSERT INTO category_aliases VALUES
     -- today's Kineto (ActivityType.h), each its own canonical name
-    ('cpu_op', 'cpu_op', 'Kineto >= PyTorch 1.9: CPU operator (aten::...)'),
-    ('user_annotation', 'user_annotation', 'Kineto >= PyTorch 1.9: record_function / ProfilerStep#N'),
-    ('gpu_user_annotation', 'gpu_user_annotation', 'Kineto >= PyTorch 1.9: record_function range on a GPU stream'),
-    ('kernel', 'kernel', 'device kernel: "kernel" since PyTorch 1.11 (CUPTI, roctracer, XPUPTI, PrivateUse1), "Kernel" in 1.8-1.10 and the Habana writer'),
-    ('gpu_memcpy', 'gpu_memcpy', 'Kineto >= PyTorch 1.11: device memcpy (CUDA, ROCm, XPU)'),
-    ('gpu_memset', 'gpu_memset', 'Kineto >= PyTorch 1.11: device memset (CUDA, ROCm, XPU)'),
-    ('cuda_runtime', 'cuda_runtime', 'Kineto >= PyTorch 1.11: host runtime API call; ROCm HIP and Cambricon calls too'),
+    ('cpu_op', 'cpu_op', 'Kineto ActivityType name (PyTorch 1.9+): CPU operator (aten::...)'),
+    ('user_annotation', 'user_annotation', 'Kineto ActivityType name (PyTorch 1.9+): record_function / ProfilerStep#N'),
+    ('gpu_user_annotation', 'gpu_user_annotation', 'Kineto ActivityType name (PyTorch 1.9+): record_function range on a GPU stream'),
+    ('kernel', 'kernel', 'device kernel: "kernel" in current Kineto (CUPTI, roctracer, XPUPTI, PrivateUse1), "Kernel" in PyTorch 1.8-1.10 and the Habana writer'),
+    ('gpu_memcpy', 'gpu_memcpy', 'current Kineto: device memcpy (CUDA, ROCm, XPU, PrivateUse1)'),
+    ('gpu_memset', 'gpu_memset', 'current Kineto: device memset (CUDA, ROCm, XPU, PrivateUse1)'),
+    ('cuda_runtime', 'cuda_runtime', 'current Kineto: host runtime API call; Kineto files ROCm HIP calls (and torch_mlu its CNNL/CNDRV calls) here too'),
     ('cuda_driver', 'cuda_driver', 'Kineto: host driver API call (cuLaunchKernel, ...)'),
-    ('python_function', 'python_function', 'Kineto >= PyTorch 1.10: with_stack Python frame'),
+    ('python_function', 'python_function', 'Kineto ActivityType name: with_stack Python frame'),
     ('cpu_instant_event', 'cpu_instant_event', 'Kineto: CPU instant event'),
     ('overhead', 'overhead', 'Kineto: CUPTI/XPUPTI profiler overhead'),
     ('cuda_sync', 'cuda_sync', 'Kineto: stream/event/context synchronization'),
