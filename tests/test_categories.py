@@ -29,6 +29,7 @@ GENERATIONS = [
     "kineto_pt1.8_cuda.json",
     "kineto_pt1.10_cuda.json",
     "kineto_rocm_hip.json",
+    "kineto_rocm_pt1.10_hip.json",
     "kineto_xpu.json",
     "kineto_mtia.json",
     "kineto_privateuse1.json",
@@ -63,6 +64,46 @@ def _ext(e: dict) -> int | None:
     args = e.get("args") or {}
     v = args.get("External id", args.get("external id"))
     return int(v) if v is not None else None
+
+
+def _int(v: object) -> int | None:
+    """An int, or a hex handle such as older ROCm's quoted stream pointer "0x5581a2b3c4d0" (DuckDB casts it too)."""
+    try:
+        return int(v, 0) if isinstance(v, str) else int(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _correlation(doc: dict, i: int, flow_ph: str) -> int | None:
+    """args.correlation, else the id of the launch flow event (flow_ph 's' or 'f') bound to event i."""
+    e = doc["traceEvents"][i]
+    if "correlation" in (e.get("args") or {}):
+        return int(e["args"]["correlation"])
+    ids = [
+        int(f["id"])
+        for f in doc["traceEvents"]
+        if f.get("ph") == flow_ph
+        and str(f.get("pid")) == str(e.get("pid"))
+        and str(f.get("tid")) == str(e.get("tid"))
+        and plain_reader.ns(f["ts"]) == plain_reader.ns(e["ts"])
+    ]
+    return min(ids) if ids else None
+
+
+def _enclosing(doc: dict, i: int) -> int | None:
+    """The innermost X event on event i's track that contains it (plain: latest start, then shortest)."""
+    e = doc["traceEvents"][i]
+    lo, hi = plain_reader.ns(e["ts"]), plain_reader.ns(e["ts"]) + plain_reader.ns(e["dur"])
+    cands = [
+        (plain_reader.ns(p["ts"]), -plain_reader.ns(p["dur"]), j)
+        for j, p in _x(doc)
+        if j != i
+        and str(p.get("pid")) == str(e.get("pid"))
+        and str(p.get("tid")) == str(e.get("tid"))
+        and plain_reader.ns(p["ts"]) <= lo
+        and plain_reader.ns(p["ts"]) + plain_reader.ns(p["dur"]) >= hi
+    ]
+    return max(cands)[2] if cands else None
 
 
 # ---------------------------------------------------------------------------------------------- alias table
@@ -142,16 +183,15 @@ def test_generation_views_and_categories(db, name: str) -> None:
     )
     assert {kinds[t] for t in tracks} == {"gpu"}
     # stream: "stream", or XPU's "sycl queue"
-    want_streams = sorted(int(e["args"].get("stream", e["args"].get("sycl queue"))) for e in kern)
-    assert (
-        db.sql("select stream from kernels where trace_id = ? order by stream", [tid])["stream"].to_list()
-        == want_streams
-    )
+    want_streams = sorted((_int(e["args"].get("stream", e["args"].get("sycl queue"))) for e in kern), key=str)
+    got_streams = db.sql("select stream from kernels where trace_id = ?", [tid])["stream"].to_list()
+    assert sorted(got_streams, key=str) == want_streams
 
 
 @pytest.mark.parametrize("name", GENERATIONS)
 def test_generation_links(db, name: str) -> None:
-    """launch_id = the runtime/driver call with the same correlation; op_id = the CPU op with the same External id."""
+    """launch_id: the runtime/driver call with the same correlation (args, else the launch flow's id);
+    op_id: the CPU op with the same External id, else the event enclosing the launch."""
     trace = CONFORMANCE / name
     doc = plain_reader.load(trace)
     (r,) = db.ingest([trace])
@@ -161,23 +201,26 @@ def test_generation_links(db, name: str) -> None:
     cpu = _spellings(aliases, "cpu_op", "user_annotation")
     launch_of: dict[int, int] = {}
     for i, e in xs:
-        if str(e.get("cat")).lower() in runtime:
-            launch_of.setdefault(int(e["args"]["correlation"]), i)
+        if str(e.get("cat")).lower() in runtime and (c := _correlation(doc, i, "s")) is not None:
+            launch_of.setdefault(c, i)
     op_of = {_ext(e): i for i, e in xs if str(e.get("cat")).lower() in cpu and _ext(e)}
     links = {
-        i: (ext, lid, oid)
-        for i, ext, lid, oid in db.sql(
-            "select event_id, external_id, launch_id, op_id from gpu_events where trace_id = ?", [r.trace_id]
+        i: (corr, ext, lid, oid)
+        for i, corr, ext, lid, oid in db.sql(
+            "select event_id, correlation, external_id, launch_id, op_id from gpu_events where trace_id = ?",
+            [r.trace_id],
         ).rows()
     }
     assert links
     for i, e in xs:
         if i in links:
-            want = (_ext(e), launch_of[int(e["args"]["correlation"])], op_of[_ext(e)])
-            assert links[i] == want, (i, e["name"])
+            corr = _correlation(doc, i, "f")
+            launch = launch_of[corr]
+            op = op_of.get(_ext(e), _enclosing(doc, launch))
+            assert op is not None and links[i] == (corr, _ext(e), launch, op), (i, e["name"])
     # runtime calls link to their op too
     for i, oid in db.sql("select event_id, op_id from runtime where trace_id = ?", [r.trace_id]).rows():
-        assert oid == op_of[_ext(doc["traceEvents"][i])]
+        assert oid == op_of.get(_ext(doc["traceEvents"][i]), _enclosing(doc, i))
 
 
 @pytest.mark.parametrize("name", GENERATIONS)
@@ -230,7 +273,8 @@ def test_attribute_cli_reports_the_kernel_total(tmp_path: Path, name: str) -> No
 # --------------------------------------------------------------------------------------------- migration
 def _make_v1(path: Path, source: Path) -> None:
     """A schema-v1 database (the v1 DDL as shipped, tests/data/schema_v1) holding `source`'s rows as v1 left them:
-    no category, External ids only from "External id", stream only from "stream", no links, no 'gpu' tracks,
+    no category, correlation only from args, External ids only from "External id", stream only from "stream",
+    no links, no 'gpu' tracks,
     computeProperties only in metadata."""
     con = duckdb.connect(str(path))
     for f in sorted((DATA / "schema_v1").glob("*.sql")):
@@ -249,6 +293,7 @@ def _make_v1(path: Path, source: Path) -> None:
         con.execute(f"INSERT INTO {t} SELECT {', '.join(cols)} FROM s.{t}")
     con.execute("SELECT setval('trace_id_seq', (SELECT max(trace_id) FROM traces))")
     con.execute("""UPDATE events SET launch_id = NULL, op_id = NULL,
+                   correlation = TRY_CAST(args->>'$.correlation' AS BIGINT),
                    external_id = TRY_CAST(args->>'$."External id"' AS BIGINT),
                    stream = TRY_CAST(args->>'$.stream' AS BIGINT)""")
     con.execute("UPDATE tracks SET kind = 'cpu' WHERE kind = 'gpu'")

@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS events (
     end_ns       BIGINT NOT NULL,   -- ts_ns + dur_ns
     device       INTEGER,           -- args.device (GPU events)
     stream       BIGINT,            -- args.stream (GPU events)
-    correlation  BIGINT,            -- args.correlation (runtime calls and the GPU work they launched)
+    correlation  BIGINT,            -- args.correlation, else its launch flow's id (runtime calls and their GPU work)
     external_id  BIGINT,            -- args."External id" (or "external id", PyTorch 1.8-1.10): CPU op <-> its launches
     parent_id    BIGINT,            -- innermost enclosing event on the same track (pid, tid)
     depth        INTEGER NOT NULL,  -- 0 = top level on its track

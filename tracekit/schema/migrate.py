@@ -3,7 +3,8 @@
 A base table whose columns changed is set aside (renamed), the current schema files create it anew, and its
 rows are copied back by column name; a new column gets its value from `FILLS` (else NULL). Then what v1
 computed from raw categories is recomputed from `events.category`: External ids written as "external id"
-(PyTorch 1.8-1.10), the launch/op links, `tracks.kind` and `traces.device_properties`.
+(PyTorch 1.8-1.10), correlations written only as launch-flow ids (older ROCm), the launch/op links, `tracks.kind`
+and `traces.device_properties`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,29 @@ WHERE external_id IS NULL AND args->>'$."external id"' IS NOT NULL;
 
 UPDATE events SET stream = TRY_CAST(args->>'$."sycl queue"' AS BIGINT)
 WHERE stream IS NULL AND args->>'$."sycl queue"' IS NOT NULL;
+
+CREATE OR REPLACE TEMP TABLE mig_flow_corr AS
+WITH need AS (
+    SELECT trace_id, event_id, pid, tid, ts_ns, category IN {_RUNTIME} AS is_launch FROM events
+    WHERE correlation IS NULL AND (category IN {_RUNTIME} OR category IN {_GPU})
+),
+fl AS (SELECT * FROM flows WHERE lower(coalesce(cat, '')) NOT IN ('fwdbwd', 'forward_backward')),
+hit AS (
+    SELECT n.trace_id, n.event_id, f.flow_id FROM need n JOIN fl f
+      ON f.trace_id = n.trace_id AND f.start_pid IS NOT DISTINCT FROM n.pid
+     AND f.start_tid IS NOT DISTINCT FROM n.tid AND f.start_ts_ns = n.ts_ns
+    WHERE n.is_launch
+    UNION ALL
+    SELECT n.trace_id, n.event_id, f.flow_id FROM need n JOIN fl f
+      ON f.trace_id = n.trace_id AND f.end_pid IS NOT DISTINCT FROM n.pid
+     AND f.end_tid IS NOT DISTINCT FROM n.tid AND f.end_ts_ns = n.ts_ns
+    WHERE NOT n.is_launch
+)
+SELECT trace_id, event_id, min(TRY_CAST(flow_id AS BIGINT)) AS correlation FROM hit GROUP BY 1, 2;
+
+UPDATE events SET correlation = m.correlation
+FROM mig_flow_corr m
+WHERE m.trace_id = events.trace_id AND m.event_id = events.event_id AND m.correlation IS NOT NULL;
 
 CREATE OR REPLACE TEMP TABLE mig_launches AS
 SELECT trace_id, correlation, min(event_id) AS launch_id, arg_min(parent_id, event_id) AS launch_parent
@@ -68,6 +92,7 @@ WHERE kind <> 'gpu' AND EXISTS (
 UPDATE traces SET device_properties = json_extract(metadata, '$.computeProperties')
 WHERE device_properties IS NULL AND json_extract(metadata, '$.computeProperties') IS NOT NULL;
 
+DROP TABLE mig_flow_corr;
 DROP TABLE mig_launches;
 DROP TABLE mig_ops;
 DROP TABLE mig_links;

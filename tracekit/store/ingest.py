@@ -206,16 +206,34 @@ FROM (SELECT DISTINCT cat FROM raw WHERE cat IS NOT NULL) c
 LEFT JOIN category_aliases a ON a.alias = lower(c.cat);
 """
 _EXT_ID = "TRY_CAST(coalesce(r.a[4], r.a[11]) AS BIGINT)"
+_CORR = "coalesce(TRY_CAST(r.a[3] AS BIGINT), fc.correlation)"
+_NOT_LAUNCH_FLOWS = "('fwdbwd', 'forward_backward')"
+
+# A runtime call or GPU event without args.correlation (older ROCm Kineto wrote it only as the flow's id): the id
+# of the launch flow bound to it, the start ('s') at a runtime call, the end ('f') at the GPU work it launched.
+_FLOW_CORR_SQL = f"""
+CREATE OR REPLACE TEMP TABLE flow_corr AS
+WITH need AS (
+    SELECT r.event_id, r.pid, r.tid, r.ts_ns, CASE WHEN c.category IN {RUNTIME_CATS} THEN 's' ELSE 'f' END AS fph
+    FROM raw r JOIN cats c ON c.cat = r.cat
+    WHERE r.ph = 'X' AND r.a[3] IS NULL AND (c.category IN {GPU_CATS} OR c.category IN {RUNTIME_CATS})
+)
+SELECT n.event_id, min(TRY_CAST(f.id AS BIGINT)) AS correlation
+FROM need n JOIN raw f
+  ON f.ph = n.fph AND f.pid IS NOT DISTINCT FROM n.pid AND f.tid IS NOT DISTINCT FROM n.tid AND f.ts_ns = n.ts_ns
+WHERE f.id IS NOT NULL AND lower(coalesce(f.cat, '')) NOT IN {_NOT_LAUNCH_FLOWS}
+GROUP BY 1;
+"""
 
 # Links: a GPU event's correlation id names the runtime/driver call that launched it; its External id
 # names the CPU op (or annotation) that made that call. Without an External id, the op is whatever CPU
 # event enclosed the launch.
 _LINK_SQL = f"""
 CREATE OR REPLACE TEMP TABLE launches AS
-SELECT TRY_CAST(r.a[3] AS BIGINT) AS correlation, min(r.event_id) AS launch_id,
+SELECT {_CORR} AS correlation, min(r.event_id) AS launch_id,
        arg_min(n.parent_id, r.event_id) AS launch_parent
-FROM raw r JOIN nesting n USING (event_id) JOIN cats c ON c.cat = r.cat
-WHERE r.ph = 'X' AND c.category IN {RUNTIME_CATS} AND r.a[3] IS NOT NULL
+FROM raw r JOIN nesting n USING (event_id) JOIN cats c ON c.cat = r.cat LEFT JOIN flow_corr fc USING (event_id)
+WHERE r.ph = 'X' AND c.category IN {RUNTIME_CATS} AND {_CORR} IS NOT NULL
 GROUP BY 1;
 
 CREATE OR REPLACE TEMP TABLE ops_by_ext AS
@@ -233,9 +251,10 @@ def _insert(con: duckdb.DuckDBPyConnection, trace_id: int) -> None:
             SELECT r.event_id, r.cat, c.category, r.name, r.pid, r.tid, r.ts_ns, r.dur_ns,
                    r.ts_ns + r.dur_ns AS end_ns, TRY_CAST(r.a[1] AS INTEGER) AS device,
                    TRY_CAST(coalesce(r.a[2], r.a[12]) AS BIGINT) AS stream,
-                   TRY_CAST(r.a[3] AS BIGINT) AS correlation, {_EXT_ID} AS external_id,
+                   {_CORR} AS correlation, {_EXT_ID} AS external_id,
                    n.parent_id, n.depth, n.nested, r.args
             FROM raw r JOIN nesting n USING (event_id) LEFT JOIN cats c ON c.cat = r.cat
+            LEFT JOIN flow_corr fc USING (event_id)
             WHERE r.ph = 'X'
         )
         SELECT {trace_id}, x.event_id, x.cat, x.category, x.name, x.pid, x.tid, x.ts_ns, x.dur_ns, x.end_ns,
@@ -307,6 +326,7 @@ def ingest_prepared(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace) -> 
         n_events = _validate(con, prepared.path)
         con.execute(_NEST_SQL)
         con.execute(_CATS_SQL)
+        con.execute(_FLOW_CORR_SQL)
         con.execute(_LINK_SQL)
         kernels = con.execute(
             "SELECT count(*) FROM raw r JOIN cats c ON c.cat = r.cat WHERE r.ph = 'X' AND c.category = 'kernel'"
@@ -319,7 +339,7 @@ def ingest_prepared(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace) -> 
             con.execute("ROLLBACK")
             raise
     finally:
-        for t in ("raw", "depths", "nesting", "cats", "launches", "ops_by_ext"):
+        for t in ("raw", "depths", "nesting", "cats", "flow_corr", "launches", "ops_by_ext"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
     return IngestResult(
         path=str(prepared.path),
