@@ -48,7 +48,7 @@ INSERT INTO category_aliases VALUES
     ('gcu_runtime', 'cuda_runtime', 'Enflame kineto fork (GCU): host runtime call'),
     ('gcu_driver', 'cuda_driver', 'Enflame kineto fork (GCU): host driver call'),
     -- other accelerators: device work
-    ('mtia_ccp_events', 'kernel', 'Kineto MTIA: on-device events (aliased to CONCURRENT_KERNEL in Kineto; HTA counts them as kernels)'),
+    ('mtia_ccp_events', 'kernel', 'Kineto MTIA: on-device events (a Kineto ActivityType.h revision aliases MTIA_CCP_EVENTS to CONCURRENT_KERNEL; HTA counts them as GPU kernels)'),
     ('gcu_memcpy', 'gpu_memcpy', 'Enflame kineto fork: "GCU_MEMCPY"'),
     ('gcu_memset', 'gpu_memset', 'Enflame kineto fork: "GCU_MEMSET"'),
     ('gcu_user_annotation', 'gpu_user_annotation', 'Enflame kineto fork: "GCU_USER_ANNOTATION"'),
