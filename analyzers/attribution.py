@@ -27,7 +27,7 @@ from tracekit.collectors.presets import ModelConfig
 
 from tracekit.store.frames import frame
 
-CPU_CATS = ("cpu_op", "user_annotation", "python_function")
+CPU_CATS = ("cpu_op", "user_annotation", "python_function")  # canonical categories (events.category)
 _GEMM_LIST = ", ".join(f"'{n}'" for n in GEMM_OPS)
 # Scope names that vary per layer/step: dropped from the chain used for rule matching (layer is kept apart).
 _VARYING_SCOPE = r"^(layer\.\d+|decode\.step\.\d+|ProfilerStep#\d+|component\..*)$"
@@ -347,10 +347,10 @@ def _cpu_units(con: duckdb.DuckDBPyConnection, trace_id: int, walk: pl.DataFrame
     e = frame(
         con,
         f"""
-        WITH ev AS (SELECT event_id, parent_id, name, cat, ts_ns, dur_ns, end_ns, tid FROM events
-                    WHERE trace_id = $tid AND cat IN ({cats})),
+        WITH ev AS (SELECT event_id, parent_id, name, category, ts_ns, dur_ns, end_ns, tid FROM events
+                    WHERE trace_id = $tid AND category IN ({cats})),
         kids AS (SELECT parent_id, sum(dur_ns) AS child_ns FROM ev WHERE parent_id IS NOT NULL GROUP BY 1)
-        SELECT ev.event_id, ev.name AS op, ev.cat, ev.ts_ns, ev.dur_ns, ev.end_ns, ev.tid,
+        SELECT ev.event_id, ev.name AS op, ev.category, ev.ts_ns, ev.dur_ns, ev.end_ns, ev.tid,
                ev.dur_ns - coalesce(kids.child_ns, 0) AS self_ns
         FROM ev LEFT JOIN kids ON kids.parent_id = ev.event_id""",
         {"tid": trace_id},

@@ -22,7 +22,7 @@ from tracekit.analyzers.io_bytes import layer_io_bytes, lm_head_io_bytes
 
 from tracekit.store.frames import frame
 
-SPAN_CATS = (
+SPAN_CATS = (  # canonical categories (events.category)
     "cpu_op",
     "user_annotation",
     "python_function",
@@ -64,7 +64,7 @@ def union_ns(frame: pl.DataFrame) -> int:
 def _span(con: duckdb.DuckDBPyConnection, trace_id: int) -> tuple[int, int]:
     cats = ", ".join(f"'{c}'" for c in SPAN_CATS)
     lo, hi = con.sql(
-        f"SELECT min(ts_ns), max(end_ns) FROM events WHERE trace_id = $tid AND cat IN ({cats})",
+        f"SELECT min(ts_ns), max(end_ns) FROM events WHERE trace_id = $tid AND category IN ({cats})",
         params={"tid": trace_id},
     ).fetchall()[0]
     return (lo or 0), (hi or 0)

@@ -1,4 +1,4 @@
--- tracekit schema v1: base tables. Documented in docs/schema.md.
+-- tracekit schema v2: base tables. Documented in docs/schema.md.
 -- Times are exact integer nanoseconds on the trace's own clock (Kineto `ts` µs × 1000).
 
 CREATE TABLE IF NOT EXISTS tracekit_meta (
@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS traces (
     base_time_ns       BIGINT,                -- baseTimeNanoseconds (Unix epoch of the trace clock), if recorded
     span_start_ns      BIGINT,                -- earliest ts_ns of any event
     span_end_ns        BIGINT,                -- latest end_ns of any event
-    device_properties  JSON,                  -- deviceProperties array, if recorded
+    device_properties  JSON,                  -- deviceProperties (else computeProperties), if recorded
     metadata           JSON,                  -- every other top-level key (schemaVersion, cuda versions, ...)
     event_count        BIGINT NOT NULL,       -- elements of traceEvents
     time_parse         VARCHAR NOT NULL,      -- 'binary64-exact' or 'decimal' (docs/schema.md#exact-time)
@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS traces (
 CREATE TABLE IF NOT EXISTS events (
     trace_id     INTEGER NOT NULL,
     event_id     BIGINT NOT NULL,   -- position in traceEvents (0-based): unique within a trace
-    cat          VARCHAR,
+    cat          VARCHAR,           -- the category as written
+    category     VARCHAR,           -- canonical category (category_aliases; else lower(cat)): filter on this
     name         VARCHAR,
     pid          VARCHAR,           -- as written (Kineto uses ints, and strings such as 'Spans')
     tid          VARCHAR,
@@ -40,8 +41,8 @@ CREATE TABLE IF NOT EXISTS events (
     end_ns       BIGINT NOT NULL,   -- ts_ns + dur_ns
     device       INTEGER,           -- args.device (GPU events)
     stream       BIGINT,            -- args.stream (GPU events)
-    correlation  BIGINT,            -- args.correlation (runtime calls and the GPU work they launched)
-    external_id  BIGINT,            -- args."External id" (CPU op <-> its launches and kernels)
+    correlation  BIGINT,            -- args.correlation, else its launch flow's id (runtime calls and their GPU work)
+    external_id  BIGINT,            -- args."External id" (or "external id", PyTorch 1.8-1.10): CPU op <-> its launches
     parent_id    BIGINT,            -- innermost enclosing event on the same track (pid, tid)
     depth        INTEGER NOT NULL,  -- 0 = top level on its track
     nested       BOOLEAN NOT NULL,  -- false: overlaps its parent's end (does not nest); kept, flagged
@@ -99,7 +100,7 @@ CREATE TABLE IF NOT EXISTS tracks (
     trace_id      INTEGER NOT NULL,
     pid           VARCHAR,
     tid           VARCHAR,
-    kind          VARCHAR NOT NULL,    -- 'gpu' (kernels/memcpy/memset/gpu annotations), 'cpu' or 'other'
+    kind          VARCHAR NOT NULL,    -- 'gpu' (category kernel/gpu_memcpy/gpu_memset/gpu_user_annotation), 'cpu', 'other'
     process_name  VARCHAR,
     thread_name   VARCHAR,
     events        BIGINT NOT NULL

@@ -14,6 +14,7 @@ import duckdb
 
 from tracekit.errors import TraceError, TracekitError
 from tracekit.schema import SCHEMA_VERSION, schema_files
+from tracekit.schema.migrate import migrate
 from tracekit.store import kineto
 from tracekit.store.frames import frame
 from tracekit.store.ingest import IngestResult, ingest_prepared
@@ -44,10 +45,14 @@ class Database:
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise TracekitError(f"{self.path}: no such database (create one with `tracekit ingest`)")
         self.con = self._connect(wait_s)
-        if not read_only:
-            self._apply_schema()
-        else:
-            self._check_version()
+        try:
+            if not read_only:
+                self._apply_schema()
+            else:
+                self._check_version()
+        except BaseException:
+            self.con.close()  # a refused database is not left open (and locked) in this process
+            raise
 
     # ---- connection ---------------------------------------------------------
     def _connect(self, wait_s: float) -> duckdb.DuckDBPyConnection:
@@ -85,6 +90,11 @@ class Database:
             raise TracekitError(f"{self.path}: not a tracekit database (no tracekit_meta table)")
         if v > SCHEMA_VERSION:
             raise TracekitError(f"{self.path}: schema v{v} is newer than this tracekit (v{SCHEMA_VERSION})")
+        if v < SCHEMA_VERSION:
+            raise TracekitError(
+                f"{self.path}: schema v{v} is older than this tracekit (v{SCHEMA_VERSION}); open it for writing once "
+                f'to upgrade it in place, e.g. `tracekit query --write --db {self.path} "select 1"`'
+            )
 
     def _apply_schema(self) -> None:
         v = self._stored_version()
@@ -94,8 +104,11 @@ class Database:
             return
         self.con.execute("BEGIN TRANSACTION")
         try:
-            for _, sql in schema_files():
-                self.con.execute(sql)
+            if v is not None and v < SCHEMA_VERSION:
+                migrate(self.con, v)  # docs/schema.md#migration
+            else:
+                for _, sql in schema_files():
+                    self.con.execute(sql)
             self.con.execute("INSERT OR REPLACE INTO tracekit_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
             self.con.execute("COMMIT")
         except BaseException:

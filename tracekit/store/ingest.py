@@ -29,10 +29,15 @@ EXACT_BOUND_US = 2**43
 _US_TO_NS = "(CAST(floor({x}) AS BIGINT) * 1000 + CAST(round(({x} - floor({x})) * 1000) AS BIGINT))"
 _NUM = re.compile(rb'"(?:ts|dur)"\s*:\s*(-?[0-9][0-9.eE+-]*)')
 _QUOTE = re.compile(rb'("(?:ts|dur)"\s*:\s*)(-?[0-9][0-9.eE+-]*)')
-# every args field tracekit types, parsed from each event's args once (a[1] .. a[10])
+# every args field tracekit types, parsed from each event's args once (a[1] .. a[12]). JSON keys match
+# case-sensitively: PyTorch 1.8-1.10 wrote "external id" on runtime calls and GPU events (a[11]), "External id"
+# elsewhere; Kineto's XPU plugin writes the queue as "sycl queue" (a[12]) instead of "stream".
 _ARGS_LIST = """json_extract_string(args, ['$.device', '$.stream', '$.correlation', '$."External id"',
-    '$.Bytes', '$.Addr', '$."Total Allocated"', '$."Total Reserved"', '$."Device Type"', '$."Device Id"'])"""
+    '$.Bytes', '$.Addr', '$."Total Allocated"', '$."Total Reserved"', '$."Device Type"', '$."Device Id"',
+    '$."external id"', '$."sycl queue"'])"""
+# Canonical categories (events.category, from the category_aliases table; docs/schema.md#categories).
 GPU_CATS = "('kernel', 'gpu_memcpy', 'gpu_memset')"
+RUNTIME_CATS = "('cuda_runtime', 'cuda_driver')"
 LINKED_CATS = "('kernel', 'gpu_memcpy', 'gpu_memset', 'gpu_user_annotation', 'cuda_runtime', 'cuda_driver')"
 
 
@@ -193,21 +198,48 @@ ASOF LEFT JOIN (SELECT pid, tid, seq, depth, event_id, end_ns FROM depths WHERE 
   ON c.pid = p.pid AND c.tid = p.tid AND c.depth - 1 = p.depth AND c.seq > p.seq;
 """
 
+# Canonical category of each distinct raw `cat` of the trace: the alias table's, else lower(cat).
+_CATS_SQL = """
+CREATE OR REPLACE TEMP TABLE cats AS
+SELECT c.cat, coalesce(a.category, lower(c.cat)) AS category
+FROM (SELECT DISTINCT cat FROM raw WHERE cat IS NOT NULL) c
+LEFT JOIN category_aliases a ON a.alias = lower(c.cat);
+"""
+_EXT_ID = "TRY_CAST(coalesce(r.a[4], r.a[11]) AS BIGINT)"
+_CORR = "coalesce(TRY_CAST(r.a[3] AS BIGINT), fc.correlation)"
+_NOT_LAUNCH_FLOWS = "('fwdbwd', 'forward_backward')"
+
+# A runtime call or GPU event without args.correlation (older ROCm Kineto wrote it only as the flow's id): the id
+# of the launch flow bound to it, the start ('s') at a runtime call, the end ('f') at the GPU work it launched.
+_FLOW_CORR_SQL = f"""
+CREATE OR REPLACE TEMP TABLE flow_corr AS
+WITH need AS (
+    SELECT r.event_id, r.pid, r.tid, r.ts_ns, CASE WHEN c.category IN {RUNTIME_CATS} THEN 's' ELSE 'f' END AS fph
+    FROM raw r JOIN cats c ON c.cat = r.cat
+    WHERE r.ph = 'X' AND r.a[3] IS NULL AND (c.category IN {GPU_CATS} OR c.category IN {RUNTIME_CATS})
+)
+SELECT n.event_id, min(TRY_CAST(f.id AS BIGINT)) AS correlation
+FROM need n JOIN raw f
+  ON f.ph = n.fph AND f.pid IS NOT DISTINCT FROM n.pid AND f.tid IS NOT DISTINCT FROM n.tid AND f.ts_ns = n.ts_ns
+WHERE f.id IS NOT NULL AND lower(coalesce(f.cat, '')) NOT IN {_NOT_LAUNCH_FLOWS}
+GROUP BY 1;
+"""
+
 # Links: a GPU event's correlation id names the runtime/driver call that launched it; its External id
 # names the CPU op (or annotation) that made that call. Without an External id, the op is whatever CPU
 # event enclosed the launch.
-_LINK_SQL = """
+_LINK_SQL = f"""
 CREATE OR REPLACE TEMP TABLE launches AS
-SELECT TRY_CAST(r.a[3] AS BIGINT) AS correlation, min(r.event_id) AS launch_id,
+SELECT {_CORR} AS correlation, min(r.event_id) AS launch_id,
        arg_min(n.parent_id, r.event_id) AS launch_parent
-FROM raw r JOIN nesting n USING (event_id)
-WHERE r.ph = 'X' AND r.cat IN ('cuda_runtime', 'cuda_driver') AND r.a[3] IS NOT NULL
+FROM raw r JOIN nesting n USING (event_id) JOIN cats c ON c.cat = r.cat LEFT JOIN flow_corr fc USING (event_id)
+WHERE r.ph = 'X' AND c.category IN {RUNTIME_CATS} AND {_CORR} IS NOT NULL
 GROUP BY 1;
 
 CREATE OR REPLACE TEMP TABLE ops_by_ext AS
-SELECT TRY_CAST(r.a[4] AS BIGINT) AS external_id, arg_max(r.event_id, n.depth) AS op_id
-FROM raw r JOIN nesting n USING (event_id)
-WHERE r.ph = 'X' AND r.cat IN ('cpu_op', 'user_annotation') AND TRY_CAST(r.a[4] AS BIGINT) <> 0
+SELECT {_EXT_ID} AS external_id, arg_max(r.event_id, n.depth) AS op_id
+FROM raw r JOIN nesting n USING (event_id) JOIN cats c ON c.cat = r.cat
+WHERE r.ph = 'X' AND c.category IN ('cpu_op', 'user_annotation') AND {_EXT_ID} <> 0
 GROUP BY 1;
 """
 
@@ -216,23 +248,25 @@ def _insert(con: duckdb.DuckDBPyConnection, trace_id: int) -> None:
     con.execute(
         f"""INSERT INTO events
         WITH x AS (
-            SELECT r.event_id, r.cat, r.name, r.pid, r.tid, r.ts_ns, r.dur_ns, r.ts_ns + r.dur_ns AS end_ns,
-                   TRY_CAST(r.a[1] AS INTEGER) AS device, TRY_CAST(r.a[2] AS BIGINT) AS stream,
-                   TRY_CAST(r.a[3] AS BIGINT) AS correlation, TRY_CAST(r.a[4] AS BIGINT) AS external_id,
+            SELECT r.event_id, r.cat, c.category, r.name, r.pid, r.tid, r.ts_ns, r.dur_ns,
+                   r.ts_ns + r.dur_ns AS end_ns, TRY_CAST(r.a[1] AS INTEGER) AS device,
+                   TRY_CAST(coalesce(r.a[2], r.a[12]) AS BIGINT) AS stream,
+                   {_CORR} AS correlation, {_EXT_ID} AS external_id,
                    n.parent_id, n.depth, n.nested, r.args
-            FROM raw r JOIN nesting n USING (event_id)
+            FROM raw r JOIN nesting n USING (event_id) LEFT JOIN cats c ON c.cat = r.cat
+            LEFT JOIN flow_corr fc USING (event_id)
             WHERE r.ph = 'X'
         )
-        SELECT {trace_id}, x.event_id, x.cat, x.name, x.pid, x.tid, x.ts_ns, x.dur_ns, x.end_ns,
+        SELECT {trace_id}, x.event_id, x.cat, x.category, x.name, x.pid, x.tid, x.ts_ns, x.dur_ns, x.end_ns,
                x.device, x.stream, x.correlation, x.external_id, x.parent_id, x.depth, x.nested,
-               CASE WHEN x.cat IN {GPU_CATS} THEN l.launch_id END,
-               CASE WHEN x.cat IN {LINKED_CATS} THEN coalesce(o.op_id, CASE
-                    WHEN x.cat IN ('cuda_runtime', 'cuda_driver') THEN x.parent_id
-                    WHEN x.cat IN {GPU_CATS} THEN l.launch_parent END) END,
+               CASE WHEN x.category IN {GPU_CATS} THEN l.launch_id END,
+               CASE WHEN x.category IN {LINKED_CATS} THEN coalesce(o.op_id, CASE
+                    WHEN x.category IN {RUNTIME_CATS} THEN x.parent_id
+                    WHEN x.category IN {GPU_CATS} THEN l.launch_parent END) END,
                x.args
         FROM x
-        LEFT JOIN launches l ON l.correlation = x.correlation AND x.cat IN {GPU_CATS}
-        LEFT JOIN ops_by_ext o ON o.external_id = x.external_id AND x.cat IN {LINKED_CATS}"""
+        LEFT JOIN launches l ON l.correlation = x.correlation AND x.category IN {GPU_CATS}
+        LEFT JOIN ops_by_ext o ON o.external_id = x.external_id AND x.category IN {LINKED_CATS}"""
     )
     con.execute(
         f"""INSERT INTO memory
@@ -266,10 +300,11 @@ def _insert(con: duckdb.DuckDBPyConnection, trace_id: int) -> None:
     con.execute(
         f"""INSERT INTO tracks
         WITH t AS (
-            SELECT pid, tid, count(*) AS n,
-                   bool_or(cat IN {GPU_CATS} OR cat = 'gpu_user_annotation') AS gpu,
-                   bool_or(TRY_CAST(pid AS BIGINT) IS NOT NULL) AS numeric_pid
-            FROM raw WHERE ph IN ('X', 'i', 'I') GROUP BY pid, tid
+            SELECT r.pid, r.tid, count(*) AS n,
+                   coalesce(bool_or(c.category IN {GPU_CATS} OR c.category = 'gpu_user_annotation'), false) AS gpu,
+                   bool_or(TRY_CAST(r.pid AS BIGINT) IS NOT NULL) AS numeric_pid
+            FROM raw r LEFT JOIN cats c ON c.cat = r.cat
+            WHERE r.ph IN ('X', 'i', 'I') GROUP BY r.pid, r.tid
         ),
         pn AS (SELECT pid, arg_max(args->>'$.name', event_id) AS name FROM raw
                WHERE ph = 'M' AND name = 'process_name' GROUP BY pid),
@@ -290,8 +325,12 @@ def ingest_prepared(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace) -> 
         mode = _load_raw(con, prepared)
         n_events = _validate(con, prepared.path)
         con.execute(_NEST_SQL)
+        con.execute(_CATS_SQL)
+        con.execute(_FLOW_CORR_SQL)
         con.execute(_LINK_SQL)
-        kernels = con.execute("SELECT count(*) FROM raw WHERE ph = 'X' AND cat = 'kernel'").fetchall()[0][0]
+        kernels = con.execute(
+            "SELECT count(*) FROM raw r JOIN cats c ON c.cat = r.cat WHERE r.ph = 'X' AND c.category = 'kernel'"
+        ).fetchall()[0][0]
         con.execute("BEGIN TRANSACTION")
         try:
             trace_id = _store(con, prepared, mode, n_events)
@@ -300,7 +339,7 @@ def ingest_prepared(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace) -> 
             con.execute("ROLLBACK")
             raise
     finally:
-        for t in ("raw", "depths", "nesting", "launches", "ops_by_ext"):
+        for t in ("raw", "depths", "nesting", "cats", "flow_corr", "launches", "ops_by_ext"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
     return IngestResult(
         path=str(prepared.path),
@@ -319,7 +358,10 @@ def _store(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, mode: str, n
     trace_id = con.execute("SELECT nextval('trace_id_seq')").fetchall()[0][0]
     _insert(con, trace_id)
     meta = dict(prepared.metadata)
+    # Kineto writes deviceProperties; some exporters computeProperties. The one not used stays in metadata.
     device_properties = meta.pop("deviceProperties", None)
+    if device_properties is None:
+        device_properties = meta.pop("computeProperties", None)
     base_time = meta.get("baseTimeNanoseconds")
     con.execute(
         """INSERT INTO traces (trace_id, name, path, sha256, file_bytes, json_bytes, base_time_ns,
