@@ -81,7 +81,20 @@ def _merged(b: dict[str, Any], e: dict[str, Any]) -> Any:
         return b.get("args")
     if "args" not in b:
         return e.get("args")
-    return {**b["args"], **e["args"]}
+    return _merge_patch(b["args"], e["args"])
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396: objects merge recursively, the patch's values win, a null in the patch removes the key."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = _merge_patch(out.get(k), v)
+    return out
 
 
 def slices(path: Path) -> dict[str, Any]:

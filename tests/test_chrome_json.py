@@ -106,7 +106,7 @@ def ev(ph: str, ts: Any, name: str | None = None, pid: Any = 1, tid: Any = 1, **
 def test_nested_be_with_x_merged_args_and_interleaved_tracks(db, tmp_path: Path) -> None:
     events = [
         ev("M", 0, "thread_name", args={"name": "main"}),
-        ev("B", 1.5, "outer", cat="c", args={"a": 1, "keep": "b"}),
+        ev("B", 1.5, "outer", cat="c", args={"a": 1, "keep": "b", "nest": {"x": 1, "y": 2}, "gone": 1}),
         ev("B", 100, "t2", tid=2),
         ev("B", 2.001, "mid", cat="c"),
         ev("X", 2.5, "x_inside", cat="c", dur=0.25),
@@ -115,7 +115,9 @@ def test_nested_be_with_x_merged_args_and_interleaved_tracks(db, tmp_path: Path)
         ev("E", 5.999, args={"deep": True}),  # closes inner
         ev("E", 8, args={"b": 2}),  # closes mid: args merged
         ev("X", 9, "x_sibling", cat="c", dur=0.5),
-        ev("E", 10.000001, args={"a": 5}),  # closes outer; E's value wins; 1 ns resolution (exact, rounded)
+        ev(
+            "E", 10.000001, args={"a": 5, "nest": {"y": 3, "z": 4}, "gone": None}
+        ),  # closes outer; E's value wins; 1 ns resolution (exact, rounded)
         ev("X", 11, "x_after", cat="c", dur=2),
         ev("B", 11.5, "in_x"),
         ev("E", 12),
@@ -138,7 +140,7 @@ def test_nested_be_with_x_merged_args_and_interleaved_tracks(db, tmp_path: Path)
     assert rows["in_x"] == ("B", 11500, 500, 11, 1)  # a B/E pair nests inside an X
     assert rows["t2"] == ("B", 100000, 50000, None, 0)
     args = loads(db.sql("select args from events where name = 'outer'").item())
-    assert args == {"a": 5, "keep": "b"}
+    assert args == {"a": 5, "keep": "b", "nest": {"x": 1, "y": 3, "z": 4}}  # JSON merge patch (RFC 7396)
     assert loads(db.sql("select args from events where name = 'mid'").item()) == {"b": 2}
     assert db.sql("select count(*) from other_events where note is not null").item() == 0
     assert r.notes == {}
@@ -396,3 +398,16 @@ def test_attribute_on_a_cpu_only_chrome_trace(tmp_path: Path) -> None:
     )
     assert "Traceback" not in r.stderr, r.stderr
     assert r.returncode == 0 or len(r.stderr.strip().splitlines()) == 1, (r.returncode, r.stdout, r.stderr)
+
+
+def test_ingest_cli_says_what_was_kept_unmatched(tmp_path: Path) -> None:
+    p = write(tmp_path, "u.json", [ev("E", 0), ev("B", 1, "a"), ev("B", 2, "open"), ev("E", 3)])
+    r = subprocess.run(
+        [sys.executable, "-m", "tracekit.cli.main", "ingest", str(p), "--db", str(tmp_path / "u.duckdb")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "u.json: kept in other_events (see its note column): 1 unmatched B, 1 unmatched E" in r.stderr
