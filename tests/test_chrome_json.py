@@ -411,3 +411,23 @@ def test_ingest_cli_says_what_was_kept_unmatched(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert "u.json: kept in other_events (see its note column): 1 unmatched B, 1 unmatched E" in r.stderr
+
+
+def test_other_phases_stay_in_other_events(db, tmp_path: Path) -> None:
+    events = [
+        ev("M", 0, "process_name", args={"name": "p"}),
+        ev("P", 1, "sample"),
+        ev("O", 2, "obj", id="0x1", args={"snapshot": {"a": 1}}),
+        ev("N", 1, "obj", id="0x1"),
+        ev("D", 3, "obj", id="0x1"),
+        ev("R", 4, "mark"),
+        ev("c", 5, "clock_sync", args={"sync_id": "x"}),
+        ev("X", 0, "x", dur=1),
+    ]
+    p = write(tmp_path, "other.json", events)
+    r = ingest(db, p)
+    got = db.sql("select event_id, ph, ts_ns, note from other_events order by event_id").rows()
+    assert got == [(0, "M", 0, None), (1, "P", 1000, None), (2, "O", 2000, None), (3, "N", 1000, None),
+                   (4, "D", 3000, None), (5, "R", 4000, None), (6, "c", 5000, None)]  # fmt: skip
+    assert r.notes == {}
+    assert db.sql("select process_name from tracks").item() == "p"
