@@ -82,6 +82,10 @@ def ingest(paths: tuple[str, ...], db_path: str | None, fmt: str, wait_s: float)
             {"trace_id": "id", "json_mb": "MB", "mb_per_s": "MB/s"}
         )
     write_frame(summary, fmt, title=f"ingest → {db_path or default_db_path()}")
+    for r in results:  # events of a paired phase without a partner (docs/schema.md, "Chrome JSON")
+        if r.notes:
+            kept = ", ".join(f"{n} {note}" for note, n in r.notes.items())
+            click.echo(f"tracekit: {Path(r.path).name}: kept in other_events (see its note column): {kept}", err=True)
     failed = sum(1 for r in results if r.error)
     if failed:
         click.echo(f"tracekit: {failed} of {len(results)} files failed", err=True)

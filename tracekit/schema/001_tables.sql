@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS events (
     nested       BOOLEAN NOT NULL,  -- false: overlaps its parent's end (does not nest); kept, flagged
     launch_id    BIGINT,            -- GPU events: the runtime/driver call that launched it (by correlation)
     op_id        BIGINT,            -- GPU events and runtime calls: the CPU op that was running (External id)
+    ph           VARCHAR,           -- 'X' complete event, 'B' a B/E pair (event_id = the B's position)
     args         JSON
 );
 
@@ -106,7 +107,8 @@ CREATE TABLE IF NOT EXISTS tracks (
     events        BIGINT NOT NULL
 );
 
--- Any other event phase ('M' metadata, counters, async...), kept verbatim.
+-- Any other event phase ('M' metadata, 'P' samples, objects, marks...), kept verbatim, and the B/E/b/e/S/F
+-- events that found no partner (see `note`).
 CREATE TABLE IF NOT EXISTS other_events (
     trace_id   INTEGER NOT NULL,
     event_id   BIGINT NOT NULL,
@@ -116,5 +118,6 @@ CREATE TABLE IF NOT EXISTS other_events (
     pid        VARCHAR,
     tid        VARCHAR,
     ts_ns      BIGINT,
-    args       JSON
+    args       JSON,
+    note       VARCHAR              -- why it is here when its phase has a table: 'unmatched B', 'unmatched E', ...
 );

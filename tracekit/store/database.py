@@ -25,7 +25,18 @@ if TYPE_CHECKING:  # imported where frames are made, so an ingest-only process n
 DEFAULT_DB = "tracekit.duckdb"
 TRACE_SUFFIXES = (".json", ".json.gz")
 RUN_FILES = ("manifest.json",)  # written by `tracekit collect` beside its traces
-BASE_TABLES = ("traces", "events", "instants", "memory", "flows", "tracks", "other_events")
+BASE_TABLES = (
+    "traces",
+    "events",
+    "instants",
+    "memory",
+    "flows",
+    "tracks",
+    "other_events",
+    "counters",
+    "async_slices",
+    "async_instants",
+)
 _LOCK_RE = re.compile(r"lock", re.IGNORECASE)
 
 ProgressFn = Callable[[str, int, int], None]  # (path, index, total)

@@ -20,6 +20,7 @@ import duckdb
 
 from tracekit import __version__
 from tracekit.errors import TraceError
+from tracekit.store import chrome
 from tracekit.store.kineto import PreparedTrace
 
 EXACT_BOUND_US = 2**43
@@ -54,6 +55,7 @@ class IngestResult:
     seconds: float = 0.0
     time_parse: str = ""
     error: str | None = None
+    notes: dict[str, int] = dataclasses.field(default_factory=dict)  # events kept in other_events, by note
 
     @property
     def mb_per_s(self) -> float:
@@ -63,7 +65,8 @@ class IngestResult:
 def _columns(time_type: str) -> str:
     return (
         "{'ph': 'VARCHAR', 'cat': 'VARCHAR', 'name': 'VARCHAR', 'pid': 'VARCHAR', 'tid': 'VARCHAR', "
-        f"'ts': '{time_type}', 'dur': '{time_type}', 'id': 'VARCHAR', 's': 'VARCHAR', 'args': 'JSON'}}"
+        f"'ts': '{time_type}', 'dur': '{time_type}', 'id': 'VARCHAR', 's': 'VARCHAR', 'args': 'JSON', "
+        "'id2': 'JSON', 'scope': 'VARCHAR'}"
     )
 
 
@@ -109,7 +112,7 @@ def _read_array(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, exact: 
     if not exact:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE raw AS
-            SELECT (row_number() OVER ()) - 1 AS event_id, ph, cat, name, pid, tid, id, s, args,
+            SELECT (row_number() OVER ()) - 1 AS event_id, ph, cat, name, pid, tid, id, s, args, id2, scope,
                    {_ARGS_LIST} AS a, ts, dur,
                    {_US_TO_NS.format(x="ts")} AS ts_ns,
                    {_US_TO_NS.format(x="dur")} AS dur_ns
@@ -124,7 +127,7 @@ def _read_array(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, exact: 
     src = str(_quote_times(prepared.array_file)).replace("'", "''")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE raw AS
-        SELECT (row_number() OVER ()) - 1 AS event_id, ph, cat, name, pid, tid, id, s, args,
+        SELECT (row_number() OVER ()) - 1 AS event_id, ph, cat, name, pid, tid, id, s, args, id2, scope,
                {_ARGS_LIST} AS a, CAST(round(CAST(ts AS DECIMAL(38, 9)) * 1000) AS BIGINT) AS ts_ns,
                CAST(round(CAST(dur AS DECIMAL(38, 9)) * 1000) AS BIGINT) AS dur_ns
         FROM read_json('{src}', format='array', columns={_columns("VARCHAR")},
@@ -154,6 +157,9 @@ def _validate(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     if bad_i:
         first = con.execute("SELECT min(event_id) FROM raw WHERE ph IN ('i','I') AND ts_ns IS NULL").fetchall()[0][0]
         raise TraceError(path, f"{bad_i} instant events lack 'ts' (first: traceEvents[{first}])")
+    no_ts, first, ph = chrome.missing_ts(con)
+    if no_ts:
+        raise TraceError(path, f"{no_ts} '{ph}' events lack 'ts' (first: traceEvents[{first}])")
     if con.execute("SELECT count(*) FROM raw WHERE ph = 'X' AND dur_ns < 0").fetchall()[0][0]:
         raise TraceError(path, "complete ('X') events with negative 'dur'")
     return n
@@ -169,8 +175,7 @@ CREATE OR REPLACE TEMP TABLE depths AS
 WITH items AS (
     SELECT event_id, pid, tid, ts_ns, dur_ns, ts_ns + dur_ns AS end_ns, is_x,
            row_number() OVER (PARTITION BY pid, tid ORDER BY ts_ns, dur_ns DESC, is_x DESC, event_id) AS seq
-    FROM (SELECT event_id, pid, tid, ts_ns, CASE WHEN ph = 'X' THEN dur_ns ELSE 0 END AS dur_ns, ph = 'X' AS is_x
-          FROM raw WHERE ph IN ('X', 'i', 'I'))
+    FROM nest_input  -- X events, B/E pairs and thread-scoped instants (chrome.prepare)
 ),
 pts AS (
     SELECT pid, tid, ts_ns AS t, 1 AS cls, seq AS k, 0 AS sub, 1 AS delta, event_id FROM items
@@ -246,16 +251,16 @@ GROUP BY 1;
 
 def _insert(con: duckdb.DuckDBPyConnection, trace_id: int) -> None:
     con.execute(
-        f"""INSERT INTO events
+        f"""INSERT INTO events (trace_id, event_id, cat, category, name, pid, tid, ts_ns, dur_ns, end_ns, device,
+                            stream, correlation, external_id, parent_id, depth, nested, launch_id, op_id, ph, args)
         WITH x AS (
-            SELECT r.event_id, r.cat, c.category, r.name, r.pid, r.tid, r.ts_ns, r.dur_ns,
+            SELECT r.event_id, r.ph, r.cat, c.category, r.name, r.pid, r.tid, r.ts_ns, r.dur_ns,
                    r.ts_ns + r.dur_ns AS end_ns, TRY_CAST(r.a[1] AS INTEGER) AS device,
                    TRY_CAST(coalesce(r.a[2], r.a[12]) AS BIGINT) AS stream,
                    {_CORR} AS correlation, {_EXT_ID} AS external_id,
                    n.parent_id, n.depth, n.nested, r.args
-            FROM raw r JOIN nesting n USING (event_id) LEFT JOIN cats c ON c.cat = r.cat
-            LEFT JOIN flow_corr fc USING (event_id)
-            WHERE r.ph = 'X'
+            FROM slices_src r JOIN nesting n USING (event_id)  -- X events and B/E pairs (chrome.prepare)
+            LEFT JOIN cats c ON c.cat = r.cat LEFT JOIN flow_corr fc USING (event_id)
         )
         SELECT {trace_id}, x.event_id, x.cat, x.category, x.name, x.pid, x.tid, x.ts_ns, x.dur_ns, x.end_ns,
                x.device, x.stream, x.correlation, x.external_id, x.parent_id, x.depth, x.nested,
@@ -263,7 +268,7 @@ def _insert(con: duckdb.DuckDBPyConnection, trace_id: int) -> None:
                CASE WHEN x.category IN {LINKED_CATS} THEN coalesce(o.op_id, CASE
                     WHEN x.category IN {RUNTIME_CATS} THEN x.parent_id
                     WHEN x.category IN {GPU_CATS} THEN l.launch_parent END) END,
-               x.args
+               x.ph, x.args
         FROM x
         LEFT JOIN launches l ON l.correlation = x.correlation AND x.category IN {GPU_CATS}
         LEFT JOIN ops_by_ext o ON o.external_id = x.external_id AND x.category IN {LINKED_CATS}"""
@@ -273,13 +278,13 @@ def _insert(con: duckdb.DuckDBPyConnection, trace_id: int) -> None:
         SELECT {trace_id}, r.event_id, r.pid, r.tid, r.ts_ns, CAST(r.a[5] AS BIGINT), TRY_CAST(r.a[6] AS BIGINT),
                TRY_CAST(r.a[7] AS BIGINT), TRY_CAST(r.a[8] AS BIGINT), TRY_CAST(r.a[9] AS INTEGER),
                TRY_CAST(r.a[10] AS INTEGER), n.parent_id
-        FROM raw r JOIN nesting n USING (event_id)
+        FROM raw r LEFT JOIN nesting n USING (event_id)
         WHERE r.ph IN ('i', 'I') AND r.name = '[memory]' AND r.a[5] IS NOT NULL"""
     )
     con.execute(
         f"""INSERT INTO instants
         SELECT {trace_id}, r.event_id, r.cat, r.name, r.pid, r.tid, r.ts_ns, r.s, n.parent_id, r.args
-        FROM raw r JOIN nesting n USING (event_id)
+        FROM raw r LEFT JOIN nesting n USING (event_id)
         WHERE r.ph IN ('i', 'I') AND NOT (r.name = '[memory]' AND r.a[5] IS NOT NULL)"""
     )
     con.execute(
@@ -292,11 +297,7 @@ def _insert(con: duckdb.DuckDBPyConnection, trace_id: int) -> None:
         FROM raw WHERE ph IN ('s', 't', 'f') AND id IS NOT NULL
         GROUP BY id, cat"""
     )
-    con.execute(
-        f"""INSERT INTO other_events
-        SELECT {trace_id}, event_id, ph, cat, name, pid, tid, ts_ns, args
-        FROM raw WHERE ph NOT IN ('X', 'i', 'I', 's', 't', 'f')"""
-    )
+    chrome.insert(con, trace_id)  # counters, async_slices, async_instants, other_events
     con.execute(
         f"""INSERT INTO tracks
         WITH t AS (
@@ -304,7 +305,7 @@ def _insert(con: duckdb.DuckDBPyConnection, trace_id: int) -> None:
                    coalesce(bool_or(c.category IN {GPU_CATS} OR c.category = 'gpu_user_annotation'), false) AS gpu,
                    bool_or(TRY_CAST(r.pid AS BIGINT) IS NOT NULL) AS numeric_pid
             FROM raw r LEFT JOIN cats c ON c.cat = r.cat
-            WHERE r.ph IN ('X', 'i', 'I') GROUP BY r.pid, r.tid
+            WHERE r.ph IN ('X', 'i', 'I', 'B', 'E') GROUP BY r.pid, r.tid
         ),
         pn AS (SELECT pid, arg_max(args->>'$.name', event_id) AS name FROM raw
                WHERE ph = 'M' AND name = 'process_name' GROUP BY pid),
@@ -324,22 +325,24 @@ def ingest_prepared(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace) -> 
     try:
         mode = _load_raw(con, prepared)
         n_events = _validate(con, prepared.path)
+        chrome.prepare(con, _ARGS_LIST)
         con.execute(_NEST_SQL)
         con.execute(_CATS_SQL)
         con.execute(_FLOW_CORR_SQL)
         con.execute(_LINK_SQL)
         kernels = con.execute(
-            "SELECT count(*) FROM raw r JOIN cats c ON c.cat = r.cat WHERE r.ph = 'X' AND c.category = 'kernel'"
+            "SELECT count(*) FROM slices_src r JOIN cats c ON c.cat = r.cat WHERE c.category = 'kernel'"
         ).fetchall()[0][0]
+        notes = chrome.note_counts(con)
         con.execute("BEGIN TRANSACTION")
         try:
-            trace_id = _store(con, prepared, mode, n_events)
+            trace_id = _store(con, prepared, mode, n_events, notes)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
     finally:
-        for t in ("raw", "depths", "nesting", "cats", "flow_corr", "launches", "ops_by_ext"):
+        for t in ("raw", "depths", "nesting", "cats", "flow_corr", "launches", "ops_by_ext", *chrome.TEMP_TABLES):
             con.execute(f"DROP TABLE IF EXISTS {t}")
     return IngestResult(
         path=str(prepared.path),
@@ -350,10 +353,13 @@ def ingest_prepared(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace) -> 
         json_bytes=prepared.json_bytes,
         seconds=time.perf_counter() - t0,
         time_parse=mode,
+        notes=notes,
     )
 
 
-def _store(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, mode: str, n_events: int) -> int:
+def _store(
+    con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, mode: str, n_events: int, notes: dict[str, int]
+) -> int:
     """Write the trace's rows (inside the caller's transaction); returns its new trace_id."""
     trace_id = con.execute("SELECT nextval('trace_id_seq')").fetchall()[0][0]
     _insert(con, trace_id)
@@ -362,14 +368,17 @@ def _store(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, mode: str, n
     device_properties = meta.pop("deviceProperties", None)
     if device_properties is None:
         device_properties = meta.pop("computeProperties", None)
+    # how tracekit read the file (docs/schema.md, "Chrome JSON"): ts/dur are µs whatever displayTimeUnit says
+    meta["tracekit"] = {"ts_unit": "us", "display_time_unit": meta.get("displayTimeUnit"), "notes": notes}
     base_time = meta.get("baseTimeNanoseconds")
     con.execute(
         """INSERT INTO traces (trace_id, name, path, sha256, file_bytes, json_bytes, base_time_ns,
                                span_start_ns, span_end_ns, device_properties, metadata, event_count,
                                time_parse, tracekit_version)
         SELECT ?, ?, ?, ?, ?, ?, ?,
-               (SELECT min(ts_ns) FROM raw WHERE ts_ns IS NOT NULL AND ph IN ('X', 'i', 'I')),
-               (SELECT max(ts_ns + coalesce(dur_ns, 0)) FROM raw WHERE ph IN ('X', 'i', 'I')),
+               (SELECT min(ts_ns) FROM raw WHERE ts_ns IS NOT NULL AND ph IN ('X', 'i', 'I', 'B', 'E')),
+               (SELECT max(ts_ns + CASE WHEN ph = 'X' THEN coalesce(dur_ns, 0) ELSE 0 END) FROM raw
+                WHERE ph IN ('X', 'i', 'I', 'B', 'E')),
                ?::JSON, ?::JSON, ?, ?, ?""",
         [
             trace_id,

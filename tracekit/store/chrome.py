@@ -1,0 +1,73 @@
+"""Plain Chrome JSON (catapult / Perfetto style) phases: B/E pairs, async b/e/n and legacy S/T/p/F, counters.
+
+The SQL lives in tracekit/schema/queries/chrome.sql (statements named by `-- name:` lines) and runs over
+ingest's temp table `raw`; everything is set-based (window functions and an ASOF join), no per-event
+Python. docs/schema.md ("Chrome JSON") documents the rules; they follow the Trace Event Format spec and
+Perfetto's JSON importer (json_trace_parser_impl.cc, slice_tracker.cc):
+
+- B/E: per thread track (pid, tid), in (ts, file position) order, an E closes the innermost open B (stack
+  order). The pair is one `events` row (ph 'B', event_id = the B's position, dur_ns = E.ts - B.ts) whose
+  args are the B's merged with the E's. An E with nothing open, and a B never closed, are kept in
+  `other_events` with note 'unmatched E' / 'unmatched B'.
+- b/e (and legacy S/F): the same stack pairing per (cat, id, scope) -> `async_slices`; n, T, p ->
+  `async_instants`.
+- C: one `counters` row per args key.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+
+import duckdb
+
+# temp tables this module creates (dropped by ingest after each trace)
+TEMP_TABLES = ("chrome_ids", "pair_walk", "pairs", "chrome_notes", "slices_src", "nest_input")
+# phases whose events need a 'ts' (X and instants are checked by ingest itself)
+TIMED_PHASES = ("B", "E", "b", "e", "n", "S", "T", "p", "F", "C")
+_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+
+@cache
+def _queries() -> dict[str, str]:
+    text = resources.files("tracekit.schema").joinpath("queries/chrome.sql").read_text(encoding="utf-8")
+    parts = _NAME.split(text)
+    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts), 2)}
+
+
+def query(name: str) -> str:
+    """One named statement of chrome.sql."""
+    return _queries()[name]
+
+
+def prepare(con: duckdb.DuckDBPyConnection, args_list: str) -> None:
+    """Pair begins with ends and build `slices_src` (X events and B/E pairs) and `nest_input`.
+
+    `args_list` is ingest's expression for the typed args (`a`) of an event, evaluated on the merged
+    args of each B/E pair.
+    """
+    for name in ("ids", "walk", "pairs", "notes"):
+        con.execute(query(name))
+    con.execute(query("slices").replace("/*ARGS_LIST*/", f"{args_list} AS a"))
+    con.execute(query("nest_input"))
+
+
+def insert(con: duckdb.DuckDBPyConnection, trace_id: int) -> None:
+    """Write counters, async slices and instants, and other_events (with notes) for one trace."""
+    for name in ("insert_counters", "insert_async_slices", "insert_async_instants", "insert_other"):
+        con.execute(query(name), {"trace_id": trace_id})
+
+
+def note_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """How many events were kept in other_events for each reason ('unmatched B', ...)."""
+    return dict(con.execute("SELECT note, count(*) FROM chrome_notes GROUP BY note ORDER BY note").fetchall())
+
+
+def missing_ts(con: duckdb.DuckDBPyConnection) -> tuple[int, int | None, str | None]:
+    """(count, first event index, its phase) of events of a timed phase without a 'ts'."""
+    phases = ", ".join(f"'{p}'" for p in TIMED_PHASES)
+    n, first, ph = con.execute(
+        f"SELECT count(*), min(event_id), arg_min(ph, event_id) FROM raw WHERE ts_ns IS NULL AND ph IN ({phases})"
+    ).fetchone()
+    return n, first, ph
