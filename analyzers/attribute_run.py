@@ -84,8 +84,6 @@ def _one(
         )
     elif att.config_source == "inferred":
         notes.append("model config inferred from recorded GEMM/conv shapes (ngroups=1 assumed for Mamba-2)")
-    if att.time_source == "cpu_self":
-        notes.append("CPU-only trace: times are CPU self time of the ops in each component")
     if att.layer_source == "inferred":
         notes.append(
             "no layer.{i} scopes: layers inferred from the launch order of in_proj GEMMs "
@@ -102,5 +100,5 @@ def _one(
             doc["hta"] = temporal_breakdown(item.trace)
         else:
             doc["hta"] = {"note": "HTA's temporal breakdown needs GPU kernels (it raises on CPU-only traces)"}
-    doc["notes"] = notes
+    doc["notes"] = notes + doc.get("notes", [])
     return doc

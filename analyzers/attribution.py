@@ -351,7 +351,7 @@ def _cpu_units(con: duckdb.DuckDBPyConnection, trace_id: int, walk: pl.DataFrame
                     WHERE trace_id = $tid AND cat IN ({cats})),
         kids AS (SELECT parent_id, sum(dur_ns) AS child_ns FROM ev WHERE parent_id IS NOT NULL GROUP BY 1)
         SELECT ev.event_id, ev.name AS op, ev.cat, ev.ts_ns, ev.dur_ns, ev.end_ns, ev.tid,
-               ev.dur_ns - coalesce(kids.child_ns, 0) AS self_ns
+               CAST(ev.dur_ns - coalesce(kids.child_ns, 0) AS BIGINT) AS self_ns
         FROM ev LEFT JOIN kids ON kids.parent_id = ev.event_id""",
         {"tid": trace_id},
     )
