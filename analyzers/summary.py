@@ -512,13 +512,21 @@ def _notes(
                 "they were classified by kernel name and GPU annotations only"
             )
         if doc["device"] is None:
-            out.append("no deviceProperties in the trace: device unknown, roofline_pct null")
+            out.append(
+                "no deviceProperties (or no device name in them) in the trace: device unknown, roofline_pct null"
+            )
         elif doc["peak"] is None:
             out.append(f"device {doc['device']!r} is not in tracekit's peak table: roofline_pct null")
     elif units.height:
         n_zero = units.filter(pl.col("dur_ns") == 0).height
         if n_zero:
             out.append(f"{n_zero} of {units.height} CPU events have zero duration")
+        n_neg = units.filter(pl.col("self_ns") < 0).height
+        if n_neg:
+            out.append(
+                f"{n_neg} CPU events have negative self time (children overlapping their end: events that do "
+                "not nest, `nested` false in the store); self times still add up to the top-level events' durations"
+            )
     if doc["span_ns"] is None:
         out.append("no CPU or GPU events of known categories: span_ns and GPU busy are null")
     out.extend(_memory_notes(con, att, mem, peak_source))

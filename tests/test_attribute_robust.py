@@ -213,6 +213,21 @@ def _cases(d: Path) -> dict[str, Path]:
         "unknown_categories_only": write(
             d / "unknown_cats.json", [cpu("foo", 0.0, 10.0, cat="Foo"), cpu("bar", 2.0, 3.0, cat="Foo")], props=None
         ),
+        "names_and_args_missing": write(
+            d / "noname.json",
+            [
+                {"ph": "X", "cat": "kernel", "pid": 0, "tid": 7, "ts": 10.0, "dur": 2.0},
+                {"ph": "X", "cat": "kernel", "name": "k", "pid": 0, "tid": 7, "ts": 20.0, "dur": 2.5, "args": {}},
+                {"ph": "X", "cat": "cpu_op", "pid": 1, "tid": 1, "ts": 5.0, "dur": 30.0, "args": {"Input type": 5}},
+                cpu("aten::mm", 6.0, 3.0, ext=9, dims=[[2, "x"], [3]]),
+                runtime(7.0, 1.0, 42, 9),
+                gpu("gemm", 40.0, 1.5, corr=42, ext=9, extra={"device": None}),
+            ],
+            props=[{"name": None}],
+        ),
+        "cpu_events_not_nested": write(
+            d / "overlap.json", [cpu("outer", 0.0, 10.0), cpu("a", 2.0, 7.0), cpu("b", 3.0, 20.0)], props=None
+        ),
         "metadata_only": write(
             d / "meta_only.json", [{"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "x"}}], props=None
         ),
@@ -254,7 +269,7 @@ def plain(trace: Path) -> dict[str, Any]:
     streams: dict[tuple, int] = {}
     for e in x:
         if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset"):
-            key = (e["args"].get("device"), e["args"].get("stream"))
+            key = (e.get("args", {}).get("device"), e.get("args", {}).get("stream"))
             streams[key] = streams.get(key, 0) + ns(e["dur"])
     mems = [e for e in events if e.get("ph") in ("i", "I") and e.get("name") == "[memory]"]
     return {
@@ -408,7 +423,7 @@ def test_kernels_without_launch_args_or_props(cases, dbfile):
     assert doc["device"] is None and doc["peak"] is None
     notes = " | ".join(doc["notes"])
     assert "2 of 2 kernels have no launching CPU op (the trace has no CPU ops)" in notes
-    assert "no deviceProperties in the trace" in notes
+    assert "no deviceProperties (or no device name in them) in the trace" in notes
     assert doc["total"]["gemm_flops"] is None and "GEMM FLOPs unknown" in notes
     assert doc["by_category"][0]["busy_ns"] == plain(cases["kernels_bare"])["kernel_busy"]
 
@@ -515,3 +530,20 @@ def test_name_rules_alone_do_not_claim_a_mamba_model(tmp_path, dbfile):
     p = plain(cg)
     assert doc["total"]["memcpy_count"] == p["count"]["gpu_memcpy"] == doc["by_stream"][0]["memcpy"]
     assert doc["total"]["memcpy_ns"] == p["ns"]["gpu_memcpy"] and doc["total"]["gpu_time_ns"] == p["ns"]["kernel"]
+
+
+def test_missing_names_and_args(cases, dbfile):
+    trace = cases["names_and_args_missing"]
+    doc = doc_of(trace, dbfile, "kernel")
+    assert {r["kernel"]: r["time_ns"] for r in doc["components"]} == {None: 2000, "k": 2500, "gemm": 1500}
+    assert doc["total"]["gpu_time_ns"] == plain(trace)["ns"]["kernel"] == 6000
+    assert {(r["device"], r["stream"]): r["gpu_time_ns"] for r in doc["by_stream"]} == plain(trace)["streams"]
+    assert plain(trace)["streams"] == {(None, None): 4500, (None, 7): 1500}
+    assert doc["total"]["gemm_flops"] is None  # aten::mm ran a kernel but its Input Dims are unusable
+    assert any("none of the 1 GEMM ops has usable `Input Dims`" in n for n in doc["notes"])
+
+
+def test_cpu_events_that_do_not_nest(cases, dbfile):
+    doc = doc_of(cases["cpu_events_not_nested"], dbfile)
+    assert doc["total"]["time_ns"] == 10_000  # outer's duration: the self times of its subtree add up to it
+    assert any(n.startswith("1 CPU events have negative self time") for n in doc["notes"])
