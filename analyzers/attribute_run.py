@@ -99,6 +99,8 @@ def _one(
         if att.time_source == "gpu":
             doc["hta"] = temporal_breakdown(item.trace)
         else:
-            doc["hta"] = {"note": "HTA's temporal breakdown needs GPU kernels (it raises on CPU-only traces)"}
+            doc["hta"] = {
+                "note": "HTA's temporal breakdown needs GPU kernels (none here; HTA raises on CPU-only traces)"
+            }
     doc["notes"] = notes + doc.get("notes", [])
     return doc

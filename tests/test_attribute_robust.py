@@ -547,3 +547,29 @@ def test_cpu_events_that_do_not_nest(cases, dbfile):
     doc = doc_of(cases["cpu_events_not_nested"], dbfile)
     assert doc["total"]["time_ns"] == 10_000  # outer's duration: the self times of its subtree add up to it
     assert any(n.startswith("1 CPU events have negative self time") for n in doc["notes"])
+
+
+def test_real_profiled_python_program(tmp_path, dbfile):
+    """A plain Python program under torch.profiler (CPU, stacks, memory): no Mamba claimed, exact CPU total."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    def program() -> None:
+        data = sorted(range(2000), key=lambda i: -i)
+        x = torch.arange(len(data), dtype=torch.float32).reshape(40, 50)
+        (x.softmax(dim=1) * 2).sum()
+
+    with profile(activities=[ProfilerActivity.CPU], with_stack=True, record_shapes=True, profile_memory=True) as p:
+        program()
+    trace = tmp_path / "program.json"
+    p.export_chrome_trace(str(trace))
+    doc = doc_of(trace, dbfile)
+    assert doc["time_source"] == "cpu_self" and doc["mamba_found"] is False and doc["model"]["config"] is None
+    per_thread: dict[tuple, list[tuple[int, int]]] = {}
+    for e in load(trace)["traceEvents"]:
+        if e.get("ph") == "X" and e.get("cat") in ("cpu_op", "user_annotation", "python_function"):
+            per_thread.setdefault((e["pid"], e["tid"]), []).append((ns(e["ts"]), ns(e["ts"]) + ns(e["dur"])))
+    assert doc["total"]["time_ns"] == sum(union(iv) for iv in per_thread.values()) > 0
+    assert sum(r["cpu_self_ns"] for r in doc["by_category"]) == doc["total"]["time_ns"]
+    assert any(n.startswith("no Mamba components found: all") for n in doc["notes"])
+    assert "CPU-only trace: times are CPU self time of the ops in each component" in doc["notes"]
