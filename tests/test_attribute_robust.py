@@ -50,11 +50,13 @@ def gpu(name: str, ts: Any, dur: Any, *, corr=None, ext=None, stream=7, cat="ker
     return {"ph": "X", "cat": cat, "name": name, "pid": 0, "tid": stream, "ts": ts, "dur": dur, "args": args}
 
 
-def mem(ts: Any, nbytes: int, *, dev: int | None = 1, total: int | None = None, addr: int | None = None):
+def mem(
+    ts: Any, nbytes: int, *, dev: int | None = 1, total: int | None = None, addr: int | None = None, dev_id: int = 0
+):
     """A [memory] instant; by default only Bytes, Device Type and Device Id (no Addr, no totals)."""
     args: dict[str, Any] = {"Bytes": nbytes}
     if dev is not None:
-        args["Device Type"], args["Device Id"] = dev, (0 if dev else -1)
+        args["Device Type"], args["Device Id"] = dev, (dev_id if dev else -1)
     if total is not None:
         args["Total Allocated"], args["Total Reserved"] = total, total
     if addr is not None:
@@ -573,3 +575,19 @@ def test_real_profiled_python_program(tmp_path, dbfile):
     assert sum(r["cpu_self_ns"] for r in doc["by_category"]) == doc["total"]["time_ns"]
     assert any(n.startswith("no Mamba components found: all") for n in doc["notes"])
     assert "CPU-only trace: times are CPU self time of the ops in each component" in doc["notes"]
+
+
+def test_running_sum_peak_is_per_device(tmp_path, dbfile):
+    """Two GPUs: live bytes are summed per device; the trace's peak is the larger device's, not their sum."""
+    two = launched([("aten::mm", "ampere_sgemm_128x64_nn", None)])
+    events = [
+        *two,
+        mem(1000.5, 1000, dev_id=0),
+        mem(1000.6, 700, dev_id=1),
+        mem(1000.7, 700, dev_id=1),
+        mem(1000.8, -1000, dev_id=0),
+        mem(1000.9, 500, dev_id=0),
+    ]
+    doc = doc_of(write(tmp_path / "two_gpus.json", events), dbfile)
+    assert doc["total"]["peak_source"] == "running_sum" and doc["total"]["peak_bytes"] == 1400
+    assert doc["total"]["bytes_allocated"] == 1000 + 700 + 700 + 500
