@@ -511,6 +511,12 @@ def _notes(
                 f"{n_unlinked} of {units.height} kernels have no launching CPU op ({why}): "
                 "they were classified by kernel name and GPU annotations only"
             )
+        n_graph = units.filter(pl.col("reason") == "graph position").height
+        if n_graph:
+            out.append(
+                f"{n_graph} GEMM kernels of CUDA-graph replays have no shapes: their roles (and components) are "
+                "inferred from their position in each graph launch"
+            )
         if doc["device"] is None:
             out.append(
                 "no deviceProperties (or no device name in them) in the trace: device unknown, roofline_pct null"
