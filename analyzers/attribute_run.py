@@ -84,8 +84,6 @@ def _one(
         )
     elif att.config_source == "inferred":
         notes.append("model config inferred from recorded GEMM/conv shapes (ngroups=1 assumed for Mamba-2)")
-    if att.time_source == "cpu_self":
-        notes.append("CPU-only trace: times are CPU self time of the ops in each component")
     if att.layer_source == "inferred":
         notes.append(
             "no layer.{i} scopes: layers inferred from the launch order of in_proj GEMMs "
@@ -101,6 +99,8 @@ def _one(
         if att.time_source == "gpu":
             doc["hta"] = temporal_breakdown(item.trace)
         else:
-            doc["hta"] = {"note": "HTA's temporal breakdown needs GPU kernels (it raises on CPU-only traces)"}
-    doc["notes"] = notes
+            doc["hta"] = {
+                "note": "HTA's temporal breakdown needs GPU kernels (none here; HTA raises on CPU-only traces)"
+            }
+    doc["notes"] = notes + doc.get("notes", [])
     return doc

@@ -148,7 +148,8 @@ def _classify(frame: pl.DataFrame, clf: _Classifier) -> pl.DataFrame:
     distinct = frame.select(keys).unique()
     comps, reasons, roles = [], [], []
     for row in distinct.iter_rows():
-        c, r, role = clf(row[0], row[1], row[2] or (), row[3], row[4], row[5], row[6])
+        chain = tuple(n for n in (row[2] or ()) if n is not None)  # unnamed enclosing events match no rule
+        c, r, role = clf(row[0], row[1], chain, row[3], row[4], row[5], row[6])
         comps.append(c)
         reasons.append(r)
         roles.append(role)
@@ -350,8 +351,8 @@ def _cpu_units(con: duckdb.DuckDBPyConnection, trace_id: int, walk: pl.DataFrame
         WITH ev AS (SELECT event_id, parent_id, name, category, ts_ns, dur_ns, end_ns, tid FROM events
                     WHERE trace_id = $tid AND category IN ({cats})),
         kids AS (SELECT parent_id, sum(dur_ns) AS child_ns FROM ev WHERE parent_id IS NOT NULL GROUP BY 1)
-        SELECT ev.event_id, ev.name AS op, ev.category, ev.ts_ns, ev.dur_ns, ev.end_ns, ev.tid,
-               ev.dur_ns - coalesce(kids.child_ns, 0) AS self_ns
+        SELECT ev.event_id, ev.name AS op, ev.category AS cat, ev.ts_ns, ev.dur_ns, ev.end_ns, ev.tid,
+               CAST(ev.dur_ns - coalesce(kids.child_ns, 0) AS BIGINT) AS self_ns
         FROM ev LEFT JOIN kids ON kids.parent_id = ev.event_id""",
         {"tid": trace_id},
     )
@@ -376,8 +377,10 @@ def type_bytes(types_json: str | None) -> int | None:
         types = json.loads(types_json)
     except ValueError:
         return None
+    if not isinstance(types, list):
+        return None
     sizes = {"c10::BFloat16": 2, "c10::Half": 2, "float": 4, "double": 8, "c10::Float8_e4m3fn": 1}
     for t in types:
-        if t in sizes:
+        if isinstance(t, str) and t in sizes:
             return sizes[t]
     return None

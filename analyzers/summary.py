@@ -61,13 +61,13 @@ def union_ns(frame: pl.DataFrame) -> int:
     return int((g["end_ns"] - g["ts_ns"]).sum())
 
 
-def _span(con: duckdb.DuckDBPyConnection, trace_id: int) -> tuple[int, int]:
+def _span(con: duckdb.DuckDBPyConnection, trace_id: int) -> tuple[int | None, int | None]:
     cats = ", ".join(f"'{c}'" for c in SPAN_CATS)
     lo, hi = con.sql(
         f"SELECT min(ts_ns), max(end_ns) FROM events WHERE trace_id = $tid AND category IN ({cats})",
         params={"tid": trace_id},
     ).fetchall()[0]
-    return (lo or 0), (hi or 0)
+    return lo, hi
 
 
 def _device_name(con: duckdb.DuckDBPyConnection, trace_id: int, point: Point) -> str | None:
@@ -106,20 +106,35 @@ def _infer_batch(att: Attribution, con: duckdb.DuckDBPyConnection) -> tuple[int 
     return b, l_
 
 
-def _memory(con: duckdb.DuckDBPyConnection, att: Attribution) -> pl.DataFrame:
-    """[memory] events of the trace's compute device with a component and layer each.
+def _memory(con: duckdb.DuckDBPyConnection, att: Attribution) -> tuple[pl.DataFrame, str | None]:
+    """[memory] events of the trace's compute device with a component and layer each, and the peak source.
 
     Rule: inside a component scope -> that scope; on GPU traces otherwise the component of the next
     kernel launched from the same thread at or after the allocation (the kernel that will write the
     buffer); on CPU-only traces the component of the CPU op the event happened in; else `other`.
+
+    `live` is the allocator's `Total Allocated` after each event when every counted event carries it
+    (peak source "total_allocated"); otherwise the running sum of `Bytes` per device in trace order, i.e.
+    live bytes relative to the trace start (peak source "running_sum"); None when there are no events.
     """
     p = {"tid": att.trace_id}
-    dev = 1 if att.time_source == "gpu" else 0
+    dev_filter = "device_type <> 0" if att.time_source == "gpu" else "device_type = 0"
     mem = frame(
         con,
-        """SELECT event_id AS mem_id, tid, ts_ns, bytes, total_allocated, parent_id FROM memory
-           WHERE trace_id = $tid AND device_type = $dev ORDER BY ts_ns""",
-        {**p, "dev": dev},
+        f"""SELECT event_id AS mem_id, tid, ts_ns, bytes, total_allocated, parent_id,
+                  CAST(sum(bytes) OVER (PARTITION BY device_type, device_id ORDER BY ts_ns, event_id
+                                        ROWS UNBOUNDED PRECEDING) AS BIGINT) AS running
+           FROM memory WHERE trace_id = $tid AND {dev_filter} ORDER BY ts_ns, event_id""",
+        p,
+    )
+    if mem.height == 0:
+        source = None
+    elif mem["total_allocated"].null_count() == 0:
+        source = "total_allocated"
+    else:
+        source = "running_sum"
+    mem = mem.with_columns(
+        (pl.col("total_allocated") if source == "total_allocated" else pl.col("running")).alias("live")
     )
     scope = att.walk.select(
         pl.col("event_id").alias("parent_id"), pl.col("comp").alias("scope_comp"), pl.col("layer").alias("scope_layer")
@@ -146,10 +161,11 @@ def _memory(con: duckdb.DuckDBPyConnection, att: Attribution) -> pl.DataFrame:
         mem = mem.join(
             att.units.select(pl.col("event_id").alias("parent_id"), "component", "layer"), on="parent_id", how="left"
         )
-    return mem.with_columns(
+    mem = mem.with_columns(
         pl.coalesce("scope_comp", "component", pl.lit("other")).alias("component"),
         pl.coalesce("scope_layer", "layer").alias("layer"),
-    ).select("mem_id", "ts_ns", "bytes", "total_allocated", "component", "layer")
+    ).select("mem_id", "ts_ns", "bytes", "live", "component", "layer")
+    return mem, source
 
 
 def _analytic(att: Attribution, point: Point, by_layer: bool) -> tuple[dict, dict]:
@@ -197,8 +213,13 @@ def summarize(
     point: Point | None = None,
     trace_name: str | None = None,
 ) -> dict[str, Any]:
-    """The stable JSON document of `tracekit attribute` for one trace (docs/attribute.md)."""
+    """The stable JSON document of `tracekit attribute` for one trace (docs/attribute.md).
+
+    `notes` lists, one line each, what could not be computed and why (fields then hold null).
+    """
     point = point or Point()
+    notes: list[str] = []
+    given = (point.batch, point.seqlen, point.dtype_bytes)
     if point.dtype_bytes is None:
         types = [type_bytes(t) for t in att.gemms["types"].to_list()] if att.gemms.height else []
         types = [t for t in types if t]
@@ -216,20 +237,33 @@ def summarize(
     time_col = "dur_ns" if gpu else "self_ns"
     total_ns = int(units[time_col].sum() or 0)
     lo, hi = _span(con, att.trace_id)
-    span = hi - lo
+    span = (hi - lo) if lo is not None and hi is not None else None
     busy = union_ns(units) if gpu else None
-    mem = _memory(con, att)
-    device = _device_name(con, att.trace_id, point) if gpu else (point.device or "cpu")
+    gw = _gpu_work(con, att.trace_id)
+    mem, peak_source = _memory(con, att)
+    device = _device_name(con, att.trace_id, point) if gpu or gw["events"] else (point.device or "cpu")
     peak = device_peak(device) if gpu else None
 
     by_layer = by == "layer"
     keys = ["layer", "component"] if by_layer else ["component"]
+    comp_rows: list[dict[str, Any]] | None = None
+    if by != "kernel":
+        fl, io = _analytic(att, point, by_layer)
+        comp_rows = _component_rows(att, units, mem, keys, time_col, total_ns, fl, io, peak, gpu)
+    by_category = gw["by_category"] if gw["events"] else _cpu_categories(units)
+    by_stream = gw["by_stream"] if gw["events"] else None
     if by == "kernel":
         rows = _kernel_rows(units, time_col, total_ns)
+    elif by == "category":
+        rows = by_category
+    elif by == "stream":
+        rows = by_stream or []
     else:
-        fl, io = _analytic(att, point, by_layer)
-        rows = _component_rows(att, units, mem, keys, time_col, total_ns, fl, io, peak, gpu)
+        rows = comp_rows or []
     state = F.state_bytes(att.config, point.dtype_bytes or 2) if att.config is not None else None
+    has_cpu_ops = _count(con, "SELECT count(*) FROM cpu_ops WHERE trace_id = $tid", att.trace_id) > 0
+    gemm_flops = _gemm_flops(att, has_cpu_ops, notes)
+    mamba_found = bool(units.height) and bool((units["component"] != "other").any())
     doc: dict[str, Any] = {
         "trace": trace_name,
         "trace_id": att.trace_id,
@@ -238,18 +272,29 @@ def summarize(
         "span_ns": span,
         "layer_source": att.layer_source,
         "gpu_busy": (busy / span) if gpu and span else None,
+        "gpu_busy_all": (gw["busy_ns"] / span) if gw["events"] and span else None,
+        "mamba_found": mamba_found,
         "total": {
             "time_ns": total_ns,
             "gpu_time_ns": total_ns if gpu else None,
             "busy_ns": busy,
             "kernels": units.height if gpu else 0,
-            "flops": _sum_or_null(r["flops"] for r in rows) if by != "kernel" else None,
-            "gemm_flops": int(att.gemms["flops"].drop_nulls().sum() or 0),
-            "bytes_allocated": int(mem.filter(pl.col("bytes") > 0)["bytes"].sum() or 0),
-            "peak_bytes": int(mem["total_allocated"].max()) if mem.height else None,
-            "io_bytes": _sum_or_null(r.get("io_bytes") for r in rows) if by != "kernel" else None,
+            "flops": _sum_or_null(r["flops"] for r in comp_rows) if comp_rows is not None and units.height else None,
+            "gemm_flops": gemm_flops,
+            "bytes_allocated": int(mem.filter(pl.col("bytes") > 0)["bytes"].sum() or 0) if mem.height else None,
+            "peak_bytes": max(0, int(mem["live"].max())) if peak_source == "running_sum" else _int(mem["live"].max()),
+            "peak_source": peak_source,
+            "io_bytes": _sum_or_null(r.get("io_bytes") for r in comp_rows) if comp_rows is not None else None,
+            "memcpy_ns": gw["memcpy_ns"] if gw["events"] else None,
+            "memcpy_count": gw["memcpy"] if gw["events"] else None,
+            "memset_ns": gw["memset_ns"] if gw["events"] else None,
+            "memset_count": gw["memset"] if gw["events"] else None,
+            "gpu_events_busy_ns": gw["busy_ns"] if gw["events"] else None,
+            "cpu_units": 0 if gpu else units.height,
         },
         "components": rows,
+        "by_category": by_category,
+        "by_stream": by_stream,
         "model": {
             "config": att.config.to_dict() if att.config is not None else None,
             "config_source": att.config_source,
@@ -262,7 +307,267 @@ def summarize(
         "peak": dataclasses.asdict(peak) if peak else None,
         "timing": {"ttft_ms": point.ttft_ms, "tpot_ms": point.tpot_ms, "median_ms": point.median_ms},
     }
+    if att.config is not None:
+        if given[2] is None and point.dtype_bytes is None:
+            notes.append("element size unknown (no manifest dtype, no recorded input types): 2 bytes assumed")
+        elif given[2] is None:
+            notes.append(f"element size {point.dtype_bytes} bytes from the GEMMs' recorded input types")
+        if config_matches(att) and point.batch is None:
+            notes.append(
+                "batch unknown (no manifest, no [B, L, d_model] input shape): I/O counts one sequence, "
+                "so decode-state bytes are a lower bound"
+            )
+        elif given[0] is None and point.batch is not None:
+            notes.append(
+                f"batch {point.batch} and seqlen {point.seqlen} inferred from the most common [B, L, d_model] "
+                "input shape"
+            )
+    notes[:0] = _notes(con, att, doc, gw, mem, peak_source, has_cpu_ops, by)
+    doc["notes"] = notes
     return doc
+
+
+GPU_CATS = ("kernel", "gpu_memcpy", "gpu_memset")
+
+
+def time_col_of(att: Attribution) -> str:
+    return "dur_ns" if att.time_source == "gpu" else "self_ns"
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str, trace_id: int) -> int:
+    return int(con.sql(sql, params={"tid": trace_id}).fetchall()[0][0] or 0)
+
+
+def _int(v: Any) -> int | None:
+    return None if v is None else int(v)
+
+
+def _ms(ns: int) -> str:
+    return f"{ns / 1e6:.3f} ms"
+
+
+def _gpu_work(con: duckdb.DuckDBPyConnection, trace_id: int) -> dict[str, Any]:
+    """Kernels, memcpy and memset of the trace: exact sums per category and per (device, stream)."""
+    cats = ", ".join(f"'{c}'" for c in GPU_CATS)
+    ev = frame(
+        con,
+        f"""SELECT category AS cat, device, stream, ts_ns, dur_ns, end_ns FROM events
+            WHERE trace_id = $tid AND category IN ({cats})""",
+        {"tid": trace_id},
+    )
+    out: dict[str, Any] = {"events": ev.height, "busy_ns": union_ns(ev), "by_category": [], "by_stream": []}
+    total = int(ev["dur_ns"].sum() or 0)
+    for cat in GPU_CATS:
+        sub = ev.filter(pl.col("cat") == cat)
+        t = int(sub["dur_ns"].sum() or 0)
+        short = {"kernel": "kernel", "gpu_memcpy": "memcpy", "gpu_memset": "memset"}[cat]
+        out[f"{short}_ns"], out[short] = t, sub.height
+        if sub.height:
+            out["by_category"].append(
+                {
+                    "category": cat,
+                    "count": sub.height,
+                    "gpu_time_ns": t,
+                    "cpu_self_ns": None,
+                    "busy_ns": union_ns(sub),
+                    "share": t / total if total else None,
+                }
+            )
+    streams = ev.select("device", "stream").unique().sort("device", "stream", nulls_last=True)
+    for device, stream in streams.iter_rows():
+        sub = ev.filter(
+            (pl.col("device").is_null() if device is None else pl.col("device") == device)
+            & (pl.col("stream").is_null() if stream is None else pl.col("stream") == stream)
+        )
+        row: dict[str, Any] = {"device": device, "stream": stream}
+        for cat, short in zip(GPU_CATS, ("kernel", "memcpy", "memset"), strict=True):
+            c = sub.filter(pl.col("cat") == cat)
+            row[f"{short}s" if short == "kernel" else short] = c.height
+            row[f"{short}_ns"] = int(c["dur_ns"].sum() or 0)
+        t = int(sub["dur_ns"].sum() or 0)
+        row.update({"gpu_time_ns": t, "busy_ns": union_ns(sub), "share": t / total if total else None})
+        out["by_stream"].append(row)
+    return out
+
+
+def _cpu_categories(units: pl.DataFrame) -> list[dict[str, Any]]:
+    """CPU-only traces: self time per category of the attributed CPU events."""
+    if units.height == 0 or "cat" not in units.columns:
+        return []
+    total = int(units["self_ns"].sum() or 0)
+    g = units.group_by("cat").agg(pl.len().alias("n"), pl.col("self_ns").sum().alias("t")).sort("t", descending=True)
+    return [
+        {
+            "category": cat,
+            "count": int(n),
+            "gpu_time_ns": None,
+            "cpu_self_ns": int(t),
+            "busy_ns": None,
+            "share": int(t) / total if total else None,
+        }
+        for cat, n, t in g.iter_rows()
+    ]
+
+
+def _gemm_flops(att: Attribution, has_cpu_ops: bool, notes: list[str]) -> int | None:
+    """FLOPs of every GEMM op from recorded shapes; null when none could be computed but GEMMs may exist."""
+    if not has_cpu_ops:
+        notes.append("no CPU ops in the trace: GEMM FLOPs unknown (gemm_flops null)")
+        return None
+    g = att.gemms
+    known = g["flops"].drop_nulls()
+    missing = g.height - known.len()
+    if g.height and known.len() == 0:
+        notes.append(f"none of the {g.height} GEMM ops has usable `Input Dims` (record_shapes off?): gemm_flops null")
+        return None
+    if missing:
+        notes.append(f"{missing} of {g.height} GEMM ops have no usable `Input Dims`: gemm_flops counts the others")
+    return int(known.sum() or 0)
+
+
+def _notes(
+    con: duckdb.DuckDBPyConnection,
+    att: Attribution,
+    doc: dict[str, Any],
+    gw: dict[str, Any],
+    mem: pl.DataFrame,
+    peak_source: str | None,
+    has_cpu_ops: bool,
+    by: str,
+) -> list[str]:
+    """What the document could not compute, or computed in a weaker way than usual, one line each."""
+    out: list[str] = []
+    tid = att.trace_id
+    units = att.units
+    gpu = att.time_source == "gpu"
+    tot = doc["total"]
+    if not gpu:
+        if units.height == 0:
+            cats = con.sql(
+                """SELECT coalesce(cat, '(none)'), count(*) FROM events WHERE trace_id = $tid
+                   GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5""",
+                params={"tid": tid},
+            ).fetchall()
+            seen = ", ".join(f"{c}×{n}" for c, n in cats) or "none"
+            line = (
+                "nothing to attribute: no GPU kernels and no CPU ops, annotations or python functions "
+                f"(complete events by category: {seen}); component times are 0"
+            )
+            if gw["events"]:
+                line += (
+                    f"; the trace's {gw['events']} GPU memcpy/memset events "
+                    f"({_ms(gw['memcpy_ns'] + gw['memset_ns'])}) are in total.memcpy_ns/memset_ns and by_category"
+                )
+            out.append(line)
+        elif gw["events"]:
+            out.append(
+                f"no GPU kernels: component times are CPU self time; the trace's {gw['events']} GPU memcpy/memset "
+                f"events ({_ms(gw['memcpy_ns'] + gw['memset_ns'])}) are in total.memcpy_ns/memset_ns and "
+                "by_category/by_stream"
+            )
+        else:
+            line = "CPU-only trace: times are CPU self time of the ops in each component"
+            n_rt = _count(
+                con,
+                "SELECT count(*) FROM events WHERE trace_id = $tid AND category IN ('cuda_runtime', 'cuda_driver')",
+                tid,
+            )
+            if n_rt:
+                line += f" (the trace has {n_rt} CUDA runtime/driver calls but no GPU activity records)"
+            out.append(line)
+    if units.height and not doc["mamba_found"]:
+        what = f"{units.height} kernels" if gpu else f"{units.height} CPU events"
+        kind = "" if gpu else " CPU self time"
+        out.append(
+            f"no Mamba components found: all {what} ({_ms(tot['time_ns'])}{kind}) are `other`; "
+            "see --by kernel, --by category" + (", --by stream" if gw["events"] else "")
+        )
+    elif (
+        units.height
+        and att.config is None
+        and not (units["reason"] == "scope").any()
+        and not units["component"].is_in(["ssm", "conv"]).any()
+    ):
+        found = (
+            units.filter(pl.col("component") != "other")
+            .group_by("component")
+            .agg(pl.len().alias("n"), pl.col(time_col_of(att)).sum().alias("t"))
+            .sort("t", descending=True)
+        )
+        parts = ", ".join(f"{c} {n} {'kernels' if gpu else 'events'} {_ms(int(t))}" for c, n, t in found.iter_rows())
+        out.append(
+            "no Mamba model recognised (no config, no component.* scopes, no SSM or conv kernels): "
+            "only kernel/op name rules matched "
+            f"({parts}); everything else is `other`; check --by kernel"
+        )
+    if gpu:
+        n_zero = units.filter(pl.col("dur_ns") == 0).height
+        if n_zero:
+            out.append(f"{n_zero} of {units.height} kernels have zero duration (counted, 0 ns each)")
+        n_unlinked = units.filter(pl.col("op_id").is_null()).height
+        if n_unlinked:
+            why = "the trace has no CPU ops" if not has_cpu_ops else "no correlation/External id link"
+            out.append(
+                f"{n_unlinked} of {units.height} kernels have no launching CPU op ({why}): "
+                "they were classified by kernel name and GPU annotations only"
+            )
+        n_graph = units.filter(pl.col("reason") == "graph position").height
+        if n_graph:
+            out.append(
+                f"{n_graph} GEMM kernels of CUDA-graph replays have no shapes: their roles (and components) are "
+                "inferred from their position in each graph launch"
+            )
+        if doc["device"] is None:
+            out.append(
+                "no deviceProperties (or no device name in them) in the trace: device unknown, roofline_pct null"
+            )
+        elif doc["peak"] is None:
+            out.append(f"device {doc['device']!r} is not in tracekit's peak table: roofline_pct null")
+    elif units.height:
+        n_zero = units.filter(pl.col("dur_ns") == 0).height
+        if n_zero:
+            out.append(f"{n_zero} of {units.height} CPU events have zero duration")
+        n_neg = units.filter(pl.col("self_ns") < 0).height
+        if n_neg:
+            out.append(
+                f"{n_neg} CPU events have negative self time (children overlapping their end: events that do "
+                "not nest, `nested` false in the store); self times still add up to the top-level events' durations"
+            )
+    if doc["span_ns"] is None:
+        out.append("no CPU or GPU events of known categories: span_ns and GPU busy are null")
+    out.extend(_memory_notes(con, att, mem, peak_source))
+    if by == "stream" and not gw["events"]:
+        out.append("--by stream: the trace has no GPU events, so no streams")
+    return out
+
+
+def _memory_notes(
+    con: duckdb.DuckDBPyConnection, att: Attribution, mem: pl.DataFrame, peak_source: str | None
+) -> list[str]:
+    gpu = att.time_source == "gpu"
+    dev = "GPU" if gpu else "CPU"
+    n_all, n_untyped = con.sql(
+        """SELECT count(*), count(*) FILTER (WHERE device_type IS NULL)
+           FROM memory WHERE trace_id = $tid""",
+        params={"tid": att.trace_id},
+    ).fetchall()[0]
+    out: list[str] = []
+    if n_all == 0:
+        out.append("no [memory] events (profile_memory off?): bytes_allocated and peak_bytes are null")
+        return out
+    if mem.height == 0:
+        out.append(
+            f"no [memory] events for the {dev} ({n_all} for other devices not counted): "
+            "bytes_allocated and peak_bytes are null"
+        )
+    elif peak_source == "running_sum":
+        out.append(
+            "[memory] events carry no `Total Allocated`: peak_bytes is the peak of the running sum of `Bytes` "
+            "(live bytes relative to the trace start; memory allocated before it is not seen)"
+        )
+    if n_untyped:
+        out.append(f"{n_untyped} [memory] events carry no `Device Type`: not counted (CPU or GPU unknown)")
+    return out
 
 
 def config_matches(att: Attribution) -> bool:
@@ -338,7 +643,7 @@ def _component_rows(
         for r in mem.group_by(keys)
         .agg(
             pl.col("bytes").filter(pl.col("bytes") > 0).sum().alias("alloc"),
-            pl.col("total_allocated").max().alias("peak"),
+            pl.col("live").max().alias("peak"),
         )
         .iter_rows(named=True)
     }
@@ -384,7 +689,7 @@ def _component_rows(
                     "kernels": int(g["n"]) if g and gpu else 0,
                     "flops": flops,
                     "gemm_flops": int(gemm_all.get(key, 0)),
-                    "bytes_allocated": int(a["alloc"] or 0) if a else 0,
+                    "bytes_allocated": (int(a["alloc"] or 0) if a else 0) if mem.height else None,
                     "peak_bytes": int(a["peak"]) if a and a["peak"] is not None else None,
                     "io_bytes": int(io_b) if io_b is not None else None,
                     "achieved_gbps": gbps,

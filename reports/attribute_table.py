@@ -6,6 +6,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -61,10 +62,14 @@ def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None
     cfg = m.get("config")
     arch = f"{cfg['arch']} d_model={cfg['d_model']} N={cfg['d_state']}" if cfg else "unknown model"
     console.print(
-        f"[bold]{doc.get('trace') or doc['trace_id']}[/bold]  {doc.get('device') or ''}  "
+        f"[bold]{escape(str(doc.get('trace') or doc['trace_id']))}[/bold]  {escape(doc.get('device') or '')}  "
         f"({arch}, config {m['config_source']})"
     )
-    if by == "kernel":
+    if by == "category":
+        _render_categories(doc, console)
+    elif by == "stream":
+        _render_streams(doc, console)
+    elif by == "kernel":
         t = _table(
             caption="kernel names shortened (templates and arguments elided); --format csv|json for full names",
         )
@@ -145,6 +150,15 @@ def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None
     if gpu:
         line += f" · kernel time {_ms(tot['time_ns'])} ms · busy (union) {_ms(tot['busy_ns'])} ms"
         line += f" · GPU busy {_pct(doc['gpu_busy'])}"
+    else:
+        line += f" · CPU self time {_ms(tot['time_ns'])} ms"
+    if tot.get("memcpy_count") or tot.get("memset_count"):
+        line += (
+            f" · memcpy {_ms(tot['memcpy_ns'])} ms ({tot['memcpy_count']}) · memset {_ms(tot['memset_ns'])} ms "
+            f"({tot['memset_count']}), not in the component times"
+        )
+    if tot.get("peak_source") == "running_sum":
+        line += " · peak: running sum of \\[memory] bytes"
     if m.get("state_bytes") is not None:
         line += f" · inference state {_si(m['state_bytes'], 'B')}/sequence"
     timing = doc.get("timing") or {}
@@ -156,11 +170,55 @@ def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None
     hta = doc.get("hta")
     if hta:
         if hta.get("note"):
-            console.print(f"HTA: {hta['note']}")
+            console.print(f"HTA: {escape(hta['note'])}")
         else:
             console.print(
                 f"HTA temporal breakdown: idle {hta['idle_pct']:.1f}% · compute {hta['compute_pct']:.1f}% "
                 f"· non-compute {hta['non_compute_pct']:.1f}%"
             )
     for note in doc.get("notes", []):
-        console.print(f"[dim]note: {note}[/dim]")
+        console.print(f"[dim]note: {escape(note)}[/dim]")
+
+
+def _render_categories(doc: dict[str, Any], console: Console) -> None:
+    rows = doc.get("by_category") or []
+    gpu_rows = any(r["gpu_time_ns"] is not None for r in rows)
+    t = _table(
+        caption=(
+            "ms: summed durations of the category's GPU events · busy: union of their intervals"
+            if gpu_rows
+            else "ms: CPU self time of the category's events"
+        )
+    )
+    t.add_column("category", no_wrap=True)
+    for col in ("ms", "share", "count") + (("busy ms",) if gpu_rows else ()):
+        t.add_column(col, justify="right", no_wrap=True, min_width=len(col) + 1)
+    for r in rows:
+        ns = r["gpu_time_ns"] if gpu_rows else r["cpu_self_ns"]
+        t.add_row(
+            r["category"] or "–",
+            _ms(ns),
+            _pct(r["share"]),
+            str(r["count"]),
+            *((_ms(r["busy_ns"]),) if gpu_rows else ()),
+        )
+    console.print(t)
+
+
+def _render_streams(doc: dict[str, Any], console: Console) -> None:
+    t = _table(caption="ms: summed durations on the stream (kernels + memcpy + memset) · busy: union of intervals")
+    for col in ("device", "stream", "ms", "share", "kernels", "kern ms", "memcpy ms", "memset ms", "busy ms"):
+        t.add_column(col, justify="left" if col in ("device", "stream") else "right", no_wrap=True)
+    for r in doc.get("by_stream") or []:
+        t.add_row(
+            "–" if r["device"] is None else str(r["device"]),
+            "–" if r["stream"] is None else str(r["stream"]),
+            _ms(r["gpu_time_ns"]),
+            _pct(r["share"]),
+            str(r["kernels"]),
+            _ms(r["kernel_ns"]),
+            _ms(r["memcpy_ns"]),
+            _ms(r["memset_ns"]),
+            _ms(r["busy_ns"]),
+        )
+    console.print(t)

@@ -13,7 +13,7 @@ import click
 
 from tracekit.errors import UsageError
 
-BY = ("component", "layer", "kernel")
+BY = ("component", "layer", "kernel", "category", "stream")
 FORMATS = ("table", "json", "csv")
 
 
@@ -32,7 +32,13 @@ FORMATS = ("table", "json", "csv")
     help="A `tracekit collect` run directory: every trace in its manifest, with its config.",
 )
 @click.option("--db", "db_path", default=None, help="Trace database (default: $TRACEKIT_DB or ./tracekit.duckdb).")
-@click.option("--by", type=click.Choice(BY), default="component", show_default=True)
+@click.option(
+    "--by",
+    type=click.Choice(BY),
+    default="component",
+    show_default=True,
+    help="Rows: Mamba component, (layer, component), kernel name, event category, or (device, stream).",
+)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option(
     "--rules",
@@ -72,7 +78,8 @@ def attribute(
     """Attribute GPU time (or CPU self time), FLOPs, memory and I/O to block components.
 
     \b
-    tracekit attribute --trace run.json.gz [--by component|layer|kernel] [--format table|json|csv]
+    tracekit attribute --trace run.json.gz [--by component|layer|kernel|category|stream]
+                       [--format table|json|csv]
     tracekit attribute --run runs/h100-130m
     """
     import tracekit
@@ -116,7 +123,9 @@ def attribute(
     finally:
         db.close()
     _emit(docs, by, fmt)
-    if plot_path is not None and by != "kernel":
+    if plot_path is not None and by not in ("component", "layer"):
+        click.echo(f"tracekit: note: --plot draws component shares; not written with --by {by}", err=True)
+    elif plot_path is not None:
         from tracekit.reports.attribute_plot import plot_shares
 
         plot_shares(docs, plot_path)
