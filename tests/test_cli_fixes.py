@@ -326,3 +326,10 @@ def test_csv_writes_nested_values_as_json(store: Path) -> None:
     r = _cli("query", sql, "--db", str(store / "t.duckdb"), "--format", "csv", cwd=store)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["l,s,n", '"[1, 2]","{""a"": 1}",']
+
+
+def test_json_writes_integral_decimal_sums_as_exact_integers(store: Path) -> None:
+    sql = "select sum(dur_ns) s, sum(dur_ns + 9223372036854775000) big, 1.50::decimal(5,2) d from kernels"
+    r = _cli("query", sql, "--db", str(store / "t.duckdb"), "--format", "json", cwd=store)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [{"s": 2000, "big": 9223372036854777000, "d": "1.50"}]

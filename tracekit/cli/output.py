@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from decimal import Decimal
 
 import polars as pl
 from rich.console import Console
@@ -44,11 +45,18 @@ def _flat(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _json_value(v: object) -> object:
+    """Exact JSON for what json cannot write: integral decimals (DuckDB's sum() of BIGINT) as integers."""
+    if isinstance(v, Decimal) and v.is_finite() and v.as_tuple().exponent >= 0:
+        return int(v)
+    return str(v)
+
+
 def write_frame(df: pl.DataFrame, fmt: str, *, title: str | None = None, max_rows: int | None = 200) -> None:
     """Render `df` in `fmt` ('table' for people; 'csv' / 'json' are exact and stable for machines)."""
     if fmt == "csv":
         sys.stdout.write(_flat(df).write_csv())
     elif fmt == "json":
-        sys.stdout.write(json.dumps(df.to_dicts(), default=str) + "\n")
+        sys.stdout.write(json.dumps(df.to_dicts(), default=_json_value) + "\n")
     else:
         Console().print(frame_to_rich(df, title=title, max_rows=max_rows))
