@@ -265,6 +265,7 @@ def test_exit_codes_table(store: Path, tmp_path: Path) -> None:
         (("collect", "--preset", "tiny", "--out", "/dev/null/r"), 2),
         (("demo", "--out", "/dev/null/d"), 2),
         (("train", "--arch", "mamba2", "--task", "mqar", "--out", "/dev/null/m"), 2),
+        (("prune", "score", "--arch", "mamba2", "--method", "magnitude", "--out", "s.pt", "--heatmap", "h.jpgx"), 2),
         # usage -> 2
         (("attribute", "--db", db), 2),
         (("query", "copy (select 1) to 'x.csv'", "--db", db), 2),

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from tracekit.cli.paths import check_output_file
+from tracekit.cli.paths import check_output_file, image_suffixes
 from tracekit.errors import UsageError
 
 BY = ("component", "layer", "kernel")
@@ -84,7 +84,7 @@ def attribute(
     if not traces and run_dir is None:
         raise UsageError("give --trace FILE or --run RUN_DIR")
     if plot_path is not None:  # before any work: a bad --plot must not cost a whole attribution
-        check_output_file(plot_path, "--plot", suffixes=_plot_suffixes())
+        check_output_file(plot_path, "--plot", suffixes=image_suffixes())
     items: list[RunTrace] = []
     if run_dir is not None:
         listed = run_traces(run_dir)
@@ -123,15 +123,6 @@ def attribute(
         from tracekit.reports.attribute_plot import plot_shares
 
         plot_shares(docs, plot_path)
-
-
-def _plot_suffixes() -> tuple[str, ...]:
-    """The file types matplotlib can write (png, svg, pdf, jpg, ...), as suffixes."""
-    try:
-        from matplotlib.backend_bases import FigureCanvasBase
-    except ImportError:
-        return (".png", ".svg", ".pdf")
-    return tuple(f".{t}" for t in sorted(FigureCanvasBase.get_supported_filetypes()))
 
 
 def _empty_point() -> Any:

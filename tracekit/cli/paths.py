@@ -70,3 +70,12 @@ def _check_folder_writable(folder: Path, option: str, target: Path) -> None:
         raise UsageError(f"{option} {target}: {base} is not a directory")
     if not os.access(base, os.W_OK | os.X_OK):
         raise UsageError(f"{option} {target}: cannot write in {base} (permission denied)")
+
+
+def image_suffixes() -> tuple[str, ...]:
+    """The file types matplotlib can write (png, svg, pdf, jpg, ...), as suffixes."""
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        return (".png", ".svg", ".pdf")
+    return tuple(f".{t}" for t in sorted(FigureCanvasBase.get_supported_filetypes()))

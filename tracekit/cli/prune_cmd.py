@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from tracekit.cli.paths import check_output_dir, check_output_file, require_exists
+from tracekit.cli.paths import check_output_dir, check_output_file, image_suffixes, require_exists
 from tracekit.errors import UsageError
 
 ARCHS = ("mamba1", "mamba2")
@@ -114,8 +114,9 @@ def score(
     if pretrained:
         require_exists(pretrained, "--pretrained", kind="directory")
     check_output_file(out, "--out", make_parents=True)
-    if heatmap:
-        check_output_file(heatmap, "--heatmap", make_parents=True)
+    check_output_file(
+        heatmap or Path(out).with_suffix(".png"), "--heatmap", suffixes=image_suffixes(), make_parents=True
+    )
     _quiet_transformers()
     cfg = _model_cfg(arch, preset_name, overrides)
     src = pipeline.open_source(cfg, pretrained, seed)
