@@ -19,6 +19,8 @@ import functools
 import inspect
 import json
 import os
+import re
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from typing import Any
 import torch
 from tracekit.collectors.presets import ModelConfig
 
-from tracekit.errors import UsageError
+from tracekit.errors import MissingPathError, UsageError
 
 BACKENDS = ("mamba-ssm", "hf")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -248,23 +250,88 @@ def _offline() -> bool:
     return any(f in ("1", "true", "yes", "on") for f in flags)
 
 
+# A Hugging Face hub id: `name` or `org/name`; letters, digits, `-`, `_`, `.`, not starting with `-`/`.`
+# (huggingface_hub's validate_repo_id also refuses `--` and `..` and more than 96 characters).
+_HUB_ID_RE = re.compile(r"^[A-Za-z0-9_][\w.-]*(/[A-Za-z0-9_][\w.-]*)?$")
+
+
+def looks_like_path(value: str) -> bool:
+    """Whether a --pretrained value that is not an existing directory was meant as a local path.
+
+    A path: starts with `.`, `/` or `~`; contains a backslash or the OS's separator other than `/`;
+    ends with `/`; is not of the hub-id form `name` / `org/name` (one `/` at most, letters, digits,
+    `-`, `_`, `.`, at most 96 characters, no `--` or `..`); or its first component is an existing local
+    directory (`models/x` when ./models exists). Anything else (`state-spaces/mamba-130m-hf`) is a hub id.
+    """
+    if value.startswith((".", "/", "~")) or value.endswith("/") or "\\" in value:
+        return True
+    if os.sep != "/" and os.sep in value:
+        return True
+    if not _HUB_ID_RE.match(value) or len(value) > 96 or "--" in value or ".." in value:
+        return True
+    first = value.split("/", 1)[0]
+    return "/" in value and Path(first).is_dir()
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the hub's host accepts a TCP connection (one try, so a missing network costs no retries)."""
+    from urllib.parse import urlsplit
+
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    u = urlsplit(endpoint)
+    port = u.port or (443 if u.scheme == "https" else 80)
+    try:
+        with socket.create_connection((u.hostname or "huggingface.co", port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 def read_saved_config(path_or_id: str) -> dict[str, Any]:
-    """config.json of a local checkpoint directory, or of a hub id already in the local cache."""
-    p = Path(path_or_id)
+    """config.json of a local checkpoint directory, or of a hub id (local cache first).
+
+    Nothing waits on the network for a typo: a path-like value (see `looks_like_path`) that does not
+    exist is "no such directory" at once; a hub id not in the local cache fails at once when
+    HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE is set or the hub cannot be reached.
+    """
+    p = Path(path_or_id).expanduser()
     if p.is_dir():
         f = p / "config.json"
         if not f.is_file():
             raise UsageError(f"--pretrained {path_or_id}: no config.json in that directory")
         return json.loads(f.read_text())
+    if p.exists():
+        raise UsageError(f"--pretrained {path_or_id}: is a file, not a model directory")
+    if looks_like_path(path_or_id):
+        raise MissingPathError(f"--pretrained {path_or_id}: no such directory")
     from transformers.utils.hub import cached_file
 
-    try:
-        f = cached_file(path_or_id, "config.json", local_files_only=_offline())
-    except Exception as exc:  # missing repo, no network, not in cache
-        raise UsageError(
-            f"--pretrained {path_or_id}: not a local directory and not loadable "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0]})"
-        ) from None
+    def fetch(local_only: bool) -> str | None:
+        try:
+            return cached_file(path_or_id, "config.json", local_files_only=local_only)
+        except Exception as exc:  # missing repo, no network, not in cache
+            if local_only:
+                return None
+            raise UsageError(
+                f"--pretrained {path_or_id}: no such directory, and not loadable from the hub "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0]})"
+            ) from None
+
+    f = fetch(local_only=True)
+    if f is None:
+        if _offline():
+            raise UsageError(
+                f"--pretrained {path_or_id}: no such directory, and not in the local Hugging Face cache "
+                "(HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE is set)"
+            )
+        if not _hub_reachable():
+            raise UsageError(
+                f"--pretrained {path_or_id}: no such directory, not in the local Hugging Face cache, "
+                "and the hub cannot be reached (no network)"
+            )
+        f = fetch(local_only=False)
+    if f is None:  # transformers may return None instead of raising
+        raise UsageError(f"--pretrained {path_or_id}: no such directory, and no config.json on the hub")
     return json.loads(Path(f).read_text())
 
 

@@ -101,7 +101,7 @@ def test_collect_pretrained_run(tmp_path):
 
 
 def test_pretrained_errors_are_usage_errors(tmp_path):
-    with pytest.raises(UsageError, match="not a local directory"):
+    with pytest.raises(UsageError, match="missing: no such directory"):
         CollectSpec(device="cpu", archs=(), pretrained=str(tmp_path / "missing")).resolve()
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
     with pytest.raises(UsageError, match="not mamba or mamba2"):

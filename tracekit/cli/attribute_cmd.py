@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from tracekit.cli.paths import check_output_file, image_suffixes
 from tracekit.errors import UsageError
 
 BY = ("component", "layer", "kernel", "category", "stream")
@@ -89,6 +90,8 @@ def attribute(
 
     if not traces and run_dir is None:
         raise UsageError("give --trace FILE or --run RUN_DIR")
+    if plot_path is not None:  # before any work: a bad --plot must not cost a whole attribution
+        check_output_file(plot_path, "--plot", suffixes=image_suffixes())
     items: list[RunTrace] = []
     if run_dir is not None:
         listed = run_traces(run_dir)

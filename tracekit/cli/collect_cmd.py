@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from tracekit.cli.paths import check_output_dir
 from tracekit.errors import UsageError
 
 
@@ -103,6 +104,7 @@ def collect(
         pretrained=pretrained,
         seed=seed,
     )
+    check_output_dir(out_dir, "--out")
     spec.resolve()  # every UsageError before any work
     console = Console()
     with RichReporter(Console(stderr=True)) as reporter:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from tracekit.cli.paths import check_output_dir
 from tracekit.errors import UsageError
 
 
@@ -47,6 +48,7 @@ def demo(out_dir: Path, seqlens: str, by: str) -> None:
         lens = tuple(int(s) for s in seqlens.split(",") if s.strip())
     except ValueError:
         raise UsageError(f"--seqlens takes comma-separated integers, not {seqlens!r}") from None
+    check_output_dir(out_dir, "--out")
     run_dir = out_dir / "run"
     spec = CollectSpec(
         archs=("mamba1", "mamba2"),

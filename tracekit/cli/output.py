@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from decimal import Decimal
 
 import polars as pl
 from rich.console import Console
@@ -33,11 +34,29 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
+def _flat(df: pl.DataFrame) -> pl.DataFrame:
+    """CSV cannot hold nested values (structs, lists, maps): write those cells as JSON text."""
+    nested = [name for name, dtype in df.schema.items() if dtype.is_nested() or dtype == pl.Object]
+    if not nested:
+        return df
+    return df.with_columns(
+        pl.Series(name, [None if v is None else json.dumps(v, default=str) for v in df[name].to_list()], pl.String)
+        for name in nested
+    )
+
+
+def _json_value(v: object) -> object:
+    """Exact JSON for what json cannot write: integral decimals (DuckDB's sum() of BIGINT) as integers."""
+    if isinstance(v, Decimal) and v.is_finite() and v.as_tuple().exponent >= 0:
+        return int(v)
+    return str(v)
+
+
 def write_frame(df: pl.DataFrame, fmt: str, *, title: str | None = None, max_rows: int | None = 200) -> None:
     """Render `df` in `fmt` ('table' for people; 'csv' / 'json' are exact and stable for machines)."""
     if fmt == "csv":
-        sys.stdout.write(df.write_csv())
+        sys.stdout.write(_flat(df).write_csv())
     elif fmt == "json":
-        sys.stdout.write(json.dumps(df.to_dicts(), default=str) + "\n")
+        sys.stdout.write(json.dumps(df.to_dicts(), default=_json_value) + "\n")
     else:
         Console().print(frame_to_rich(df, title=title, max_rows=max_rows))

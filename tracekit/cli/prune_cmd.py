@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from tracekit.cli.paths import check_output_dir, check_output_file, image_suffixes, require_exists
 from tracekit.errors import UsageError
 
 ARCHS = ("mamba1", "mamba2")
@@ -110,6 +111,12 @@ def score(
     from tracekit.prune.heatmap import save_heatmap
     from tracekit.prune.scoring import DATA_METHODS, save_scores
 
+    if pretrained:
+        require_exists(pretrained, "--pretrained", kind="directory")
+    check_output_file(out, "--out", make_parents=True)
+    check_output_file(
+        heatmap or Path(out).with_suffix(".png"), "--heatmap", suffixes=image_suffixes(), make_parents=True
+    )
     _quiet_transformers()
     cfg = _model_cfg(arch, preset_name, overrides)
     src = pipeline.open_source(cfg, pretrained, seed)
@@ -170,6 +177,10 @@ def apply(
     """Prune states with the scores; write a loadable model directory (atomically)."""
     from tracekit.prune import pipeline
 
+    require_exists(scores_path, "--scores", kind="file")
+    if pretrained:
+        require_exists(pretrained, "--pretrained", kind="directory")
+    check_output_dir(out, "--out")
     _quiet_transformers()
     path, info = pipeline.apply_file(
         scores_path, ratio, variant, out, pretrained, align=not no_align, save_format=save_format
@@ -217,13 +228,20 @@ def eval_cmd(
 
     if bool(model_dir) == bool(arch):
         raise UsageError("give exactly one of --model DIR or --arch")
+    # Every input before the model is loaded: a typo must not cost an evaluation.
+    if model_dir:
+        require_exists(model_dir, "--model", kind="directory")
+    if out:
+        check_output_file(out, "--out")
+    specs = split_tasks(tasks)
+    check_eval_tasks(specs, Path(model_dir) if model_dir else None, limit)
     _quiet_transformers()
     cfg = _model_cfg(arch, preset_name, overrides)
     src = pipeline.open_source(cfg, model_dir, 0)
     rows = [
         r.to_dict()
         for r in pipeline.eval_model(
-            src.model, src.cfg, src.model_dir, split_tasks(tasks), seqlen, max_windows, n_examples, limit, seed
+            src.model, src.cfg, src.model_dir, specs, seqlen, max_windows, n_examples, limit, seed
         )
     ]
     payload = {"model": model_dir or f"random {src.cfg.arch}", "d_state": src.cfg.d_state, "results": rows}
@@ -241,6 +259,32 @@ def eval_cmd(
     for r in rows:
         table.add_row(r["task"], r["metric"], f"{r['value']:.4f}", str(r["n"]))
     Console().print(table)
+
+
+def check_eval_tasks(specs: list[str], model_dir: Path | None, limit: int | None) -> None:
+    """Validate every `prune eval` task spec and its file (exists, and mc files parse) before any work."""
+    from tracekit.prune.evaluate import read_mc
+    from tracekit.prune.models import TASK_META, read_meta
+    from tracekit.prune.tasks import parse_synthetic
+
+    if not specs:
+        raise UsageError("--tasks is empty: use ppl:FILE, mc:FILE.jsonl, mqar[:k=v,..] or selcopy[:k=v,..]")
+    for spec in specs:
+        kind, _, arg = spec.partition(":")
+        if kind == "ppl":
+            if not arg:
+                raise UsageError("ppl needs a file: ppl:PATH")
+            require_exists(arg, "--tasks ppl:")
+        elif kind == "mc":
+            if not arg:
+                raise UsageError("mc needs a JSONL file: mc:PATH")
+            require_exists(arg, "--tasks mc:", kind="file")
+            read_mc(arg, limit)  # content errors (exit 1) now, not after the other tasks ran
+        elif kind in ("mqar", "selcopy", "selective-copy"):
+            defaults = read_meta(model_dir, TASK_META) if model_dir and model_dir.is_dir() else None
+            parse_synthetic(spec, defaults)
+        else:
+            raise UsageError(f"unknown task {spec!r}: use ppl:FILE, mc:FILE.jsonl, mqar[:k=v,..] or selcopy[:k=v,..]")
 
 
 @prune.command()
@@ -282,6 +326,12 @@ def compare(**kw: Any) -> None:
     """Collect dense / masked / physical × ratios × seqlens × modes through the same pipeline; Table 2."""
     from tracekit.prune import compare as cmp
 
+    if kw["scores_path"]:
+        require_exists(kw["scores_path"], "--scores", kind="file")
+    if kw["phase"] == "analyze":
+        require_exists(kw["out"], "--out", kind="directory")
+    else:
+        check_output_dir(kw["out"], "--out")
     if kw["phase"] == "analyze":
         result = cmp.analyze_compare(Path(kw["out"]))
         _emit_compare(cmp, result, kw["fmt"])
@@ -357,6 +407,9 @@ def train(
     """Train a small Mamba-1/2 model offline (MQAR, selective copying, or a byte-level LM)."""
     from tracekit.prune import runs
 
+    check_output_dir(out, "--out")
+    if task.startswith("bytes:"):
+        require_exists(task.partition(":")[2], "--task bytes:")
     _quiet_transformers()
     cfg = _model_cfg(arch, preset_name, overrides)
     with _progress() as prog:

@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tracekit.cli.output import FORMATS, write_frame
-from tracekit.errors import TracekitError
+from tracekit.cli.paths import check_output_dir, require_exists
+from tracekit.errors import UsageError
 from tracekit.store.database import Database, default_db_path, expand_paths
 
 db_option = click.option(
@@ -36,9 +37,11 @@ def ingest(paths: tuple[str, ...], db_path: str | None, fmt: str, wait_s: float)
     Each trace is one transaction; a trace whose content is already stored is skipped.
     Example:  tracekit ingest runs/ --db tracekit.duckdb
     """
+    for p in paths:  # every named path first: a typo is a usage error (exit 2) before any work
+        require_exists(p)
     files = expand_paths(paths)
     if not files:
-        raise TracekitError(f"no trace files (*.json, *.json.gz) under {', '.join(paths)}")
+        raise UsageError(f"no trace files (*.json, *.json.gz) under {', '.join(paths)}")
     single = len(files) == 1
     err = Console(stderr=True)
     with (
@@ -105,7 +108,7 @@ def tables(db_path: str | None, fmt: str) -> None:
 @click.argument("sql")
 @db_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@click.option("--write", is_flag=True, help="Open the database read-write (default: read-only).")
+@click.option("--write", is_flag=True, help="Allow statements that write (the database or files); default: read only.")
 @click.option("--max-rows", type=int, default=200, show_default=True, help="Rows shown in table format.")
 def query(sql: str, db_path: str | None, fmt: str, write: bool, max_rows: int) -> None:
     """Run SQL over the trace tables.
@@ -113,6 +116,13 @@ def query(sql: str, db_path: str | None, fmt: str, write: bool, max_rows: int) -
     \b
     Example:
       tracekit query "select name, sum(dur_ns)/1e3 us from kernels group by 1 order by 2 desc limit 10"
+
+    Without --write nothing is written, to the database or to any file: only SELECT (with WITH, FROM-first,
+    VALUES, DESCRIBE, SHOW, SUMMARIZE, PIVOT), EXPLAIN [ANALYZE] of those, PRAGMA and CALL run, on a
+    read-only connection with DuckDB's settings locked and no extension auto-install. Any other statement
+    (INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, COPY, EXPORT/IMPORT DATABASE, ATTACH, DETACH, USE,
+    INSTALL, LOAD, SET, RESET, VACUUM, BEGIN/COMMIT) is refused before anything runs (exit 2).
+    Repeated output names get DuckDB's suffixes: name, name_1, name_2.
     """
     with Database(db_path, read_only=not write) as db:
         write_frame(db.sql(sql), fmt, max_rows=max_rows)
@@ -129,6 +139,7 @@ def query(sql: str, db_path: str | None, fmt: str, write: bool, max_rows: int) -
 @db_option
 def export(directory: str, db_path: str | None) -> None:
     """Export every base table as Parquet partitioned by trace (for Spark, Trino, DuckDB over S3)."""
+    check_output_dir(directory, "--parquet")
     with Database(db_path, read_only=True) as db:
         written = db.export_parquet(directory)
     for w in written:

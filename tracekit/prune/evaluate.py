@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tracekit.errors import TracekitError
+from tracekit.errors import MissingPathError, TracekitError
 from tracekit.prune.tasks import IGNORE, MQAR, SelectiveCopy, encode, synthetic_batches, windows
 
 
@@ -123,7 +123,7 @@ def read_mc(path: str | Path, limit: int | None = None) -> tuple[str, list[Choic
     """All items of a JSONL file, which must hold one task kind."""
     p = Path(path)
     if not p.is_file():
-        raise TracekitError(f"{p}: no such file")
+        raise MissingPathError(f"{p}: no such file")
     kinds, items = set(), []
     with p.open(encoding="utf-8") as f:
         for n, line in enumerate(f, 1):

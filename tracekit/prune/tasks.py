@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from tracekit.errors import TracekitError, UsageError
+from tracekit.errors import MissingPathError, TracekitError, UsageError
 
 IGNORE = -100  # label value that no loss / accuracy counts
 
@@ -76,7 +76,7 @@ def read_corpus(path: str | os.PathLike, max_bytes: int | None = None, suffix: s
                 break
         data = b"\n".join(parts)[:max_bytes]
     else:
-        raise TracekitError(f"{p}: no such file or directory")
+        raise MissingPathError(f"{p}: no such file or directory")
     if not data:
         raise TracekitError(f"{p}: empty corpus")
     return data.decode("utf-8", errors="replace")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from tracekit.errors import TraceError, TracekitError
+from tracekit.errors import MissingPathError, TraceError, TracekitError, UsageError
 from tracekit.schema import SCHEMA_VERSION, schema_files
 from tracekit.schema.migrate import migrate
 from tracekit.store import kineto
@@ -40,6 +41,18 @@ BASE_TABLES = (
 _LOCK_RE = re.compile(r"lock", re.IGNORECASE)
 
 ProgressFn = Callable[[str, int, int], None]  # (path, index, total)
+WaitFn = Callable[[str], None]  # told once, with a message, when opening waits for another process's lock
+
+# Statements a read-only store runs (DuckDB's StatementType of each parsed statement). Everything else --
+# INSERT/UPDATE/DELETE, CREATE/DROP/ALTER, COPY (to or from files), EXPORT/IMPORT DATABASE, ATTACH/DETACH/
+# USE, INSTALL/LOAD, SET/RESET, VACUUM, transactions -- is refused before anything runs; so is IMPORT
+# DATABASE, which DuckDB parses as a PRAGMA. SELECT covers WITH, FROM-first, VALUES, DESCRIBE, SHOW,
+# SUMMARIZE; MULTI is PIVOT (a temporary enum + SELECT). The connection is read-only (DuckDB refuses any
+# write to the database; CHECKPOINT, a CALL, does nothing) with its settings locked (so no SET/PRAGMA/CALL
+# can turn on profile or log output files) and no automatic extension install (a download into ~/.duckdb).
+READ_STATEMENTS = frozenset({"SELECT", "EXPLAIN", "PRAGMA", "CALL", "MULTI"})
+_IMPORT_RE = re.compile(r"^\s*import\s+database\b", re.IGNORECASE)
+_EXPLAIN_RE = re.compile(r"^\s*explain\b\s*(?:\([^)]*\)\s*)?(?:analy[sz]e\b)?", re.IGNORECASE)
 
 
 def default_db_path() -> str:
@@ -48,13 +61,32 @@ def default_db_path() -> str:
 
 
 class Database:
-    """A tracekit store. Writers hold DuckDB's file lock; a second writer waits up to `wait_s`."""
+    """A tracekit store. Writers hold DuckDB's file lock; a second writer waits up to `wait_s`.
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, read_only: bool = False, wait_s: float = 30.0):
+    While it waits, `on_wait` is called once with a message saying so (default: printed on stderr).
+    A read-only store runs only statements that read (see READ_STATEMENTS): no write to the database
+    or to any file.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        read_only: bool = False,
+        wait_s: float = 30.0,
+        on_wait: WaitFn | None = None,
+    ):
         self.path = str(path) if path is not None else default_db_path()
         self.read_only = read_only
-        if read_only and self.path != ":memory:" and not Path(self.path).exists():
-            raise TracekitError(f"{self.path}: no such database (create one with `tracekit ingest`)")
+        self._on_wait = on_wait if on_wait is not None else _tell_stderr
+        if self.path != ":memory:":
+            p = Path(self.path)
+            if read_only and not p.exists():
+                raise MissingPathError(f"{self.path}: no such database (create one with `tracekit ingest`)")
+            if p.is_dir():
+                raise UsageError(f"{self.path}: is a directory, not a database file")
+            if not read_only and not p.exists() and not p.parent.is_dir():
+                raise MissingPathError(f"{self.path}: no such directory {str(p.parent)!r} for the database")
         self.con = self._connect(wait_s)
         try:
             if not read_only:
@@ -69,11 +101,18 @@ class Database:
     def _connect(self, wait_s: float) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + wait_s
         delay = 0.05
+        told = False
         while True:
             try:
-                return duckdb.connect(self.path, read_only=self.read_only)
+                con = duckdb.connect(self.path, read_only=self.read_only)
+                break
             except duckdb.IOException as exc:
                 msg = str(exc)
+                if _LOCK_RE.search(msg) and not told and time.monotonic() < deadline:
+                    holder = re.search(r"PID (\d+)", msg)
+                    by = f"process {holder.group(1)}" if holder else "another process"
+                    self._on_wait(f"{self.path} is locked by {by}; waiting up to {wait_s:g} s (--wait)...")
+                    told = True
                 if not _LOCK_RE.search(msg) or time.monotonic() >= deadline:
                     holder = re.search(r"PID (\d+)", msg)
                     who = f" (held by process {holder.group(1)})" if holder else ""
@@ -87,6 +126,10 @@ class Database:
                 delay = min(delay * 2, 1.0)
             except duckdb.Error as exc:
                 raise TracekitError(f"{self.path}: not a DuckDB database ({str(exc).splitlines()[0]})") from None
+        if self.read_only:  # see READ_STATEMENTS
+            con.execute("SET autoinstall_known_extensions = false")
+            con.execute("SET lock_configuration = true")
+        return con
 
     def _stored_version(self) -> int | None:
         try:
@@ -137,11 +180,37 @@ class Database:
 
     # ---- queries --------------------------------------------------------------
     def sql(self, query: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
-        """Run SQL and return a polars DataFrame."""
+        """Run SQL and return a polars DataFrame (duplicate column names get DuckDB's `_1`, `_2` suffixes).
+
+        On a read-only store, a statement that would write (the database or a file) is refused first.
+        """
+        if self.read_only:
+            self.check_reads_only(query)
         try:
             return frame(self.con, query, params)
         except duckdb.Error as exc:
             raise TracekitError(f"query failed: {str(exc).splitlines()[0]}") from None
+
+    def check_reads_only(self, query: str) -> None:
+        """Raise ReadOnlyError unless every statement of `query` is one that only reads."""
+        try:
+            statements = self.con.extract_statements(query)
+        except duckdb.Error as exc:
+            raise TracekitError(f"query failed: {str(exc).splitlines()[0]}") from None
+        for st in statements:
+            kind = st.type.name
+            if kind == "EXPLAIN":  # EXPLAIN ANALYZE runs its statement: check that one
+                inner = _EXPLAIN_RE.sub("", st.query, count=1)
+                if inner.strip().rstrip(";").strip():
+                    self.check_reads_only(inner)
+                continue
+            if kind == "PRAGMA" and _IMPORT_RE.match(st.query):
+                kind = "IMPORT DATABASE"
+            if kind not in READ_STATEMENTS:
+                raise ReadOnlyError(
+                    f"{self.path} is opened read-only and {kind} statements may write (the database or files); "
+                    "`tracekit query` runs them only with --write"
+                )
 
     def tables(self) -> pl.DataFrame:
         """Tables and views of the schema with their row counts."""
@@ -219,19 +288,33 @@ class Database:
     def export_parquet(self, directory: str | os.PathLike[str]) -> list[Path]:
         """Write every base table as Parquet partitioned by trace_id (Hive layout: table/trace_id=N/)."""
         out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TracekitError(f"{out}: cannot create the export folder ({exc.strerror or exc})") from None
         written = []
         for table in BASE_TABLES:
             target = out / table
             if target.exists() and any(target.iterdir()):
                 raise TracekitError(f"{target}: already exists and is not empty")
             target_sql = str(target).replace("'", "''")
-            self.con.execute(
-                f"COPY (SELECT * FROM {table}) TO '{target_sql}' "
-                "(FORMAT parquet, PARTITION_BY (trace_id), OVERWRITE_OR_IGNORE)"
-            )
+            try:
+                self.con.execute(
+                    f"COPY (SELECT * FROM {table}) TO '{target_sql}' "
+                    "(FORMAT parquet, PARTITION_BY (trace_id), OVERWRITE_OR_IGNORE)"
+                )
+            except duckdb.Error as exc:
+                raise TracekitError(f"{target}: export failed ({str(exc).splitlines()[0]})") from None
             written.append(target)
         return written
+
+
+class ReadOnlyError(UsageError):
+    """A statement that writes, on a store opened read-only."""
+
+
+def _tell_stderr(message: str) -> None:
+    print(f"tracekit: {message}", file=sys.stderr, flush=True)
 
 
 def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:

@@ -3,6 +3,11 @@
 Going through `__arrow_c_stream__` avoids importing pyarrow and numpy (a third of a second on a small
 machine). The thin wrapper matters: polars probing the relation object itself makes duckdb's bindings
 report leaked instances at exit.
+
+Duplicate output names (`select k.name, t.name ...`) are made unique exactly as DuckDB's own Python
+client does for pandas/polars results (`QueryResult::DeduplicateColumns`, src/main/query_result.cpp):
+a repeated name, compared case-insensitively, gets `_1`, `_2`, ... appended, skipping names already in
+use, so `name, name` becomes `name, name_1`.
 """
 
 from __future__ import annotations
@@ -26,6 +31,29 @@ class _ArrowStream:
         return self._rel.__arrow_c_stream__(requested_schema)  # type: ignore[attr-defined]
 
 
+def dedupe_names(names: Sequence[str]) -> list[str]:
+    """Unique column names, DuckDB-style: the second `name` becomes `name_1`, then `name_2`, ..."""
+    seen: dict[str, int] = {}  # lower-cased name -> repetitions so far
+    out: list[str] = []
+    for name in names:
+        low = name.lower()
+        if low not in seen:
+            seen[low] = 1
+            out.append(name)
+            continue
+        new = f"{name}_{seen[low]}"
+        while new.lower() in seen:  # taken by an earlier column: count on
+            seen[low] += 1
+            new = f"{name}_{seen[low]}"
+        seen[new.lower()] = 1
+        out.append(new)
+    return out
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def frame(
     con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
 ) -> pl.DataFrame:
@@ -35,4 +63,8 @@ def frame(
     rel = con.sql(sql, params=params)
     if rel is None:  # DDL / DML
         return pl.DataFrame()
+    names = list(rel.columns)
+    unique = dedupe_names(names)
+    if unique != names:  # Arrow/polars need unique names: rename by position (#i), keeping every column
+        rel = rel.project(", ".join(f"#{i} AS {_quote(n)}" for i, n in enumerate(unique, 1)))
     return pl.DataFrame(_ArrowStream(rel))
