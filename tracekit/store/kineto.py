@@ -23,6 +23,7 @@ import json
 import lzma
 import os
 import queue
+import sys
 import threading
 import zlib
 from collections.abc import Callable, Iterator
@@ -211,6 +212,14 @@ class ArrayScanner:
         self.boundaries = boundaries
         self.commas: list[np.ndarray] = []
         self.last_open = 0  # offset of the last depth-1 '{' or '[' (element start), boundaries only
+        self._scratch: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def _buffers(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Reused scratch masks (fresh 8 MiB arrays per chunk cost page faults as much as the work)."""
+        if self._scratch is None or self._scratch[0].size < n:
+            self._scratch = (np.empty(n, bool), np.empty(n, bool), np.empty(n, bool))
+        q, m1, m2 = self._scratch
+        return q[:n], m1[:n], m2[:n]
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> int | None:
         """Scan `chunk`; returns the offset within it just past the closing ']' (and stops), or None."""
@@ -220,29 +229,24 @@ class ArrayScanner:
         if n == 0:
             return None
         b = np.frombuffer(chunk, np.uint8)
-        quotes = b == _QUOTE
+        quotes, m1, m2 = self._buffers(n)
+        np.equal(b, _QUOTE, out=quotes)
         carry = self.backslashes
         if carry or _has_backslash(chunk):
             self.backslashes = _clear_escaped_quotes(b, quotes, carry)
+        np.equal(b, _OPEN, out=m1)
+        np.logical_or(m1, np.equal(b, _CLOSE, out=m2), out=m1)
         if self.boundaries:
-            marks = np.flatnonzero((b == _OPEN) | (b == _CLOSE) | (b == 0x7B) | (b == 0x7D) | (b == 0x2C))
-        else:
-            marks = np.flatnonzero((b == _OPEN) | (b == _CLOSE))
+            for code in (0x7B, 0x7D, 0x2C):
+                np.logical_or(m1, np.equal(b, code, out=m2), out=m1)
+        marks = np.flatnonzero(m1)
+        strings = _string_bits(quotes, self.in_string)  # bit i: byte i is inside a string (or its opening quote)
+        ends_in_string = bool((strings[(n - 1) >> 3] >> ((n - 1) & 7)) & 1)
         if marks.size == 0:
-            self.in_string ^= bool(np.count_nonzero(quotes) & 1)
+            self.in_string = ends_in_string
             self.offset += n
             return None
-        # quote parity before each mark: xor over the segments between marks
-        before = np.empty(marks.size, np.uint8)
-        before[0] = np.count_nonzero(quotes[: marks[0]]) & 1
-        if marks.size > 1:
-            seg = np.bitwise_xor.reduceat(quotes.view(np.uint8), marks)  # [m_k, m_{k+1}) and [m_last, n)
-            before[1:] = seg[:-1]
-            last = seg[-1]
-        else:
-            last = np.count_nonzero(quotes[marks[0] :]) & 1
-        np.bitwise_xor.accumulate(before, out=before)
-        inside = before ^ np.uint8(self.in_string)
+        inside = (strings[marks >> 3] >> (marks & 7)) & 1
         real = marks[inside == 0]
         codes = b[real]
         if self.boundaries:
@@ -250,8 +254,9 @@ class ArrayScanner:
             delta[(codes == _OPEN) | (codes == 0x7B)] = 1
             delta[(codes == _CLOSE) | (codes == 0x7D)] = -1
         else:
-            delta = np.where(codes == _OPEN, 1, -1)
-        depth = self.depth + np.cumsum(delta)
+            delta = np.subtract(92, codes, dtype=np.int16)  # '[' (91) -> +1, ']' (93) -> -1
+        depth = np.cumsum(delta, dtype=np.int64)
+        depth += self.depth
         closed = np.flatnonzero(depth == 0)
         if self.boundaries:
             k = closed[0] if closed.size else real.size
@@ -268,13 +273,36 @@ class ArrayScanner:
             return end
         if depth.size:
             self.depth = int(depth[-1])
-        self.in_string = bool(self.in_string ^ ((int(before[-1]) ^ int(last)) & 1))
+        self.in_string = ends_in_string
         self.offset += n
         return None
 
     def element_starts(self) -> np.ndarray:
         """Offsets (relative to the first byte fed) just past each depth-1 ',' seen (boundaries=True)."""
         return np.concatenate(self.commas) + 1 if self.commas else np.zeros(0, np.int64)
+
+
+_SHIFTS = [np.uint64(k) for k in (1, 2, 4, 8, 16, 32)]
+_LITTLE = sys.byteorder == "little"
+
+
+def _string_bits(quotes: np.ndarray, in_string: bool) -> np.ndarray:
+    """Packed bits (little bit order, 1 byte per 8 input bytes): 1 where an odd number of quotes has been
+    seen up to and including that byte (plus `in_string`), i.e. inside a string or on its opening quote."""
+    n = quotes.size
+    words = (n + 63) // 64
+    packed = np.zeros(words * 8, np.uint8)
+    packed[: (n + 7) // 8] = np.packbits(quotes, bitorder="little")
+    x = packed.view(np.uint64) if _LITTLE else packed.view(np.dtype("<u8"))
+    for k in _SHIFTS:  # prefix xor within each 64-bit word
+        x ^= x << k
+    parity = (x >> np.uint64(63)).astype(np.uint8)  # each word's own parity
+    before = np.bitwise_xor.accumulate(parity)  # inclusive; make it exclusive and add the carried state
+    before[1:] = before[:-1].copy()
+    before[0] = 0
+    before ^= np.uint8(in_string)
+    x ^= np.uint64(0) - before.astype(np.uint64)
+    return packed
 
 
 def _has_backslash(chunk: bytes | bytearray | memoryview) -> bool:
@@ -360,9 +388,7 @@ def _members(text: str, i: int, eof: bool, meta: dict[str, Any], first: bool) ->
         except json.JSONDecodeError:
             if not eof:
                 raise _NeedMore from None
-            raise _Malformed(
-                i, "truncated or malformed JSON: unterminated top-level key"
-            ) from None
+            raise _Malformed(i, "truncated or malformed JSON: unterminated top-level key") from None
         j = _skip_ws(text, j)
         if _char(text, j, eof) != ":":
             raise _Malformed(j, f"malformed JSON: expected ':' after top-level key {key!r}")
@@ -427,7 +453,6 @@ class _Hasher:
     def digest(self) -> str:
         self.close()
         return self._sha.hexdigest()
-
 
 
 def prepare(path: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> PreparedTrace:
