@@ -25,6 +25,7 @@ from tracekit.errors import TraceError
 from tracekit.store.kineto import PreparedTrace
 
 EXACT_BOUND_US = 2**43
+QUOTE_BLOCK = 16 << 20
 # binary64 µs -> integer ns without rounding error of our own: floor() and the fraction are exact in
 # binary64, and the fraction × 1000 is off by < 1e-13; only the parse's own error (< 0.49 ns below
 # 2^43 µs) remains, which rounding to the nearest ns removes.
@@ -81,12 +82,24 @@ def _sample_is_binary64_safe(array_file: Path) -> bool:
 
 def _quote_times(array_file: Path) -> tuple[Path, bool]:
     """A copy of the array with ts/dur as JSON strings holding the original digits (exact path), and
-    whether some "ts"/"dur" key (maybe nested in args) already held a string."""
+    whether some "ts"/"dur" key (maybe nested in args) already held a string. Streams in blocks cut
+    just after a '}' (no match can span one), so memory stays bounded."""
     quoted = array_file.with_name("events-quoted.json")
-    data = array_file.read_bytes()
-    quoted.write_bytes(_QUOTE.sub(rb'\1"\2"', data))
-    return quoted, _STRING_TIME.search(data) is not None
-    return quoted
+    strings = False
+    carry = b""
+    with open(array_file, "rb") as src, open(quoted, "wb") as dst:
+        while True:
+            block = src.read(QUOTE_BLOCK)
+            data = carry + block
+            cut = len(data) if not block else data.rfind(b"}") + 1
+            if block and cut == 0:  # no '}' yet: one huge event, keep reading
+                carry = data
+                continue
+            part, carry = data[:cut], data[cut:]
+            strings = strings or _STRING_TIME.search(part) is not None
+            dst.write(_QUOTE.sub(rb'\1"\2"', part))
+            if not block:
+                return quoted, strings
 
 
 def _load_raw(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace) -> str:
