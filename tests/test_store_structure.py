@@ -454,3 +454,26 @@ def test_epoch_microseconds_with_ns_digits_and_huge_args_ints(db, tmp_path: Path
     got = db.sql("select ts_ns, external_id, correlation, stream from events order by event_id").rows()
     assert got == [(1732612345678901234, None, None, 7), (1732612345678902999, None, None, 7),
                    (1732612345678903000, None, None, 7)]  # fmt: skip
+
+
+@pytest.mark.parametrize("block", [5, 64, 1 << 20])
+def test_decimal_path_quotes_in_bounded_blocks(tmp_path: Path, monkeypatch, block: int) -> None:
+    from tracekit.store import ingest as ingest_mod
+
+    monkeypatch.setattr(ingest_mod, "QUOTE_BLOCK", block)
+    events = [
+        {"ph": "X", "cat": "kernel", "name": f"k{i}}}", "pid": 0, "tid": 7, "ts": f"{1732612345678901 + i}.{i:03d}",
+         "dur": f"{i}.5", "args": {"ts": "not a time", "Input Dims": [[i]]}}
+        for i in range(40)
+    ]  # fmt: skip
+    body = ", ".join(
+        json.dumps(e)
+        .replace(f'"ts": "{e["ts"]}"', f'"ts": {e["ts"]}')
+        .replace(f'"dur": "{e["dur"]}"', f'"dur": {e["dur"]}')
+        for e in events
+    )
+    p = tmp_path / "epoch_blocks.json"
+    p.write_text('{"traceEvents": [' + body + '], "INFO": ["x] y"]}')
+    with tracekit.open(tmp_path / "b.duckdb") as bdb:
+        tid = _check_exact(bdb, p)
+        assert bdb.sql("select time_parse from traces where trace_id = ?", [tid]).item() == "decimal"
