@@ -477,3 +477,15 @@ def test_decimal_path_quotes_in_bounded_blocks(tmp_path: Path, monkeypatch, bloc
     with tracekit.open(tmp_path / "b.duckdb") as bdb:
         tid = _check_exact(bdb, p)
         assert bdb.sql("select time_parse from traces where trace_id = ?", [tid]).item() == "decimal"
+
+
+def test_unbalanced_quote_in_a_complete_file_is_malformed_not_truncated(db, tmp_path: Path) -> None:
+    text, offsets = _events_text([GOOD_EVENT, GOOD_EVENT.replace('"name": "ü"', '"name": "ü", "x'), GOOD_EVENT])
+    p = tmp_path / "quote.json"
+    p.write_text(text)
+    # the stray quote flips string state: the ']' inside the INFO line now looks like the array's end
+    _refused(db, p, "malformed JSON in traceEvents[1] at byte")
+    text, offsets = _events_text([GOOD_EVENT, GOOD_EVENT.replace('"name": "ü"', '"name": "ü", "x'), GOOD_EVENT])
+    p2 = tmp_path / "quote2.json"
+    p2.write_text(text.replace('"INFO": ["x.cpp:1] y"]', '"INFO": []'))  # no ']' in a string after it
+    _refused(db, p2, "malformed JSON: traceEvents[1]", f"(at byte {offsets[1]}) never closes")

@@ -129,6 +129,7 @@ def _check_time_types(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace) -
 _DUCK_FILE = re.compile(
     r'\s*in file "[^"]*"|"[^"]*tracekit-[^"]*"|, at byte \d+ in record/value \d+|in record/value \d+'
 )
+_DUCK_RECORD = re.compile(r"record/value (\d+)")
 INT64_MAX = 2**63 - 1
 
 
@@ -144,9 +145,10 @@ def diagnose(
     scanner, starts = kineto.element_spans(prepared.array_file)
     n = starts.size
     end = scanner.end if scanner.end is not None else scanner.offset
-    order = range(n)
-    if hint is not None and 0 <= hint < n:
-        order = [hint, *range(n)]
+    hints = [] if hint is None else [hint]
+    if exc is not None and (m := _DUCK_RECORD.search(str(exc))):  # DuckDB's count is near the element:
+        hints += [int(m.group(1)) + d for d in (-2, -1, 0)]  # look there first, then everywhere
+    order = [*(h for h in hints if 0 <= h < n), *range(n)]
     with open(prepared.array_file, "rb") as f:
         for i in order:
             a = int(starts[i])

@@ -532,7 +532,14 @@ def prepare(path: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> Pr
         closed = False
         _unclosed_array(path, array_file, array_offset, bare, total)
     else:
-        _parse_tail(path, bytes(tail), array_end, bare, meta)
+        try:
+            _parse_tail(path, bytes(tail), array_end, bare, meta)
+        except TraceError:
+            # an unbalanced quote inside an event can make a later ']' look like the array's end: name the
+            # event where the JSON first breaks, if there is one
+            if (problem := first_malformed_element(array_file, array_offset, bare)) is not None:
+                raise TraceError(path, problem) from None
+            raise
     return PreparedTrace(
         path=path.resolve(),
         sha256=sha.digest(),
@@ -650,7 +657,43 @@ def _unclosed_array(path: Path, array_file: Path, array_offset: int, bare: bool,
         raise TraceError(
             path, f"truncated JSON: file ends inside {where} (between elements, no closing ']') at byte {total}"
         )
+    with open(array_file, "rb") as f:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - 64))
+        last = f.read().rstrip(b" \t\n\r")[-1:]
+    if not bare and last == b"}":  # the file looks complete: something inside the array never closed
+        starts = scan.element_starts()
+        rel = int(starts[index - 1]) if index else 1
+        with open(array_file, "rb") as f:
+            f.seek(rel)
+            piece = f.read(4096)
+        at = array_offset + rel + len(piece) - len(piece.lstrip(b" \t\n\r"))
+        raise TraceError(
+            path,
+            f"malformed JSON: {where}[{index}] (at byte {at}) never closes (an unbalanced quote or bracket); "
+            f"the file ends inside it at byte {total}",
+        )
     raise TraceError(path, f"truncated JSON: file ends inside {where}[{index}] at byte {total}")
+
+
+def first_malformed_element(array_file: Path, array_offset: int, bare: bool) -> str | None:
+    """The first element of the array file that Python's json refuses, as a message (error path)."""
+    scanner, starts = element_spans(array_file)
+    end = scanner.end if scanner.end is not None else scanner.offset
+    where = "the top-level array" if bare else "traceEvents"
+    with open(array_file, "rb") as f:
+        for i in range(starts.size):
+            a = int(starts[i])
+            b = int(starts[i + 1]) - 1 if i + 1 < starts.size else end - 1
+            f.seek(a)
+            text = f.read(b - a).decode("utf-8", "surrogateescape")
+            if not text.strip() and starts.size == 1:
+                return None  # []
+            try:
+                json.loads(text)
+            except json.JSONDecodeError as exc:
+                at = array_offset + a + len(text[: exc.pos].encode("utf-8", "surrogateescape"))
+                return f"malformed JSON in {where}[{i}] at byte {at} of the file (decompressed): {exc.msg}"
+    return None
 
 
 def scan_elements(array_file: Path) -> ArrayScanner:
