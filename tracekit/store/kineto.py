@@ -429,6 +429,40 @@ def _byte_offset(text: str, i: int) -> int:
 # ---- prepare ------------------------------------------------------------------------------------------
 
 
+class _ScanThread:
+    """An ArrayScanner fed in its own thread (numpy releases the GIL), so the scan overlaps the
+    decompression, the hashing and the copy; it stops scanning once the array's end is found."""
+
+    def __init__(self) -> None:
+        self.scanner = ArrayScanner()
+        self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._error: BaseException | None = None
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while (chunk := self._q.get()) is not None:
+            if self.scanner.end is None and self._error is None:
+                try:
+                    self.scanner.feed(chunk)
+                except BaseException as exc:  # re-raised by result()
+                    self._error = exc
+
+    def feed(self, chunk: bytes) -> None:
+        self._q.put(chunk)
+
+    def close(self) -> None:
+        if self._t.is_alive():
+            self._q.put(None)
+            self._t.join()
+
+    def result(self) -> ArrayScanner:
+        self.close()
+        if self._error is not None:
+            raise self._error
+        return self.scanner
+
+
 class _Hasher:
     """SHA-256 in its own thread (hashlib releases the GIL), so hashing overlaps the scan and the copy."""
 
@@ -478,13 +512,13 @@ def prepare(path: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> Pr
         )
 
     sha = _Hasher()
-    head = bytearray()  # bytes before the array (and, once found, after it)
-    tail = bytearray()
+    head = bytearray()  # bytes before the array
     meta: dict[str, Any] = {}
     array_file = Path(workdir) / "events.json"
     out = None
-    scanner: ArrayScanner | None = None
+    scanner: _ScanThread | None = None
     total = 0
+    written = 0  # bytes of the array file (everything after the '[')
     array_offset = 0
     bare = False
     try:
@@ -499,23 +533,16 @@ def prepare(path: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> Pr
                         raise TraceError(path, "not a Chrome/Kineto trace (no traceEvents array near the start)")
                     continue
                 array_offset, bare = found
-                body = bytes(head[array_offset + 1 :])
+                chunk = bytes(head[array_offset + 1 :])
                 del head[:]
                 out = open(array_file, "wb")  # noqa: SIM115 - closed in finally
                 out.write(b"[")
-                scanner = ArrayScanner()
-                chunk = body
-            elif scanner.end is not None:
-                tail += chunk
-                if len(tail) > TAIL_LIMIT:
-                    raise TraceError(path, f"more than {TAIL_LIMIT >> 20} MiB of data after the traceEvents array")
-                continue
-            end = scanner.feed(chunk)
-            if end is None:
-                out.write(chunk)
-            else:
-                out.write(memoryview(chunk)[:end])
-                tail += memoryview(chunk)[end:]
+                scanner = _ScanThread()
+            elif (end := scanner.scanner.end) is not None and written - end > TAIL_LIMIT:
+                raise TraceError(path, f"more than {TAIL_LIMIT >> 20} MiB of data after the traceEvents array")
+            scanner.feed(chunk)  # the scan runs in its own thread; everything is copied, the tail cut later
+            out.write(chunk)
+            written += len(chunk)
         if scanner is None:
             found = _find_array(path, head, eof=True, meta=meta)
             if found is None:
@@ -524,16 +551,25 @@ def prepare(path: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> Pr
         if out is not None:
             out.close()
         sha.close()
+        if scanner is not None:
+            scanner.close()
     if total == 0:
         raise TraceError(path, "empty file (nothing after decompression)")
     closed = True
-    array_end = array_offset + 1 + scanner.offset  # file offset just past the array (or EOF)
-    if scanner.end is None:
+    scan = scanner.result()
+    if scan.end is None:
         closed = False
         _unclosed_array(path, array_file, array_offset, bare, total)
     else:
+        if written - scan.end > TAIL_LIMIT:
+            raise TraceError(path, f"more than {TAIL_LIMIT >> 20} MiB of data after the traceEvents array")
+        with open(array_file, "r+b") as f:  # cut the array file just after its ']'; the rest is the tail
+            f.seek(1 + scan.end)
+            tail = f.read()
+            f.truncate(1 + scan.end)
+        array_end = array_offset + 1 + scan.end  # file offset just past the array
         try:
-            _parse_tail(path, bytes(tail), array_end, bare, meta)
+            _parse_tail(path, tail, array_end, bare, meta)
         except TraceError:
             # an unbalanced quote inside an event can make a later ']' look like the array's end: name the
             # event where the JSON first breaks, if there is one
