@@ -435,7 +435,7 @@ class _ScanThread:
 
     def __init__(self) -> None:
         self.scanner = ArrayScanner()
-        self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
         self._error: BaseException | None = None
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
@@ -468,7 +468,7 @@ class _Hasher:
 
     def __init__(self) -> None:
         self._sha = hashlib.sha256()
-        self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
 
