@@ -5,9 +5,12 @@ Deliberately naive (the whole file in memory): it is the yardstick tracekit's in
 
 from __future__ import annotations
 
+import bz2
 import collections
 import gzip
+import io
 import json
+import lzma
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,15 @@ def load(path: Path) -> dict[str, Any]:
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
+    elif raw[:6] == b"\xfd7zXZ\x00":
+        raw = lzma.decompress(raw)
+    elif raw[:3] == b"BZh":
+        raw = bz2.decompress(raw)
+    elif raw[:4] == b"\x28\xb5\x2f\xfd":
+        import zstandard
+
+        reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw), read_across_frames=True)
+        raw = b"".join(iter(lambda: reader.read(1 << 20), b""))
     doc = json.loads(raw, parse_float=Decimal)
     return doc if isinstance(doc, dict) else {"traceEvents": doc}
 

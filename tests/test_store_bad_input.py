@@ -29,14 +29,14 @@ def _bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
     files = {
         "missing": (tmp / "nope.json", "no such file"),
         "empty": (tmp / "empty.json", "empty file"),
-        "truncated": (tmp / "trunc.json", "truncated or malformed"),
+        "truncated": (tmp / "trunc.json", "truncated JSON: file ends inside traceEvents[0] at byte"),
         "corrupt_gzip": (tmp / "corrupt.json.gz", "corrupt gzip"),
         "truncated_gzip": (tmp / "tgz.json.gz", "truncated gzip"),
         "not_trace": (tmp / "obj.json", "not a Chrome/Kineto trace"),
         "not_json": (tmp / "bin.json", "not JSON"),
         "zero_events": (tmp / "zero.json", "no events"),
         "missing_fields": (tmp / "fields.json", "lack 'ts' or 'dur'"),
-        "malformed_event": (tmp / "malformed.json", "malformed JSON"),
+        "malformed_event": (tmp / "malformed.json", "malformed JSON in traceEvents[0] at byte 45 of the file"),
     }
     files["empty"][0].write_bytes(b"")
     files["truncated"][0].write_bytes(good[: len(good) // 2])

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # imported where frames are made, so an ingest-only process n
     import polars as pl
 
 DEFAULT_DB = "tracekit.duckdb"
-TRACE_SUFFIXES = (".json", ".json.gz")
+TRACE_SUFFIXES = (".json", ".json.gz", ".json.xz", ".json.bz2", ".json.zst")
 RUN_FILES = ("manifest.json",)  # written by `tracekit collect` beside its traces
 BASE_TABLES = (
     "traces",
@@ -236,7 +236,7 @@ class Database:
     def ingest(
         self, paths: Iterable[str | os.PathLike[str]], *, on_file: ProgressFn | None = None, keep_going: bool = True
     ) -> list[IngestResult]:
-        """Ingest trace files (folders are searched for *.json / *.json.gz).
+        """Ingest trace files (folders are searched for *.json, *.json.gz, .xz, .bz2, .zst).
 
         Each trace is one transaction: a failure leaves the database as it was. With `keep_going`, a
         bad file is recorded in its result's `error` and the rest continue; otherwise it raises.

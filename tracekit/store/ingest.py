@@ -14,7 +14,9 @@ import dataclasses
 import json
 import re
 import time
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -24,11 +26,13 @@ from tracekit.store import chrome
 from tracekit.store.kineto import PreparedTrace
 
 EXACT_BOUND_US = 2**43
+QUOTE_BLOCK = 16 << 20
 # binary64 µs -> integer ns without rounding error of our own: floor() and the fraction are exact in
 # binary64, and the fraction × 1000 is off by < 1e-13; only the parse's own error (< 0.49 ns below
 # 2^43 µs) remains, which rounding to the nearest ns removes.
 _US_TO_NS = "(CAST(floor({x}) AS BIGINT) * 1000 + CAST(round(({x} - floor({x})) * 1000) AS BIGINT))"
 _NUM = re.compile(rb'"(?:ts|dur)"\s*:\s*(-?[0-9][0-9.eE+-]*)')
+_STRING_TIME = re.compile(rb'"(?:ts|dur)"\s*:\s*"')
 _QUOTE = re.compile(rb'("(?:ts|dur)"\s*:\s*)(-?[0-9][0-9.eE+-]*)')
 # every args field tracekit types, parsed from each event's args once (a[1] .. a[12]). JSON keys match
 # case-sensitively: PyTorch 1.8-1.10 wrote "external id" on runtime calls and GPU events (a[11]), "External id"
@@ -84,30 +88,180 @@ def _sample_is_binary64_safe(array_file: Path) -> bool:
     return True
 
 
-def _quote_times(array_file: Path) -> Path:
-    """A copy of the array with ts/dur as JSON strings holding the original digits (exact path)."""
+def _quote_times(array_file: Path) -> tuple[Path, bool]:
+    """A copy of the array with ts/dur as JSON strings holding the original digits (exact path), and
+    whether some "ts"/"dur" key (maybe nested in args) already held a string. Streams in blocks cut
+    just after a '}' (no match can span one), so memory stays bounded."""
     quoted = array_file.with_name("events-quoted.json")
-    quoted.write_bytes(_QUOTE.sub(rb'\1"\2"', array_file.read_bytes()))
-    return quoted
+    strings = False
+    carry = b""
+    with open(array_file, "rb") as src, open(quoted, "wb") as dst:
+        while True:
+            block = src.read(QUOTE_BLOCK)
+            data = carry + block
+            cut = len(data) if not block else data.rfind(b"}") + 1
+            if block and cut == 0:  # no '}' yet: one huge event, keep reading
+                carry = data
+                continue
+            part, carry = data[:cut], data[cut:]
+            strings = strings or _STRING_TIME.search(part) is not None
+            dst.write(_QUOTE.sub(rb'\1"\2"', part))
+            if not block:
+                return quoted, strings
 
 
 def _load_raw(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace) -> str:
-    """Create temp table `raw` (one row per array element). Returns the time-parse mode used."""
+    """Create temp table `raw` (one row per array element). Returns the time-parse mode used.
+
+    When DuckDB refuses the array, the problem is located in the user's terms (`diagnose`)."""
     exact = not _sample_is_binary64_safe(prepared.array_file)
-    last_error: Exception | None = None
-    for i in range(len(prepared.candidates)):
-        prepared.use_candidate(i)
-        try:
-            mode = _read_array(con, prepared, exact)
-        except duckdb.Error as exc:  # malformed JSON, or a wrong guess of the array's end
-            last_error = exc
+    try:
+        mode = _read_array(con, prepared, exact)
+    except duckdb.Error as exc:
+        raise TraceError(prepared.path, diagnose(prepared, exc)) from None
+    _check_time_types(con, prepared)
+    return mode
+
+
+def _check_time_types(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace) -> None:
+    """DuckDB casts a JSON string or boolean `ts`/`dur` to a number without a word: refuse them, and
+    events whose end (ts + dur) is beyond int64 ns."""
+    bad = con.execute(
+        """SELECT min(event_id) FROM raw WHERE NOT ts_type_ok
+           OR abs(CAST(ts_ns AS HUGEINT) + coalesce(dur_ns, 0)) > 9223372036854775807"""
+    ).fetchall()[0][0]
+    if bad is not None:
+        raise TraceError(prepared.path, diagnose(prepared, None, hint=bad))
+
+
+_DUCK_FILE = re.compile(
+    r'\s*in file "[^"]*"|"[^"]*tracekit-[^"]*"|, at byte \d+ in record/value \d+|in record/value \d+'
+)
+_DUCK_RECORD = re.compile(r"record/value (\d+)")
+INT64_MAX = 2**63 - 1
+
+
+def diagnose(
+    prepared: PreparedTrace, exc: Exception | None, hint: int | None = None, strict: bool = False
+) -> str | None:
+    """What is wrong with the array, named by `traceEvents[i]` and the byte offset in the user's
+    (decompressed) file: the first element Python's json refuses, or whose ts/dur has a wrong type, is out
+    of int64 ns, or repeats a key. Falls back to DuckDB's message without its temporary file (or, when
+    `strict`, None: nothing wrong)."""
+    from tracekit.store import kineto
+
+    scanner, starts = kineto.element_spans(prepared.array_file)
+    n = starts.size
+    end = scanner.end if scanner.end is not None else scanner.offset
+    hints = [] if hint is None else [hint]
+    if exc is not None and (m := _DUCK_RECORD.search(str(exc))):  # DuckDB's count is near the element:
+        hints += [int(m.group(1)) + d for d in (-2, -1, 0)]  # look there first, then everywhere
+    order = [*(h for h in hints if 0 <= h < n), *range(n)]
+    with open(prepared.array_file, "rb") as f:
+        for i in order:
+            a = int(starts[i])
+            b = int(starts[i + 1]) - 1 if i + 1 < n else end - 1  # the ',' or the ']'
+            f.seek(a)
+            problem = _element_problem(f.read(b - a), a, prepared)
+            if problem:
+                name = "the top-level array" if prepared.bare_array else "traceEvents"
+                return problem.replace("ELEMENT", f"{name}[{i}]")
+    if strict:
+        return None
+    msg = str(exc).splitlines()[0] if exc is not None else "unreadable"
+    return f"unreadable traceEvents ({_DUCK_FILE.sub('', msg)})"
+
+
+def _element_problem(raw: bytes, start: int, prepared: PreparedTrace) -> str | None:
+    text = raw.decode("utf-8", "surrogateescape")
+    stripped = text.strip()
+    if not stripped:
+        return f"malformed JSON in ELEMENT at byte {prepared.array_offset + start} of the file (decompressed): " + (
+            "empty element (two commas in a row, or a trailing comma)"
+        )
+    objects: list[list[tuple[str, Any]]] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        objects.append(items)  # the event's own object comes last (innermost objects first)
+        return dict(items)
+
+    try:
+        ev = json.loads(text, parse_float=_Number, parse_int=_Number, object_pairs_hook=pairs)
+    except json.JSONDecodeError as exc:
+        at = prepared.array_offset + start + len(text[: exc.pos].encode("utf-8", "surrogateescape"))
+        return f"malformed JSON in ELEMENT at byte {at} of the file (decompressed): {exc.msg}"
+    lead = len(text) - len(text.lstrip())
+    at = prepared.array_offset + start + len(text[:lead].encode("utf-8", "surrogateescape"))
+    if not isinstance(ev, dict):
+        return f"ELEMENT (at byte {at}) is not an event object but {_json_kind(ev)}"
+    keys = [k for k, _ in objects[-1]]
+    if len(set(keys)) != len(keys):
+        seen: set[str] = set()
+        dup = next(k for k in keys if k in seen or seen.add(k))
+        return f"ELEMENT (at byte {at}) repeats the key {dup!r} (an event may hold each key once)"
+    ns = {}
+    for key in ("ts", "dur"):
+        v = ev.get(key)
+        if v is None:
             continue
-        return mode
-    msg = str(last_error).splitlines()[0] if last_error else "unreadable"
-    raise TraceError(prepared.path, f"malformed JSON in traceEvents ({msg})")
+        if not isinstance(v, _Number):
+            return f"ELEMENT (at byte {at}): {key!r} is {_json_kind(v)} ({_short(v)}), not a number"
+        ns[key] = int((Decimal(v) * 1000).to_integral_value())
+        if abs(ns[key]) > INT64_MAX:
+            return f"ELEMENT (at byte {at}): {key!r} {_short(v)} µs is out of range (beyond int64 ns)"
+    if len(ns) == 2 and abs(ns["ts"] + ns["dur"]) > INT64_MAX:
+        return f"ELEMENT (at byte {at}): 'ts' + 'dur' (end of the event) is out of range (beyond int64 ns)"
+    return None
+
+
+class _Number(Decimal):
+    """A JSON number, exact, that remembers how the file wrote it (for messages)."""
+
+    text: str
+
+    def __new__(cls, text: str) -> _Number:
+        self = super().__new__(cls, text)
+        self.text = text
+        return self
+
+
+def _json_kind(v: object) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, dict):
+        return "an object"
+    if isinstance(v, list):
+        return "an array"
+    if isinstance(v, float):
+        return "a non-finite number"
+    return "a number"
+
+
+def _short(v: object) -> str:
+    text = _text(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _text(v: object) -> str:
+    if isinstance(v, _Number):
+        return v.text
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: {_text(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_text(x) for x in v) + "]"
+    return json.dumps(v)
+
+
+_NUMBER_TYPES = "('DOUBLE', 'BIGINT', 'UBIGINT')"
 
 
 def _read_array(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, exact: bool) -> str:
+    # ts/dur are read as JSON (DuckDB would cast a string or boolean to a number silently); their
+    # text is the shortest round-trip form of the binary64 DuckDB parsed, so ::DOUBLE is that double.
     src = str(prepared.array_file).replace("'", "''")
     if not exact:
         con.execute(
@@ -115,24 +269,32 @@ def _read_array(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, exact: 
             SELECT (row_number() OVER ()) - 1 AS event_id, ph, cat, name, pid, tid, id, s, args, id2, scope,
                    {_ARGS_LIST} AS a, ts, dur,
                    {_US_TO_NS.format(x="ts")} AS ts_ns,
-                   {_US_TO_NS.format(x="dur")} AS dur_ns
-            FROM read_json('{src}', format='array', columns={_columns("DOUBLE")},
-                           maximum_object_size=67108864)"""
+                   {_US_TO_NS.format(x="dur")} AS dur_ns, ts_type_ok
+            FROM (SELECT * REPLACE (CAST(ts AS DOUBLE) AS ts, CAST(dur AS DOUBLE) AS dur),
+                         (ts IS NULL OR json_type(ts) IN {_NUMBER_TYPES})
+                         AND (dur IS NULL OR json_type(dur) IN {_NUMBER_TYPES}) AS ts_type_ok
+                  FROM read_json('{src}', format='array', columns={_columns("JSON")},
+                                 maximum_object_size=67108864))"""
         )
         bound = con.execute(
             "SELECT coalesce(max(greatest(abs(ts), abs(ts + coalesce(dur, 0)))), 0) FROM raw"
         ).fetchall()[0][0]
         if bound < EXACT_BOUND_US:
             return "binary64-exact"
-    src = str(_quote_times(prepared.array_file)).replace("'", "''")
+    quoted, strings = _quote_times(prepared.array_file)
+    src = str(quoted).replace("'", "''")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE raw AS
         SELECT (row_number() OVER ()) - 1 AS event_id, ph, cat, name, pid, tid, id, s, args, id2, scope,
                {_ARGS_LIST} AS a, CAST(round(CAST(ts AS DECIMAL(38, 9)) * 1000) AS BIGINT) AS ts_ns,
-               CAST(round(CAST(dur AS DECIMAL(38, 9)) * 1000) AS BIGINT) AS dur_ns
+               CAST(round(CAST(dur AS DECIMAL(38, 9)) * 1000) AS BIGINT) AS dur_ns, TRUE AS ts_type_ok
         FROM read_json('{src}', format='array', columns={_columns("VARCHAR")},
                        maximum_object_size=67108864)"""
     )
+    if strings:  # a string ts/dur reads like our quoted numbers: look at the events themselves
+        problem = diagnose(prepared, None, strict=True)
+        if problem is not None:
+            raise TraceError(prepared.path, problem)
     return "decimal"
 
 
@@ -153,7 +315,9 @@ def _validate(con: duckdb.DuckDBPyConnection, path: Path) -> int:
         first = con.execute(
             "SELECT min(event_id) FROM raw WHERE ph = 'X' AND (ts_ns IS NULL OR dur_ns IS NULL)"
         ).fetchall()[0][0]
-        raise TraceError(path, f"{bad_x} complete ('X') events lack 'ts' or 'dur' (first: traceEvents[{first}])")
+        raise TraceError(
+            path, f"{bad_x} complete ('X') events lack 'ts' or 'dur' (missing or null; first: traceEvents[{first}])"
+        )
     if bad_i:
         first = con.execute("SELECT min(event_id) FROM raw WHERE ph IN ('i','I') AND ts_ns IS NULL").fetchall()[0][0]
         raise TraceError(path, f"{bad_i} instant events lack 'ts' (first: traceEvents[{first}])")
