@@ -74,6 +74,7 @@ def _check_exact(db, path: Path, events: list[dict] | None = None) -> int:
     assert _x_rows(db, r.trace_id) == _expected(events)
     assert db.sql("select event_count from traces where trace_id = ?", [r.trace_id]).item() == len(events)
     meta = json.loads(db.sql("select metadata::VARCHAR from traces where trace_id = ?", [r.trace_id]).item())
+    assert meta.pop("tracekit")["ts_unit"] == "us"  # how tracekit read the file (docs/schema.md)
     plain_meta = {k: v for k, v in doc.items() if k not in ("traceEvents", "deviceProperties")}
     assert meta == json.loads(json.dumps(plain_meta, default=float))
     return r.trace_id

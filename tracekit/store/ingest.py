@@ -324,8 +324,9 @@ def _validate(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     no_ts, first, ph = chrome.missing_ts(con)
     if no_ts:
         raise TraceError(path, f"{no_ts} '{ph}' events lack 'ts' (first: traceEvents[{first}])")
-    if con.execute("SELECT count(*) FROM raw WHERE ph = 'X' AND dur_ns < 0").fetchall()[0][0]:
-        raise TraceError(path, "complete ('X') events with negative 'dur'")
+    neg, first = con.execute("SELECT count(*), min(event_id) FROM raw WHERE ph = 'X' AND dur_ns < 0").fetchone()
+    if neg:
+        raise TraceError(path, f"{neg} complete ('X') events with negative 'dur' (first: traceEvents[{first}])")
     return n
 
 
