@@ -207,6 +207,11 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _has_totals(path: Path) -> bool:
+    events = plain_reader.load(path)["traceEvents"]
+    return any(e.get("name") == "[memory]" and "Total Allocated" in (e.get("args") or {}) for e in events)
+
+
 @pytest.mark.parametrize("fixture", FIXTURES)
 def test_attribute_cli_exact_kernel_total_or_one_line(tmp_path: Path, fixture: str) -> None:
     exp = plain_reader.expected(CONF / fixture)
@@ -227,6 +232,8 @@ def test_attribute_cli_exact_kernel_total_or_one_line(tmp_path: Path, fixture: s
         assert doc["time_source"] == "gpu", doc["time_source"]
         assert doc["total"]["gpu_time_ns"] == exp.kernel_ns
         assert doc["total"]["kernels"] == len(exp.kernels)
+        if not _has_totals(CONF / fixture):  # memory events without totals: no made-up peak (null + a note)
+            assert doc["total"]["peak_bytes"] is None
     elif r.returncode == 0:  # no kernels: CPU self time, never a made-up GPU total
         doc = json.loads(r.stdout)
         assert doc["time_source"] != "gpu"
