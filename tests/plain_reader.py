@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bz2
 import collections
+import dataclasses
 import gzip
 import io
 import json
@@ -16,20 +17,26 @@ from pathlib import Path
 from typing import Any
 
 
-def load(path: Path) -> dict[str, Any]:
-    raw = path.read_bytes()
+def raw_bytes(path: Path) -> bytes:
+    """The file's bytes, decompressed by magic number: gzip, xz, bzip2, zstd (via `zstandard`) or none."""
+    raw = Path(path).read_bytes()
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    elif raw[:6] == b"\xfd7zXZ\x00":
-        raw = lzma.decompress(raw)
-    elif raw[:3] == b"BZh":
-        raw = bz2.decompress(raw)
-    elif raw[:4] == b"\x28\xb5\x2f\xfd":
+        return gzip.decompress(raw)
+    if raw[:6] == b"\xfd7zXZ\x00":
+        return lzma.decompress(raw)
+    if raw[:3] == b"BZh":
+        return bz2.decompress(raw)
+    if raw[:4] == b"\x28\xb5\x2f\xfd":
         import zstandard
 
         reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw), read_across_frames=True)
-        raw = b"".join(iter(lambda: reader.read(1 << 20), b""))
-    doc = json.loads(raw, parse_float=Decimal)
+        return b"".join(iter(lambda: reader.read(1 << 20), b""))
+    return raw
+
+
+def load(path: Path) -> dict[str, Any]:
+    """The whole trace as a dict; the bare top-level array form becomes {"traceEvents": [...]}."""
+    doc = json.loads(raw_bytes(path), parse_float=Decimal)
     return doc if isinstance(doc, dict) else {"traceEvents": doc}
 
 
@@ -190,3 +197,174 @@ def async_slices(path: Path) -> list[dict[str, Any]]:
                 }
             )
     return sorted(out, key=lambda r: r["event_id"])
+
+
+# ---- Conformance (issue #9): what the store must hold, event for event ---------------------------------
+# Written independently of tracekit's ingest: the standard json module, Decimal numbers, a plain Python
+# stack per track for B/E pairs. Used by tests/test_conformance.py and tests/test_ingest_properties.py.
+
+# Kernel categories in any spelling (compared lowercased): 'kernel' is what every Kineto generation writes
+# for device kernels (PyTorch 1.8-1.13 'Kernel', today 'kernel'; ROCm's roctracer plugin and the XPU
+# plugin log kernels as ActivityType::CONCURRENT_KERNEL -> 'kernel'); MTIA's device events are
+# 'mtia_ccp_events', which HTA counts as kernels (hta/common/types.py).
+KERNEL_CATS = frozenset({"kernel", "mtia_ccp_events"})
+# Older Kineto spellings -> today's (lowercased keys); anything else is lower(cat) (common.md, decision 1).
+_OLD_SPELLINGS = {
+    "runtime": "cuda_runtime",
+    "memcpy": "gpu_memcpy",
+    "memset": "gpu_memset",
+    "operator": "cpu_op",
+    "python": "python_function",
+}
+INT64 = 2**63
+
+
+def canonical(cat: Any) -> str | None:
+    """The canonical category this reader expects for a raw `cat` (None when absent)."""
+    if not isinstance(cat, str):
+        return None
+    low = cat.lower()
+    return _OLD_SPELLINGS.get(low, low)
+
+
+def is_kernel_cat(cat: Any) -> bool:
+    return isinstance(cat, str) and cat.lower() in KERNEL_CATS
+
+
+@dataclasses.dataclass
+class Expected:
+    """What ingesting one trace must give. `problems` non-empty: the trace is invalid (one clear error)."""
+
+    slices: dict[int, tuple[int, int, str | None]] = dataclasses.field(default_factory=dict)  # X and B/E
+    kernels: dict[int, tuple[int, int]] = dataclasses.field(default_factory=dict)  # subset of slices
+    memory: dict[int, tuple[int, int]] = dataclasses.field(default_factory=dict)  # event_id -> (ts_ns, bytes)
+    unmatched: dict[int, str] = dataclasses.field(default_factory=dict)  # event_id -> 'unmatched B'/'unmatched E'
+    raw_cats: dict[int, Any] = dataclasses.field(default_factory=dict)  # event_id -> raw cat of each slice
+    problems: list[str] = dataclasses.field(default_factory=list)  # invalid: must be refused
+    ambiguous: list[str] = dataclasses.field(default_factory=list)  # refusing or reading is both acceptable
+    n_events: int = 0
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+    @property
+    def kernel_ns(self) -> int:
+        return sum(d for _, d in self.kernels.values())
+
+
+def _is_num(x: Any) -> bool:
+    return isinstance(x, int | Decimal) and not isinstance(x, bool)
+
+
+def _to_ns(x: int | Decimal, factor: int, out: Expected, where: str) -> int:
+    v = Decimal(x) * factor
+    if v != v.to_integral_value():
+        out.ambiguous.append(f"{where}: not a whole number of ns")
+    return int(v.to_integral_value())
+
+
+def _pairs_hook(out: Expected) -> Any:
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        if len(set(keys)) != len(keys):
+            out.ambiguous.append("duplicated key in an object (json keeps the last)")
+        return dict(pairs)
+
+    return hook
+
+
+def expected_from_bytes(raw: bytes) -> Expected:
+    """Expected store contents for the (decompressed) bytes of a trace file."""
+    out = Expected()
+    try:
+        doc = json.loads(raw, parse_float=Decimal, object_pairs_hook=_pairs_hook(out))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        out.problems.append(f"not JSON ({type(exc).__name__})")
+        return out
+    if isinstance(doc, list):
+        events = doc
+    elif isinstance(doc, dict) and isinstance(doc.get("traceEvents"), list):
+        events = doc["traceEvents"]
+    else:
+        out.problems.append("no traceEvents array")
+        return out
+    out.n_events = len(events)
+    if not events:
+        out.problems.append("traceEvents is empty")
+        return out
+    # ts/dur are µs whatever displayTimeUnit says: the Trace Event Format spec makes it a display
+    # preference only; Kineto writes "ms" beside µs timestamps and LLVM XRay "ns" beside µs timestamps.
+    # (Perfetto's importer reads it as the unit of ts when it is near the start of the file; a file
+    # relying on that reading is not what these writers produce.)
+    factor = 1000
+
+    begins_ends: list[tuple[int, int, int, str, Any, Any]] = []  # (ts_ns, i, _, ph, pid, tid)
+    for i, e in enumerate(events):
+        where = f"traceEvents[{i}]"
+        if not isinstance(e, dict) or not isinstance(e.get("ph"), str):
+            out.problems.append(f"{where}: not an event object with a string 'ph'")
+            continue
+        ph = e["ph"]
+        for key in ("ts", "dur"):
+            if key in e and not _is_num(e[key]):
+                out.problems.append(f"{where}: '{key}' is not a number")
+        if out.problems:
+            continue
+        needs_ts = ph in ("X", "B", "E", "i", "I")
+        if needs_ts and "ts" not in e:
+            out.problems.append(f"{where}: lacks 'ts'")
+            continue
+        if ph == "X" and "dur" not in e:
+            out.problems.append(f"{where}: complete event lacks 'dur'")
+            continue
+        ts = _to_ns(e["ts"], factor, out, where) if "ts" in e else None
+        dur = _to_ns(e["dur"], factor, out, where) if "dur" in e else None
+        for v in (ts, dur, None if ts is None or dur is None else ts + dur):
+            if v is not None and not -INT64 <= v < INT64:
+                out.problems.append(f"{where}: time out of range")
+        if ph == "X" and dur is not None and dur < 0:
+            out.problems.append(f"{where}: negative 'dur'")
+        if out.problems:
+            continue
+        cat = e.get("cat")
+        if "cat" in e and not isinstance(cat, str):
+            out.ambiguous.append(f"{where}: 'cat' is not a string")
+        if "args" in e and not isinstance(e["args"], dict):
+            out.ambiguous.append(f"{where}: 'args' is not an object")
+        if ph == "X":
+            out.slices[i] = (ts, dur, canonical(cat))
+            out.raw_cats[i] = cat
+        elif ph in ("B", "E"):
+            begins_ends.append((ts, i, 0, ph, e.get("pid"), e.get("tid")))
+        elif ph in ("i", "I") and e.get("name") == "[memory]" and isinstance(e.get("args"), dict):
+            b = e["args"].get("Bytes")
+            if isinstance(b, int) and not isinstance(b, bool) and -INT64 <= b < INT64:
+                out.memory[i] = (ts, b)
+            elif b is not None:
+                out.ambiguous.append(f"{where}: [memory] 'Bytes' is not an int64")
+    if out.problems:
+        return out
+    # B/E: in (ts, file order); an E closes the latest open B of its track (pid, tid as the store writes them).
+    stacks: dict[tuple[str, str], list[int]] = collections.defaultdict(list)
+    for ts, i, _, ph, pid, tid in sorted(begins_ends, key=lambda t: (t[0], t[1])):
+        track = (str(pid), str(tid))
+        if ph == "B":
+            stacks[track].append(i)
+        elif stacks[track]:
+            b = stacks[track].pop()
+            b_ts = _to_ns(events[b]["ts"], factor, out, f"traceEvents[{b}]")
+            out.slices[b] = (b_ts, ts - b_ts, canonical(events[b].get("cat")))
+            out.raw_cats[b] = events[b].get("cat")
+        else:
+            out.unmatched[i] = "unmatched E"
+    for stack in stacks.values():
+        for b in stack:
+            out.unmatched[b] = "unmatched B"
+    out.kernels = {i: (ts, d) for i, (ts, d, _) in out.slices.items() if is_kernel_cat(out.raw_cats[i])}
+    return out
+
+
+def expected(path: Path) -> Expected:
+    """Expected store contents for a trace file (any container)."""
+    return expected_from_bytes(raw_bytes(path))
