@@ -209,12 +209,24 @@ def async_slices(path: Path) -> list[dict[str, Any]]:
 # 'mtia_ccp_events', which HTA counts as kernels (hta/common/types.py).
 KERNEL_CATS = frozenset({"kernel", "mtia_ccp_events"})
 # Older Kineto spellings -> today's (lowercased keys); anything else is lower(cat) (common.md, decision 1).
+# Written out here by hand from docs/schema.md#categories (not read from tracekit's alias table): host calls of every
+# accelerator are runtime/driver calls, PyTorch 1.8's `User` is a GPU-side range.
 _OLD_SPELLINGS = {
     "runtime": "cuda_runtime",
     "memcpy": "gpu_memcpy",
     "memset": "gpu_memset",
     "operator": "cpu_op",
     "python": "python_function",
+    "user": "gpu_user_annotation",
+    **dict.fromkeys(
+        ("mtia_runtime", "xpu_runtime", "privateuse1_runtime", "hpu_op", "glow_runtime", "musa_runtime", "gcu_runtime"),
+        "cuda_runtime",
+    ),
+    **dict.fromkeys(("xpu_driver", "privateuse1_driver", "musa_driver", "gcu_driver"), "cuda_driver"),
+    **dict.fromkeys(("xpu_sync", "musa_sync", "gcu_sync"), "cuda_sync"),
+    "gcu_memcpy": "gpu_memcpy",
+    "gcu_memset": "gpu_memset",
+    "gcu_user_annotation": "gpu_user_annotation",
 }
 INT64 = 2**63
 
