@@ -227,12 +227,19 @@ _OLD_SPELLINGS = {
     "gcu_memcpy": "gpu_memcpy",
     "gcu_memset": "gpu_memset",
     "gcu_user_annotation": "gpu_user_annotation",
+    "mtia_ccp_events": "kernel",
 }
 INT64 = 2**63
 
 
-def canonical(cat: Any) -> str | None:
-    """The canonical category this reader expects for a raw `cat` (None when absent)."""
+# The pre-Kineto autograd export writes no cat: its pids say what an event is.
+_LEGACY_PIDS = {"CUDA functions": "kernel", "CPU functions": "cpu_op"}
+
+
+def canonical(cat: Any, pid: Any = None) -> str | None:
+    """The canonical category this reader expects for a raw `cat` (None when absent and not a legacy pid)."""
+    if cat is None:
+        return _LEGACY_PIDS.get(pid) if isinstance(pid, str) else None
     if not isinstance(cat, str):
         return None
     low = cat.lower()
@@ -345,7 +352,7 @@ def expected_from_bytes(raw: bytes) -> Expected:
         if "args" in e and not isinstance(e["args"], dict):
             out.ambiguous.append(f"{where}: 'args' is not an object")
         if ph == "X":
-            out.slices[i] = (ts, dur, canonical(cat))
+            out.slices[i] = (ts, dur, canonical(cat, e.get("pid")))
             out.raw_cats[i] = cat
         elif ph in ("B", "E"):
             begins_ends.append((ts, i, 0, ph, e.get("pid"), e.get("tid")))
@@ -366,14 +373,14 @@ def expected_from_bytes(raw: bytes) -> Expected:
         elif stacks[track]:
             b = stacks[track].pop()
             b_ts = _to_ns(events[b]["ts"], factor, out, f"traceEvents[{b}]")
-            out.slices[b] = (b_ts, ts - b_ts, canonical(events[b].get("cat")))
+            out.slices[b] = (b_ts, ts - b_ts, canonical(events[b].get("cat"), events[b].get("pid")))
             out.raw_cats[b] = events[b].get("cat")
         else:
             out.unmatched[i] = "unmatched E"
     for stack in stacks.values():
         for b in stack:
             out.unmatched[b] = "unmatched B"
-    out.kernels = {i: (ts, d) for i, (ts, d, _) in out.slices.items() if is_kernel_cat(out.raw_cats[i])}
+    out.kernels = {i: (ts, d) for i, (ts, d, c) in out.slices.items() if c == "kernel"}
     return out
 
 

@@ -54,4 +54,8 @@ INSERT INTO category_aliases VALUES
     ('gcu_user_annotation', 'gpu_user_annotation', 'Enflame kineto fork: "GCU_USER_ANNOTATION"'),
     ('xpu_sync', 'cuda_sync', 'Kineto XPUPTI: synchronization'),
     ('musa_sync', 'cuda_sync', 'Moore Threads kineto fork: synchronization'),
-    ('gcu_sync', 'cuda_sync', 'Enflame kineto fork: synchronization');
+    ('gcu_sync', 'cuda_sync', 'Enflame kineto fork: synchronization'),
+    -- the pre-Kineto autograd profiler export (torch.autograd.profiler export_chrome_trace, use_kineto=False) writes
+    -- no `cat` at all: its events are told apart by pid; these two keys stand for a missing cat on those pids
+    ('(cuda functions)', 'kernel', 'legacy autograd profiler export (`export_chrome_trace` of the pre-Kineto profiler, `use_kineto=False`): no `cat`; an event on pid `"CUDA functions"` is a GPU kernel'),
+    ('(cpu functions)', 'cpu_op', 'the same export: no `cat`; an event on pid `"CPU functions"` is a CPU op');

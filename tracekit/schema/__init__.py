@@ -6,6 +6,13 @@ from importlib import resources
 
 SCHEMA_VERSION = 2
 
+# The alias-table key of an event: its raw cat; the pre-Kineto autograd export writes none, and its pids
+# "CUDA functions" / "CPU functions" say what the event is (rows '(cuda functions)', '(cpu functions)' of 004).
+CAT_KEY = (
+    "coalesce({cat}, CASE {pid} WHEN 'CUDA functions' THEN '(cuda functions)' "
+    "WHEN 'CPU functions' THEN '(cpu functions)' END)"
+)
+
 
 def schema_files() -> list[tuple[str, str]]:
     """(file name, SQL text) of every schema file, in the order they are applied."""

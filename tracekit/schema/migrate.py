@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import duckdb
 
-from tracekit.schema import schema_files
+from tracekit.schema import CAT_KEY, schema_files
 
 # Values of columns that a table gains, per table: SQL over the old table `o` and the alias table `a`.
 FILLS = {
@@ -20,7 +20,7 @@ FILLS = {
         "ph": "'X'",  # v1 stored only complete ('X') events in `events`
     },
 }
-_JOINS = {"events": "LEFT JOIN category_aliases a ON a.alias = lower(o.cat)"}
+_JOINS = {"events": f"LEFT JOIN category_aliases a ON a.alias = lower({CAT_KEY.format(cat='o.cat', pid='o.pid')})"}
 
 _GPU = "('kernel', 'gpu_memcpy', 'gpu_memset')"
 _RUNTIME = "('cuda_runtime', 'cuda_driver')"

@@ -22,6 +22,7 @@ import duckdb
 
 from tracekit import __version__
 from tracekit.errors import TraceError
+from tracekit.schema import CAT_KEY
 from tracekit.store import chrome
 from tracekit.store.kineto import PreparedTrace
 
@@ -369,11 +370,14 @@ ASOF LEFT JOIN (SELECT pid, tid, seq, depth, event_id, end_ns FROM depths WHERE 
 """
 
 # Canonical category of each distinct raw `cat` of the trace: the alias table's, else lower(cat).
-_CATS_SQL = """
+# The key is the raw cat; events with no cat on the legacy autograd export's pids get the keys of its alias rows.
+_CATS_SQL = f"""
+CREATE OR REPLACE TEMP MACRO cat_key(cat, pid) AS {CAT_KEY.format(cat="cat", pid="pid")};
 CREATE OR REPLACE TEMP TABLE cats AS
 SELECT c.cat, coalesce(a.category, lower(c.cat)) AS category
-FROM (SELECT DISTINCT cat FROM raw WHERE cat IS NOT NULL) c
-LEFT JOIN category_aliases a ON a.alias = lower(c.cat);
+FROM (SELECT DISTINCT cat_key(cat, pid) AS cat FROM raw) c
+LEFT JOIN category_aliases a ON a.alias = lower(c.cat)
+WHERE c.cat IS NOT NULL;
 """
 _EXT_ID = "TRY_CAST(coalesce(r.a[4], r.a[11]) AS BIGINT)"
 _CORR = "coalesce(TRY_CAST(r.a[3] AS BIGINT), fc.correlation)"
@@ -385,7 +389,7 @@ _FLOW_CORR_SQL = f"""
 CREATE OR REPLACE TEMP TABLE flow_corr AS
 WITH need AS (
     SELECT r.event_id, r.pid, r.tid, r.ts_ns, CASE WHEN c.category IN {RUNTIME_CATS} THEN 's' ELSE 'f' END AS fph
-    FROM raw r JOIN cats c ON c.cat = r.cat
+    FROM raw r JOIN cats c ON c.cat = cat_key(r.cat, r.pid)
     WHERE r.ph = 'X' AND r.a[3] IS NULL AND (c.category IN {GPU_CATS} OR c.category IN {RUNTIME_CATS})
 )
 SELECT n.event_id, min(TRY_CAST(f.id AS BIGINT)) AS correlation
@@ -402,13 +406,14 @@ _LINK_SQL = f"""
 CREATE OR REPLACE TEMP TABLE launches AS
 SELECT {_CORR} AS correlation, min(r.event_id) AS launch_id,
        arg_min(n.parent_id, r.event_id) AS launch_parent
-FROM raw r JOIN nesting n USING (event_id) JOIN cats c ON c.cat = r.cat LEFT JOIN flow_corr fc USING (event_id)
+FROM raw r JOIN nesting n USING (event_id) JOIN cats c ON c.cat = cat_key(r.cat, r.pid)
+LEFT JOIN flow_corr fc USING (event_id)
 WHERE r.ph = 'X' AND c.category IN {RUNTIME_CATS} AND {_CORR} IS NOT NULL
 GROUP BY 1;
 
 CREATE OR REPLACE TEMP TABLE ops_by_ext AS
 SELECT {_EXT_ID} AS external_id, arg_max(r.event_id, n.depth) AS op_id
-FROM raw r JOIN nesting n USING (event_id) JOIN cats c ON c.cat = r.cat
+FROM raw r JOIN nesting n USING (event_id) JOIN cats c ON c.cat = cat_key(r.cat, r.pid)
 WHERE r.ph = 'X' AND c.category IN ('cpu_op', 'user_annotation') AND {_EXT_ID} <> 0
 GROUP BY 1;
 """
@@ -425,7 +430,7 @@ def _insert(con: duckdb.DuckDBPyConnection, trace_id: int) -> None:
                    {_CORR} AS correlation, {_EXT_ID} AS external_id,
                    n.parent_id, n.depth, n.nested, r.args
             FROM slices_src r JOIN nesting n USING (event_id)  -- X events and B/E pairs (chrome.prepare)
-            LEFT JOIN cats c ON c.cat = r.cat LEFT JOIN flow_corr fc USING (event_id)
+            LEFT JOIN cats c ON c.cat = cat_key(r.cat, r.pid) LEFT JOIN flow_corr fc USING (event_id)
         )
         SELECT {trace_id}, x.event_id, x.cat, x.category, x.name, x.pid, x.tid, x.ts_ns, x.dur_ns, x.end_ns,
                x.device, x.stream, x.correlation, x.external_id, x.parent_id, x.depth, x.nested,
@@ -469,7 +474,7 @@ def _insert(con: duckdb.DuckDBPyConnection, trace_id: int) -> None:
             SELECT r.pid, r.tid, count(*) AS n,
                    coalesce(bool_or(c.category IN {GPU_CATS} OR c.category = 'gpu_user_annotation'), false) AS gpu,
                    bool_or(TRY_CAST(r.pid AS BIGINT) IS NOT NULL) AS numeric_pid
-            FROM raw r LEFT JOIN cats c ON c.cat = r.cat
+            FROM raw r LEFT JOIN cats c ON c.cat = cat_key(r.cat, r.pid)
             WHERE r.ph IN ('X', 'i', 'I', 'B', 'E') GROUP BY r.pid, r.tid
         ),
         pn AS (SELECT pid, arg_max(args->>'$.name', event_id) AS name FROM raw
@@ -496,7 +501,7 @@ def ingest_prepared(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace) -> 
         con.execute(_FLOW_CORR_SQL)
         con.execute(_LINK_SQL)
         kernels = con.execute(
-            "SELECT count(*) FROM slices_src r JOIN cats c ON c.cat = r.cat WHERE c.category = 'kernel'"
+            "SELECT count(*) FROM slices_src r JOIN cats c ON c.cat = cat_key(r.cat, r.pid) WHERE c.category = 'kernel'"
         ).fetchall()[0][0]
         notes = chrome.note_counts(con)
         con.execute("BEGIN TRANSACTION")
