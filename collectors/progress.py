@@ -1,4 +1,4 @@
-"""Rich progress over a collect sweep and the summary table printed at its end."""
+"""Rich progress over a collect sweep (its summary table is tracekit.reports.collect_summary)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from tracekit.collectors.spec import Point
 
 
@@ -49,27 +48,3 @@ class RichReporter:
             self.progress.update(self.task, advance=1, description=point_label(entry))
         if entry["status"] != "ok":
             self.console.print(f"[red]{point_label(entry)}: {entry['status']}: {entry['error']}")
-
-
-def _mib(b: int | None) -> str:
-    return "—" if b is None else f"{b / 2**20:,.0f} MiB"
-
-
-def summary_table(doc: dict[str, Any]) -> Table:
-    """One row per point: latency (TTFT per forward / TPOT per step, median [p10–p90]), tokens/s, peak memory."""
-    t = Table(title=f"{doc['backend']} · {doc['dtype']} · {doc['device']} · weights {doc['weights']}")
-    for col, just in (
-        ("point", "left"),
-        ("latency ms (p10–p90)", "right"),
-        ("tokens/s", "right"),
-        ("peak mem", "right"),
-        ("status", "left"),
-    ):
-        t.add_column(col, justify=just)
-    for e in doc["points"]:
-        tim = e.get("timing")
-        lat = "—" if not tim else f"{tim['median_ms']:.3f} ({tim['p10_ms']:.3f}–{tim['p90_ms']:.3f})"
-        tps = "—" if e.get("tokens_per_s") is None else f"{e['tokens_per_s']:,.0f}"
-        status = e["status"] if e["status"] == "ok" else f"[red]{e['status']}: {e.get('error') or ''}"
-        t.add_row(point_label(e), lat, tps, _mib(e.get("peak_mem_bytes")), status)
-    return t

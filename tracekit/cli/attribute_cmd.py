@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from tracekit.cli.options import db_option, format_option, model_options
 from tracekit.cli.paths import check_output_file, image_suffixes
 from tracekit.errors import UsageError
 
 BY = ("component", "layer", "kernel", "category", "stream")
-FORMATS = ("table", "json", "csv")
 
 
 @click.command("attribute")
@@ -32,7 +28,7 @@ FORMATS = ("table", "json", "csv")
     type=click.Path(file_okay=False, path_type=Path),
     help="A `tracekit collect` run directory: every trace in its manifest, with its config.",
 )
-@click.option("--db", "db_path", default=None, help="Trace database (default: $TRACEKIT_DB or ./tracekit.duckdb).")
+@db_option
 @click.option(
     "--by",
     type=click.Choice(BY),
@@ -40,21 +36,17 @@ FORMATS = ("table", "json", "csv")
     show_default=True,
     help="Rows: Mamba component, (layer, component), kernel name, event category, or (device, stream).",
 )
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@format_option()
 @click.option(
     "--rules",
     "rules_file",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Extra rules (TOML), tried before the built-in ones.",
 )
-@click.option("--arch", type=click.Choice(("mamba1", "mamba2")), help="Model arch (with --preset).")
-@click.option("--preset", "preset_name", help="Published shapes, e.g. 130m (needs --arch unless inferable).")
-@click.option(
-    "--config",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a config field, e.g. d_state=64; repeatable.",
+@model_options(
+    arch_help="Model arch (with --preset).",
+    preset_help="Published shapes, e.g. 130m (needs --arch unless inferable).",
+    config_help="Override a config field, e.g. d_state=64; repeatable.",
 )
 @click.option("--hta", "with_hta", is_flag=True, help="Add HTA's idle/compute temporal breakdown (slow).")
 @click.option(
@@ -125,7 +117,9 @@ def attribute(
         )
     finally:
         db.close()
-    _emit(docs, by, fmt)
+    from tracekit.reports.attribute_export import write
+
+    write(docs, by, fmt)
     if plot_path is not None and by not in ("component", "layer"):
         click.echo(f"tracekit: note: --plot draws component shares; not written with --by {by}", err=True)
     elif plot_path is not None:
@@ -138,26 +132,3 @@ def _empty_point() -> Any:
     from tracekit.analyzers.summary import Point
 
     return Point()
-
-
-def _emit(docs: list[dict[str, Any]], by: str, fmt: str) -> None:
-    if fmt == "json":
-        out = docs[0] if len(docs) == 1 else docs
-        sys.stdout.write(json.dumps(out, indent=2) + "\n")
-        return
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer: csv.DictWriter | None = None
-        for d in docs:
-            for r in d["components"]:
-                row = {"trace": d["trace"], **r}
-                if writer is None:
-                    writer = csv.DictWriter(buf, fieldnames=list(row), lineterminator="\n")
-                    writer.writeheader()
-                writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-        sys.stdout.write(buf.getvalue())
-        return
-    from tracekit.reports.attribute_table import render
-
-    for d in docs:
-        render(d, by)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from tracekit.cli.options import model_options
 from tracekit.cli.paths import check_output_dir
 from tracekit.errors import UsageError
 
@@ -23,14 +24,11 @@ def _ints(name: str, value: str) -> tuple[int, ...]:
 
 
 @click.command(context_settings={"show_default": True})
-@click.option("--arch", default="mamba1,mamba2", help="mamba1, mamba2 or both (comma-separated).")
-@click.option("--preset", default="130m", help="tiny, 130m, 370m, 790m/780m, 1.4b/1.3b, 2.8b/2.7b.")
-@click.option(
-    "--config",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a ModelConfig field, e.g. --config d_state=64 (repeatable).",
+@model_options(
+    default_preset="130m",
+    arch_list="mamba1,mamba2",
+    arch_help="mamba1, mamba2 or both (comma-separated).",
+    preset_help="tiny, 130m, 370m, 790m/780m, 1.4b/1.3b, 2.8b/2.7b.",
 )
 @click.option("--backend", default=None, help="mamba-ssm | hf  [default: mamba-ssm on CUDA when importable, else hf]")
 @click.option("--dtype", default=None, help="bf16 | fp16 | fp32  [default: bf16 on CUDA, fp32 on CPU]")
@@ -59,7 +57,7 @@ def _ints(name: str, value: str) -> tuple[int, ...]:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory.")
 def collect(
     arch,
-    preset,
+    preset_name,
     overrides,
     backend,
     dtype,
@@ -80,13 +78,14 @@ def collect(
     """Record Kineto traces of Mamba-1/2 over sequence lengths (prefill and decode) plus manifest.json."""
     from rich.console import Console
 
-    from tracekit.collectors.progress import RichReporter, summary_table
+    from tracekit.collectors.progress import RichReporter
     from tracekit.collectors.spec import CollectSpec
     from tracekit.collectors.sweep import run_collect
+    from tracekit.reports.collect_summary import print_summary
 
     spec = CollectSpec(
         archs=() if pretrained and arch == "mamba1,mamba2" else _csv(arch),
-        preset=preset,
+        preset=preset_name,
         overrides=tuple(overrides),
         backend=backend,
         dtype=dtype,
@@ -109,6 +108,4 @@ def collect(
     console = Console()
     with RichReporter(Console(stderr=True)) as reporter:
         doc = run_collect(spec, reporter=reporter)
-    console.print(summary_table(doc))
-    failed = sum(e["status"] != "ok" for e in doc["points"])
-    console.print(f"{len(doc['points']) - failed}/{len(doc['points'])} points ok · manifest: {out_dir}/manifest.json")
+    print_summary(doc, out_dir, console)

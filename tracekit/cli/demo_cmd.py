@@ -38,11 +38,12 @@ def demo(out_dir: Path, seqlens: str, by: str) -> None:
     from tracekit.analyzers.attribute_run import attribute_documents
     from tracekit.analyzers.components import load_rules
     from tracekit.analyzers.run_manifest import run_traces
-    from tracekit.collectors.progress import RichReporter, summary_table
+    from tracekit.collectors.progress import RichReporter
     from tracekit.collectors.spec import CollectSpec
     from tracekit.collectors.sweep import run_collect
     from tracekit.reports.attribute_plot import plot_shares
     from tracekit.reports.attribute_table import render
+    from tracekit.reports.collect_summary import summary_table
 
     try:
         lens = tuple(int(s) for s in seqlens.split(",") if s.strip())

@@ -23,7 +23,7 @@ COMMANDS: dict[str, str] = {
     "collect": "tracekit.cli.collect_cmd:collect",
     "attribute": "tracekit.cli.attribute_cmd:attribute",
     "prune": "tracekit.cli.prune_cmd:prune",
-    "train": "tracekit.cli.prune_cmd:train",
+    "train": "tracekit.cli.train_cmd:train",
     "demo": "tracekit.cli.demo_cmd:demo",
 }
 

@@ -1,4 +1,4 @@
-"""`tracekit prune score|apply|eval|compare` and `tracekit train`: parse flags, call tracekit.prune."""
+"""`tracekit prune score|apply|eval|compare`: parse flags, call tracekit.prune, render with tracekit.reports."""
 
 from __future__ import annotations
 
@@ -8,57 +8,10 @@ from typing import Any
 
 import click
 
+from tracekit.cli.options import LazyChoice, config_from_flags, format_option, model_options
 from tracekit.cli.paths import check_output_dir, check_output_file, image_suffixes, require_exists
+from tracekit.cli.progress import progress_bar, quiet_transformers, stderr_console
 from tracekit.errors import UsageError
-
-ARCHS = ("mamba1", "mamba2")
-FORMATS = ("text", "json")
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-def _model_cfg(arch: str | None, preset_name: str | None, overrides: tuple[str, ...]) -> Any:
-    from tracekit.collectors.presets import apply_overrides, preset
-
-    if arch is None:
-        if preset_name or overrides:
-            raise UsageError("--preset/--config need --arch")
-        return None
-    try:
-        return apply_overrides(preset(arch, preset_name or "tiny"), list(overrides))
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def split_tasks(text: str) -> list[str]:
-    """`ppl:a.txt,mqar:num_kv=8,vocab=128` → ["ppl:a.txt", "mqar:num_kv=8,vocab=128"]."""
-    out: list[str] = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        if "=" in part and ":" not in part and out:
-            out[-1] += "," + part
-        else:
-            out.append(part)
-    return out
-
-
-def _quiet_transformers() -> None:
-    """transformers' own progress bars would interleave with ours."""
-    from transformers.utils import logging
-
-    logging.disable_progress_bar()
-
-
-def _progress() -> Any:
-    _quiet_transformers()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=_console()
-    )
 
 
 @click.group()
@@ -73,14 +26,15 @@ def prune() -> None:
 
 
 @prune.command()
-@click.option("--arch", type=click.Choice(ARCHS), help="Model family (random weights unless --pretrained).")
-@click.option("--preset", "preset_name", help="Shape preset: tiny, 130m, 370m, ... (default tiny).")
-@click.option("--config", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a ModelConfig field.")
+@model_options(
+    arch_help="Model family (random weights unless --pretrained).",
+    preset_help="Shape preset: tiny, 130m, 370m, ... (default tiny).",
+)
 @click.option("--pretrained", type=click.Path(file_okay=False), help="Local model directory to score.")
 @click.option("--data", help="Calibration text file/dir, or a synthetic task: mqar[:opts], selcopy[:opts].")
 @click.option(
     "--method",
-    type=click.Choice(["delta", "delta-literal", "delta-bc", "energy", "magnitude", "random"]),
+    type=LazyChoice("tracekit.prune.scoring:METHODS"),
     default="delta",
     show_default=True,
 )
@@ -90,7 +44,7 @@ def prune() -> None:
 @click.option("--seed", default=0, show_default=True, help="Weights seed (random models) and random scores.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Scores file (torch.save).")
 @click.option("--heatmap", type=click.Path(dir_okay=False), help="PNG path (default: OUT with .png).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@format_option(text_alias=True, no_csv="prune score writes a scores file and a heatmap, not rows")
 def score(
     arch: str | None,
     preset_name: str | None,
@@ -108,8 +62,8 @@ def score(
 ) -> None:
     """Score every state of every layer; write scores + a heatmap."""
     from tracekit.prune import pipeline
-    from tracekit.prune.heatmap import save_heatmap
     from tracekit.prune.scoring import DATA_METHODS, save_scores
+    from tracekit.reports.heatmap import save_heatmap
 
     if pretrained:
         require_exists(pretrained, "--pretrained", kind="directory")
@@ -117,15 +71,15 @@ def score(
     check_output_file(
         heatmap or Path(out).with_suffix(".png"), "--heatmap", suffixes=image_suffixes(), make_parents=True
     )
-    _quiet_transformers()
-    cfg = _model_cfg(arch, preset_name, overrides)
+    quiet_transformers()
+    cfg = config_from_flags(arch, preset_name, overrides, default_preset="tiny")
     src = pipeline.open_source(cfg, pretrained, seed)
     batches, calib = None, {}
     if method in DATA_METHODS:
         if not data:
             raise UsageError(f"--method {method} needs --data (a text file/dir, mqar or selcopy)")
         batches, calib = pipeline.calibration_batches(data, src, seqlen, samples, batch, seed)
-    with _progress() as prog:
+    with progress_bar() as prog:
         t = prog.add_task(f"calibrating ({method})", total=len(batches) if batches else 1)
         s = pipeline.score(src, method, batches, calib, seed, progress=lambda n: prog.update(t, completed=n))
         prog.update(t, completed=len(batches) if batches else 1)
@@ -152,18 +106,18 @@ def score(
 @prune.command()
 @click.option("--scores", "scores_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--ratio", required=True, type=float, help="Fraction of states to remove, in [0, 1).")
-@click.option("--variant", type=click.Choice(["masked", "physical"]), required=True)
+@click.option("--variant", type=LazyChoice("tracekit.prune.apply:VARIANTS", exclude=("dense",)), required=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Model directory to create.")
 @click.option("--pretrained", type=click.Path(file_okay=False), help="Model to prune (default: the scored one).")
 @click.option("--no-align", is_flag=True, help="Do not round k up to a multiple that causal-conv1d accepts (Mamba-2).")
 @click.option(
     "--save-format",
-    type=click.Choice(["auto", "hf", "mamba-ssm"]),
+    type=LazyChoice("tracekit.prune.models:SAVE_FORMATS", extra=("auto",)),
     default="auto",
     show_default=True,
     help="Model directory layout; auto = mamba-ssm where mamba-ssm is installed, else transformers.",
 )
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@format_option(text_alias=True, no_csv="prune apply writes a model directory, not rows")
 def apply(
     scores_path: str,
     ratio: float,
@@ -181,7 +135,7 @@ def apply(
     if pretrained:
         require_exists(pretrained, "--pretrained", kind="directory")
     check_output_dir(out, "--out")
-    _quiet_transformers()
+    quiet_transformers()
     path, info = pipeline.apply_file(
         scores_path, ratio, variant, out, pretrained, align=not no_align, save_format=save_format
     )
@@ -198,16 +152,16 @@ def apply(
 
 @prune.command(name="eval")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Model directory.")
-@click.option("--arch", type=click.Choice(ARCHS), help="Or: a random model of this family...")
-@click.option("--preset", "preset_name", help="...with this shape preset (default tiny).")
-@click.option("--config", "overrides", multiple=True, metavar="KEY=VALUE")
+@model_options(
+    arch_help="Or: a random model of this family...", preset_help="...with this shape preset (default tiny)."
+)
 @click.option("--tasks", required=True, help="Comma list: ppl:FILE, mc:FILE.jsonl, mqar[:k=v], selcopy[:k=v].")
 @click.option("--seqlen", default=256, show_default=True, help="Perplexity window length.")
 @click.option("--max-windows", type=int, help="Cap on perplexity windows.")
 @click.option("--n", "n_examples", default=256, show_default=True, help="Synthetic examples.")
 @click.option("--limit", type=int, help="Cap on multiple-choice items per file.")
 @click.option("--seed", default=1234, show_default=True, help="Seed of the synthetic evaluation examples.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@format_option(text_alias=True)
 @click.option("--out", type=click.Path(dir_okay=False), help="Also write the results as JSON here.")
 def eval_cmd(
     model_dir: str | None,
@@ -225,6 +179,7 @@ def eval_cmd(
 ) -> None:
     """Perplexity, zero-shot multiple choice (lm-eval formats) and synthetic recall, offline."""
     from tracekit.prune import pipeline
+    from tracekit.prune.tasks import split_tasks
 
     if bool(model_dir) == bool(arch):
         raise UsageError("give exactly one of --model DIR or --arch")
@@ -235,8 +190,8 @@ def eval_cmd(
         check_output_file(out, "--out")
     specs = split_tasks(tasks)
     check_eval_tasks(specs, Path(model_dir) if model_dir else None, limit)
-    _quiet_transformers()
-    cfg = _model_cfg(arch, preset_name, overrides)
+    quiet_transformers()
+    cfg = config_from_flags(arch, preset_name, overrides, default_preset="tiny")
     src = pipeline.open_source(cfg, model_dir, 0)
     rows = [
         r.to_dict()
@@ -249,16 +204,14 @@ def eval_cmd(
         Path(out).write_text(json.dumps(payload, indent=2))
     if fmt == "json":
         click.echo(json.dumps(payload, indent=2))
-        return
-    from rich.console import Console
-    from rich.table import Table
+    elif fmt == "csv":
+        from tracekit.reports.tables import records_to_csv
 
-    table = Table(title=f"{payload['model']} (d_state {src.cfg.d_state})")
-    for col in ("task", "metric", "value", "n"):
-        table.add_column(col, justify="right" if col in ("value", "n") else "left")
-    for r in rows:
-        table.add_row(r["task"], r["metric"], f"{r['value']:.4f}", str(r["n"]))
-    Console().print(table)
+        click.echo(records_to_csv(rows), nl=False)
+    else:
+        from tracekit.reports.eval_table import render
+
+        render(payload)
 
 
 def check_eval_tasks(specs: list[str], model_dir: Path | None, limit: int | None) -> None:
@@ -288,12 +241,10 @@ def check_eval_tasks(specs: list[str], model_dir: Path | None, limit: int | None
 
 
 @prune.command()
-@click.option("--arch", type=click.Choice(ARCHS), help="Required unless --phase analyze.")
-@click.option("--preset", "preset_name", default="tiny", show_default=True)
-@click.option("--config", "overrides", multiple=True, metavar="KEY=VALUE")
+@model_options(default_preset="tiny", arch_help="Required unless --phase analyze.")
 @click.option(
     "--method",
-    type=click.Choice(["magnitude", "random"]),
+    type=LazyChoice("tracekit.prune.compare:DATA_FREE"),
     default="magnitude",
     show_default=True,
     help="Data-free scores to pick states (latency does not depend on which states are kept).",
@@ -306,10 +257,17 @@ def check_eval_tasks(specs: list[str], model_dir: Path | None, limit: int | None
 @click.option("--decode-steps", default=8, show_default=True)
 @click.option("--repeats", default=3, show_default=True)
 @click.option("--warmup", default=1, show_default=True)
-@click.option("--backend", type=click.Choice(["auto", "hf", "mamba-ssm"]), default="auto", show_default=True)
+@click.option(
+    "--backend",
+    type=LazyChoice("tracekit.collectors.models:BACKENDS", extra=("auto",)),
+    default="auto",
+    show_default=True,
+)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--dtype", default="auto", show_default=True)
-@click.option("--cuda-graphs", type=click.Choice(["off", "on", "both"]), default="off", show_default=True)
+@click.option(
+    "--cuda-graphs", type=LazyChoice("tracekit.collectors.spec:CUDA_GRAPHS"), default="off", show_default=True
+)
 @click.option("--scores", "scores_path", type=click.Path(dir_okay=False), help="Use these scores (any method).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False))
@@ -321,7 +279,7 @@ def check_eval_tasks(specs: list[str], model_dir: Path | None, limit: int | None
     help="collect: only run the variants (no duckdb needed: e.g. on a GPU machine); "
     "analyze: ingest + attribute a collected --out here.",
 )
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@format_option(text_alias=True)
 def compare(**kw: Any) -> None:
     """Collect dense / masked / physical × ratios × seqlens × modes through the same pipeline; Table 2."""
     from tracekit.prune import compare as cmp
@@ -334,13 +292,13 @@ def compare(**kw: Any) -> None:
         check_output_dir(kw["out"], "--out")
     if kw["phase"] == "analyze":
         result = cmp.analyze_compare(Path(kw["out"]))
-        _emit_compare(cmp, result, kw["fmt"])
+        _emit_compare(result, kw["fmt"])
         return
     if not kw["arch"]:
         raise UsageError("--arch is required (unless --phase analyze)")
     result = cmp.run_compare(
         arch=kw["arch"],
-        cfg=_model_cfg(kw["arch"], kw["preset_name"], kw["overrides"]),
+        cfg=config_from_flags(kw["arch"], kw["preset_name"], kw["overrides"], default_preset="tiny"),
         method=kw["method"],
         ratios=cmp.parse_floats(kw["ratios"], "--ratios"),
         variants=[v for v in kw["variant_list"].split(",") if v],
@@ -357,73 +315,23 @@ def compare(**kw: Any) -> None:
         seed=kw["seed"],
         out=Path(kw["out"]),
         scores_path=kw["scores_path"],
-        console=_console(),
+        console=stderr_console(),
         phase=kw["phase"],
     )
     if result is None:
         click.echo(f"collected; finish with: tracekit prune compare --phase analyze --out {kw['out']}")
         return
-    _emit_compare(cmp, result, kw["fmt"])
+    _emit_compare(result, kw["fmt"])
 
 
-def _emit_compare(cmp: Any, result: Any, fmt: str) -> None:
+def _emit_compare(result: Any, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
+    elif fmt == "csv":
+        from tracekit.reports.tables import records_to_csv
+
+        click.echo(records_to_csv(result.rows), nl=False)
     else:
-        cmp.print_table(result)
+        from tracekit.reports.compare import print_table
 
-
-@click.command()
-@click.option("--arch", type=click.Choice(ARCHS), required=True)
-@click.option("--preset", "preset_name", default="tiny", show_default=True)
-@click.option("--config", "overrides", multiple=True, metavar="KEY=VALUE", help="e.g. d_state=16 vocab_size=128")
-@click.option("--task", required=True, help="mqar[:num_kv=8,vocab=128], selcopy[:...] or bytes:FILE_OR_DIR.")
-@click.option("--steps", default=600, show_default=True)
-@click.option("--batch", default=32, show_default=True)
-@click.option("--lr", default=3e-3, show_default=True)
-@click.option("--seqlen", default=256, show_default=True, help="bytes task: tokens per training window.")
-@click.option("--max-bytes", default=4_000_000, show_default=True, help="bytes task: corpus cap.")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--eval-n", default=512, show_default=True, help="Held-out synthetic examples to score at the end.")
-@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]), help="Where to train.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Model directory to create.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
-def train(
-    arch: str,
-    preset_name: str,
-    overrides: tuple[str, ...],
-    task: str,
-    steps: int,
-    batch: int,
-    lr: float,
-    seqlen: int,
-    max_bytes: int,
-    seed: int,
-    eval_n: int,
-    device: str,
-    out: str,
-    fmt: str,
-) -> None:
-    """Train a small Mamba-1/2 model offline (MQAR, selective copying, or a byte-level LM)."""
-    from tracekit.prune import runs
-
-    check_output_dir(out, "--out")
-    if task.startswith("bytes:"):
-        require_exists(task.partition(":")[2], "--task bytes:")
-    _quiet_transformers()
-    cfg = _model_cfg(arch, preset_name, overrides)
-    with _progress() as prog:
-        t = prog.add_task("training", total=steps)
-
-        def tick(step: int, row: dict[str, float]) -> None:
-            prog.update(t, completed=step, description=f"training loss {row['loss']:.3f}")
-
-        summary = runs.train_to_dir(cfg, task, steps, batch, lr, seqlen, max_bytes, seed, eval_n, out, tick, device)
-    if fmt == "json":
-        click.echo(json.dumps(summary, indent=2))
-        return
-    final = summary["eval"]
-    click.echo(
-        f"wrote {summary['out']} in {summary['train_seconds']:.1f} s; "
-        + ", ".join(f"{r['task']} {r['metric']} {r['value']:.4f}" for r in final)
-    )
+        print_table(result)

@@ -9,24 +9,18 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tracekit.cli.output import FORMATS, write_frame
+from tracekit.cli.options import db_option, format_option
 from tracekit.cli.paths import check_output_dir, require_exists
 from tracekit.errors import UsageError
+from tracekit.reports.ingest_summary import summary_frame
+from tracekit.reports.tables import write_frame
 from tracekit.store.database import Database, default_db_path, expand_paths
-
-db_option = click.option(
-    "--db",
-    "db_path",
-    default=None,
-    metavar="PATH",
-    help="DuckDB file (default: $TRACEKIT_DB or ./tracekit.duckdb).",
-)
 
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @db_option
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Summary format.")
+@format_option(help="Summary format.")
 @click.option(
     "--wait", "wait_s", type=float, default=30.0, show_default=True, help="Seconds to wait for another writer's lock."
 )
@@ -62,28 +56,7 @@ def ingest(paths: tuple[str, ...], db_path: str | None, fmt: str, wait_s: float)
             bar.update(task, completed=index, description=f"ingesting {Path(path).name}")
 
         results = db.ingest(files, on_file=on_file, keep_going=not single)
-    import polars as pl
-
-    summary = pl.DataFrame(
-        [
-            {
-                "file": r.path.rsplit("/", 1)[-1],
-                "trace_id": r.trace_id,
-                "status": "error: " + r.error if r.error else ("already stored" if r.skipped else "ingested"),
-                "events": r.events,
-                "kernels": r.kernels,
-                "json_mb": round(r.json_bytes / 1e6, 2),
-                "seconds": round(r.seconds, 3),
-                "mb_per_s": round(r.mb_per_s, 1),
-                "time_parse": r.time_parse,
-            }
-            for r in results
-        ]
-    )
-    if fmt == "table":  # people: the columns that fit a terminal
-        summary = summary.select("file", "trace_id", "status", "events", "kernels", "json_mb", "mb_per_s").rename(
-            {"trace_id": "id", "json_mb": "MB", "mb_per_s": "MB/s"}
-        )
+    summary = summary_frame(results, compact=fmt == "table")  # people: the columns that fit a terminal
     write_frame(summary, fmt, title=f"ingest → {db_path or default_db_path()}")
     for r in results:  # events of a paired phase without a partner (docs/schema.md, "Chrome JSON")
         if r.notes:
@@ -97,7 +70,7 @@ def ingest(paths: tuple[str, ...], db_path: str | None, fmt: str, wait_s: float)
 
 @click.command()
 @db_option
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@format_option()
 def tables(db_path: str | None, fmt: str) -> None:
     """List the store's tables and views with their row counts (schema: docs/schema.md)."""
     with Database(db_path, read_only=True) as db:
@@ -107,7 +80,7 @@ def tables(db_path: str | None, fmt: str) -> None:
 @click.command()
 @click.argument("sql")
 @db_option
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@format_option()
 @click.option("--write", is_flag=True, help="Allow statements that write (the database or files); default: read only.")
 @click.option("--max-rows", type=int, default=200, show_default=True, help="Rows shown in table format.")
 def query(sql: str, db_path: str | None, fmt: str, write: bool, max_rows: int) -> None:

@@ -183,6 +183,20 @@ class SelectiveCopy:
 SYNTHETIC = {"mqar": MQAR, "selcopy": SelectiveCopy}
 
 
+def split_tasks(text: str) -> list[str]:
+    """A `--tasks` list → task specs: `ppl:a.txt,mqar:num_kv=8,vocab=128` → ["ppl:a.txt", "mqar:num_kv=8,vocab=128"].
+
+    A comma part that is `k=v` without `kind:` continues the previous task's options.
+    """
+    out: list[str] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if "=" in part and ":" not in part and out:
+            out[-1] += "," + part
+        else:
+            out.append(part)
+    return out
+
+
 def parse_synthetic(spec: str, defaults: dict[str, Any] | None = None) -> MQAR | SelectiveCopy:
     """`mqar`, `mqar:num_kv=32,vocab=512`, `selcopy:region=128` (fields of the dataclasses above)."""
     name, _, rest = spec.partition(":")

@@ -1,16 +1,17 @@
-"""Write a polars frame to stdout as a rich table, CSV or JSON (the stable machine formats)."""
+"""Render a polars frame to stdout as a rich table, CSV or JSON (the stable machine formats)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sys
 from decimal import Decimal
+from typing import Any
 
 import polars as pl
 from rich.console import Console
 from rich.table import Table
-
-FORMATS = ("table", "csv", "json")
 
 
 def frame_to_rich(df: pl.DataFrame, title: str | None = None, max_rows: int | None = None) -> Table:
@@ -60,3 +61,16 @@ def write_frame(df: pl.DataFrame, fmt: str, *, title: str | None = None, max_row
         sys.stdout.write(json.dumps(df.to_dicts(), default=_json_value) + "\n")
     else:
         Console().print(frame_to_rich(df, title=title, max_rows=max_rows))
+
+
+def records_to_csv(records: list[dict[str, Any]]) -> str:
+    """CSV of dict rows (columns: the first row's keys): None as an empty cell, nested values as JSON text."""
+    buf = io.StringIO()
+    if records:
+        writer = csv.DictWriter(buf, fieldnames=list(records[0]), lineterminator="\n")
+        writer.writeheader()
+        for r in records:
+            writer.writerow(
+                {k: "" if v is None else json.dumps(v) if isinstance(v, dict | list) else v for k, v in r.items()}
+            )
+    return buf.getvalue()

@@ -7,8 +7,10 @@ matters, and raw scores differ by orders of magnitude between layers.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 def save_heatmap(scores: torch.Tensor, path: str | Path, title: str) -> Path:

@@ -1,0 +1,131 @@
+"""Renderers of a `prune compare` result: Table 2 as markdown and as rich tables, and the latency plot (Fig. 5a).
+
+The numbers (speedup, memory and state reductions) are computed by `tracekit.prune.compare`; these
+functions only lay out a `CompareResult`, so committed results re-render byte-identical from compare.json.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from tracekit.prune.compare import CompareResult
+
+COMPONENT_COLUMNS = ("rmsnorm", "gated_mlp", "conv", "ssm", "final_linear", "other")
+
+
+def _fmt(v: float | None, kind: str) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.2f}×" if kind == "x" else f"{100 * v:.1f}%"
+
+
+def table_rows(result: CompareResult, variant: str = "physical") -> list[tuple[str, str, int, str, list[str]]]:
+    """Table 2 layout: one row per (mode, graphs, seqlen, metric), one column per ratio."""
+    ratios = sorted({r["ratio"] for r in result.rows if r["variant"] == variant})
+    keys = sorted({(r["mode"], str(r["cuda_graphs"]), r["seqlen"]) for r in result.rows})
+    out = []
+    for mode, graphs, seqlen in keys:
+        cells = {
+            r["ratio"]: r
+            for r in result.rows
+            if r["variant"] == variant and (r["mode"], str(r["cuda_graphs"]), r["seqlen"]) == (mode, graphs, seqlen)
+        }
+        for metric, key, kind in (
+            ("speedup", "speedup", "x"),
+            ("mem. red.", "mem_reduction", "%"),
+            ("state red.", "state_reduction", "%"),
+        ):
+            out.append(
+                (mode, graphs, seqlen, metric, [_fmt(cells[r][key], kind) if r in cells else "–" for r in ratios])
+            )
+    return out
+
+
+def markdown(result: CompareResult, host: str) -> str:
+    """compare.md: Table 2 per variant, then component times; `host` is the machine named in the header."""
+    lines = [
+        f"# prune compare: {result.arch}, scores `{result.method}`",
+        "",
+        f"Backend {result.backend}, device {result.device} ({host}), dtype {result.dtype}, "
+        f"batch {result.batch}. Speedup = dense median / variant median; mem. red. = 1 − peak / dense peak "
+        "(CUDA peak allocated; not measured on CPU); state red. = 1 − inference-state bytes / dense.",
+        "",
+    ]
+    for variant in sorted({r["variant"] for r in result.rows} - {"dense"}):
+        ratios = sorted({r["ratio"] for r in result.rows if r["variant"] == variant})
+        lines += [
+            f"## {variant}",
+            "",
+            "| mode | graphs | seqlen | metric | " + " | ".join(f"r={r:g}" for r in ratios) + " |",
+            "|" + " --- |" * (4 + len(ratios)),
+        ]
+        for mode, graphs, seqlen, metric, cells in table_rows(result, variant):
+            lines.append(f"| {mode} | {graphs} | {seqlen} | {metric} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += [
+        "## Component time (ms), dense vs variants",
+        "",
+        "| variant | ratio | mode | graphs | seqlen | median ms | " + " | ".join(COMPONENT_COLUMNS) + " |",
+        "|" + " --- |" * (6 + len(COMPONENT_COLUMNS)),
+    ]
+    for r in result.rows:
+        c = r["component_ns"]
+        lines.append(
+            f"| {r['variant']} | {r['ratio']:g} | {r['mode']} | {r['cuda_graphs']} | {r['seqlen']} | "
+            + (f"{r['median_ms']:.3f}" if r["median_ms"] else "–")
+            + " | "
+            + " | ".join(f"{c.get(k, 0) / 1e6:.3f}" for k in COMPONENT_COLUMNS)
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: CompareResult, path: Path) -> Path:
+    """Latency vs ratio per seqlen (one panel per mode), like the paper's Fig. 5a."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    modes = sorted({r["mode"] for r in result.rows})
+    fig, axes = plt.subplots(1, len(modes), figsize=(6 * len(modes), 4), squeeze=False)
+    for ax, mode in zip(axes[0], modes, strict=True):
+        for variant, style in (("physical", "-o"), ("masked", "--x")):
+            for seqlen in sorted({r["seqlen"] for r in result.rows if r["mode"] == mode}):
+                pts = sorted(
+                    (r["ratio"], r["median_ms"])
+                    for r in result.rows
+                    if r["mode"] == mode
+                    and r["seqlen"] == seqlen
+                    and r["median_ms"]
+                    and r["variant"] in (variant, "dense")
+                )
+                if len(pts) > 1:
+                    ax.plot(*zip(*pts, strict=True), style, label=f"{variant} L={seqlen}")
+        ax.set_xlabel("pruning ratio")
+        ax.set_ylabel("median latency (ms)" + (" per decode run" if mode == "decode" else ""))
+        ax.set_title(f"{result.arch} {mode}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def print_table(result: CompareResult, console: Console | None = None) -> None:
+    """Table 2 per variant as rich tables, then where the outputs were written."""
+    console = console or Console()
+    for variant in sorted({r["variant"] for r in result.rows} - {"dense"}):
+        ratios = sorted({r["ratio"] for r in result.rows if r["variant"] == variant})
+        t = Table(title=f"{result.arch} {variant} vs dense ({result.backend}, {result.device}, {result.dtype})")
+        for col in ("mode", "graphs", "seqlen", "metric", *[f"r={r:g}" for r in ratios]):
+            t.add_column(col, justify="right" if col.startswith("r=") or col == "seqlen" else "left")
+        for mode, graphs, seqlen, metric, cells in table_rows(result, variant):
+            t.add_row(mode, graphs, str(seqlen), metric, *cells)
+        console.print(t)
+    console.print(f"wrote {result.out}/compare.json, compare.md, latency_vs_ratio.png")
