@@ -10,6 +10,7 @@ import click
 
 from tracekit.cli.paths import check_output_dir, check_output_file, image_suffixes, require_exists
 from tracekit.errors import UsageError
+from tracekit.model_config import config_from_flags
 
 ARCHS = ("mamba1", "mamba2")
 FORMATS = ("text", "json")
@@ -19,19 +20,6 @@ def _console() -> Any:
     from rich.console import Console
 
     return Console(stderr=True)
-
-
-def _model_cfg(arch: str | None, preset_name: str | None, overrides: tuple[str, ...]) -> Any:
-    from tracekit.collectors.presets import apply_overrides, preset
-
-    if arch is None:
-        if preset_name or overrides:
-            raise UsageError("--preset/--config need --arch")
-        return None
-    try:
-        return apply_overrides(preset(arch, preset_name or "tiny"), list(overrides))
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
 
 
 def split_tasks(text: str) -> list[str]:
@@ -107,7 +95,7 @@ def score(
     fmt: str,
 ) -> None:
     """Score every state of every layer; write scores + a heatmap."""
-    from tracekit.prune import pipeline
+    from tracekit.prune import steps
     from tracekit.prune.heatmap import save_heatmap
     from tracekit.prune.scoring import DATA_METHODS, save_scores
 
@@ -118,16 +106,16 @@ def score(
         heatmap or Path(out).with_suffix(".png"), "--heatmap", suffixes=image_suffixes(), make_parents=True
     )
     _quiet_transformers()
-    cfg = _model_cfg(arch, preset_name, overrides)
-    src = pipeline.open_source(cfg, pretrained, seed)
+    cfg = config_from_flags(arch, preset_name, overrides, default_preset="tiny")
+    src = steps.open_source(cfg, pretrained, seed)
     batches, calib = None, {}
     if method in DATA_METHODS:
         if not data:
             raise UsageError(f"--method {method} needs --data (a text file/dir, mqar or selcopy)")
-        batches, calib = pipeline.calibration_batches(data, src, seqlen, samples, batch, seed)
+        batches, calib = steps.calibration_batches(data, src, seqlen, samples, batch, seed)
     with _progress() as prog:
         t = prog.add_task(f"calibrating ({method})", total=len(batches) if batches else 1)
-        s = pipeline.score(src, method, batches, calib, seed, progress=lambda n: prog.update(t, completed=n))
+        s = steps.score(src, method, batches, calib, seed, progress=lambda n: prog.update(t, completed=n))
         prog.update(t, completed=len(batches) if batches else 1)
     path = save_scores(s, out)
     png = save_heatmap(s.scores, heatmap or Path(out).with_suffix(".png"), f"{src.cfg.arch} state scores ({method})")
@@ -175,14 +163,14 @@ def apply(
     fmt: str,
 ) -> None:
     """Prune states with the scores; write a loadable model directory (atomically)."""
-    from tracekit.prune import pipeline
+    from tracekit.prune import steps
 
     require_exists(scores_path, "--scores", kind="file")
     if pretrained:
         require_exists(pretrained, "--pretrained", kind="directory")
     check_output_dir(out, "--out")
     _quiet_transformers()
-    path, info = pipeline.apply_file(
+    path, info = steps.apply_file(
         scores_path, ratio, variant, out, pretrained, align=not no_align, save_format=save_format
     )
     if fmt == "json":
@@ -224,7 +212,7 @@ def eval_cmd(
     out: str | None,
 ) -> None:
     """Perplexity, zero-shot multiple choice (lm-eval formats) and synthetic recall, offline."""
-    from tracekit.prune import pipeline
+    from tracekit.prune import steps
 
     if bool(model_dir) == bool(arch):
         raise UsageError("give exactly one of --model DIR or --arch")
@@ -236,11 +224,11 @@ def eval_cmd(
     specs = split_tasks(tasks)
     check_eval_tasks(specs, Path(model_dir) if model_dir else None, limit)
     _quiet_transformers()
-    cfg = _model_cfg(arch, preset_name, overrides)
-    src = pipeline.open_source(cfg, model_dir, 0)
+    cfg = config_from_flags(arch, preset_name, overrides, default_preset="tiny")
+    src = steps.open_source(cfg, model_dir, 0)
     rows = [
         r.to_dict()
-        for r in pipeline.eval_model(
+        for r in steps.eval_model(
             src.model, src.cfg, src.model_dir, specs, seqlen, max_windows, n_examples, limit, seed
         )
     ]
@@ -263,8 +251,8 @@ def eval_cmd(
 
 def check_eval_tasks(specs: list[str], model_dir: Path | None, limit: int | None) -> None:
     """Validate every `prune eval` task spec and its file (exists, and mc files parse) before any work."""
+    from tracekit.prune.checkpoints import TASK_META, read_meta
     from tracekit.prune.evaluate import read_mc
-    from tracekit.prune.models import TASK_META, read_meta
     from tracekit.prune.tasks import parse_synthetic
 
     if not specs:
@@ -340,7 +328,7 @@ def compare(**kw: Any) -> None:
         raise UsageError("--arch is required (unless --phase analyze)")
     result = cmp.run_compare(
         arch=kw["arch"],
-        cfg=_model_cfg(kw["arch"], kw["preset_name"], kw["overrides"]),
+        cfg=config_from_flags(kw["arch"], kw["preset_name"], kw["overrides"], default_preset="tiny"),
         method=kw["method"],
         ratios=cmp.parse_floats(kw["ratios"], "--ratios"),
         variants=[v for v in kw["variant_list"].split(",") if v],
@@ -405,20 +393,20 @@ def train(
     fmt: str,
 ) -> None:
     """Train a small Mamba-1/2 model offline (MQAR, selective copying, or a byte-level LM)."""
-    from tracekit.prune import runs
+    from tracekit.prune.train import train_to_dir
 
     check_output_dir(out, "--out")
     if task.startswith("bytes:"):
         require_exists(task.partition(":")[2], "--task bytes:")
     _quiet_transformers()
-    cfg = _model_cfg(arch, preset_name, overrides)
+    cfg = config_from_flags(arch, preset_name, overrides, default_preset="tiny")
     with _progress() as prog:
         t = prog.add_task("training", total=steps)
 
         def tick(step: int, row: dict[str, float]) -> None:
             prog.update(t, completed=step, description=f"training loss {row['loss']:.3f}")
 
-        summary = runs.train_to_dir(cfg, task, steps, batch, lr, seqlen, max_bytes, seed, eval_n, out, tick, device)
+        summary = train_to_dir(cfg, task, steps, batch, lr, seqlen, max_bytes, seed, eval_n, out, tick, device)
     if fmt == "json":
         click.echo(json.dumps(summary, indent=2))
         return
