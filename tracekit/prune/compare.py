@@ -2,7 +2,7 @@
 
 Each variant is built in memory from one dense model (same weights, same scores), handed to
 `tracekit.collectors.sweep.run_collect` (so timing, warm-up, CUDA graphs and traces are exactly those of
-`tracekit collect`), and every trace is ingested and attributed with `tracekit.analyzers`, so the
+`tracekit collect`), and every trace is ingested and attributed by `tracekit.pipeline.attribute_run`, so the
 component breakdown shows *where* the time went. The result is the paper's Table 2 equivalent: speedup
 and memory reduction vs dense per (mode, seqlen, ratio), plus latency-vs-ratio plots (its Fig. 5).
 """
