@@ -20,11 +20,12 @@ from collections.abc import Sequence
 import duckdb
 import polars as pl
 from tracekit.analyzers.components import COMPONENTS, Rule, first_match
+from tracekit.analyzers.config_inference import infer_config
 from tracekit.analyzers.gemm_shapes import GEMM_OPS, Gemm, GemmRoles, parse_dims, parse_gemm
 from tracekit.analyzers.layers import infer_layers
-from tracekit.analyzers.model_config import infer_config
-from tracekit.collectors.presets import ModelConfig
+from tracekit.analyzers.report_types import ConfigSource, LayerSource, TimeSource
 
+from tracekit.model_config import ModelConfig, dtype_bytes
 from tracekit.store.frames import frame
 
 CPU_CATS = ("cpu_op", "user_annotation", "python_function")  # canonical categories (events.category)
@@ -67,13 +68,13 @@ class Attribution:
     """Per-unit attribution of one trace plus what it was resolved with."""
 
     trace_id: int
-    time_source: str  # "gpu" (kernel durations) or "cpu_self" (CPU-only trace)
+    time_source: TimeSource  # "gpu" (kernel durations) or "cpu_self" (CPU-only trace)
     units: pl.DataFrame  # one row per kernel / CPU event: component, layer, reason, times
     gemms: pl.DataFrame  # innermost GEMM ops that ran: component, layer, role, flops, tokens
     config: ModelConfig | None
-    config_source: str  # manifest | flags | inferred | none
+    config_source: ConfigSource  # manifest | flags | inferred | none
     walk: pl.DataFrame  # event_id -> comp, layer, chain (for memory attribution)
-    layer_source: str | None = None  # "scope" (layer.{i}), "inferred" (in_proj order, GPU only) or None
+    layer_source: LayerSource | None = None  # "scope" (layer.{i}), "inferred" (in_proj order, GPU only) or None
 
 
 def _ssm_param_shapes(cfg: ModelConfig | None) -> set[tuple[int, ...]]:
@@ -167,13 +168,14 @@ def attribute(
     rules: Sequence[Rule],
     *,
     config: ModelConfig | None = None,
-    config_source: str = "none",
+    config_source: str = ConfigSource.NONE,
     infer: bool = True,
 ) -> Attribution:
     """Attribute one ingested trace; `config` None + `infer` -> try to infer it from GEMM shapes."""
     p = {"tid": trace_id}
     n_kernels = con.sql("SELECT count(*) FROM kernels WHERE trace_id = $tid", params=p).fetchall()[0][0]
-    time_source = "gpu" if n_kernels else "cpu_self"
+    time_source = TimeSource.GPU if n_kernels else TimeSource.CPU_SELF
+    config_source = ConfigSource(config_source)
     walk = frame(con, _WALK_SQL.replace("{keep}", _KEEP_GPU if time_source == "gpu" else "true"), p)
     # Only the ops whose shapes matter: GEMMs, ops that launched kernels (GPU) or every op (CPU-only).
     wanted = (
@@ -205,7 +207,7 @@ def attribute(
             params=p,
         ).fetchall()
         config = infer_config(parsed, _candidate_weight_dims([d for (d,) in distinct_dims]))
-        config_source = "inferred" if config is not None else "none"
+        config_source = ConfigSource.INFERRED if config is not None else ConfigSource.NONE
     clf = _Classifier(rules, config)
 
     units = _gpu_units(con, trace_id, walk, ops) if time_source == "gpu" else _cpu_units(con, trace_id, walk, ops)
@@ -230,14 +232,14 @@ def attribute(
         pl.col("types"),
     )
     g = _classify(g, clf)
-    layer_source = "scope" if units["layer"].drop_nulls().len() else None
+    layer_source = LayerSource.SCOPE if units["layer"].drop_nulls().len() else None
     if layer_source is None and time_source == "gpu" and config is not None:
         inferred = infer_layers(units, config.n_layer)
         if inferred is not None and inferred.drop_nulls().len():
             units = units.with_columns(inferred)
             by_gemm = units.drop_nulls("gemm_id").group_by("gemm_id").agg(pl.col("layer").first().alias("_l"))
             g = g.join(by_gemm, on="gemm_id", how="left").with_columns(pl.col("_l").alias("layer")).drop("_l")
-            layer_source = "inferred"
+            layer_source = LayerSource.INFERRED
     shapes = [parse_gemm(o, parse_dims(d)) for o, d in g.select("gemm_op", "gemm_dims").iter_rows()]
     g = g.with_columns(
         pl.Series("flops", [s.flops if s else None for s in shapes], dtype=pl.Int64),
@@ -379,8 +381,7 @@ def type_bytes(types_json: str | None) -> int | None:
         return None
     if not isinstance(types, list):
         return None
-    sizes = {"c10::BFloat16": 2, "c10::Half": 2, "float": 4, "double": 8, "c10::Float8_e4m3fn": 1}
     for t in types:
-        if isinstance(t, str) and t in sizes:
-            return sizes[t]
+        if isinstance(t, str) and (size := dtype_bytes(t)):
+            return size
     return None

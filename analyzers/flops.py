@@ -13,7 +13,7 @@ FLOP/s over these counts is a lower bound on what the hardware executed.
 
 from __future__ import annotations
 
-from tracekit.collectors.presets import ModelConfig
+from tracekit.model_config import ModelConfig
 
 
 def gemm_flops(tokens: int, d_in: int, d_out: int) -> int:

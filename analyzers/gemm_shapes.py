@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Sequence
 
-from tracekit.collectors.presets import ModelConfig
+from tracekit.model_config import ModelConfig
 
 GEMM_OPS: tuple[str, ...] = (
     "aten::mm",

@@ -1,8 +1,8 @@
 """Holistic Trace Analysis (HTA) as an independent cross-check and for the idle/compute split.
 
 HTA is optional (`pip install tracekit[hta]`, needs pandas<3) and imported lazily. It parses ts/dur as
-float µs and rounds each event to whole µs (ceil(ts), floor(ts + dur)); `hta_rounded_us` reproduces that
-rounding from tracekit's exact integer ns so the two can be compared for equality.
+float µs and rounds each event to whole µs (ceil(ts), floor(ts + dur)); tests/test_hta_attribute.py reproduces
+that rounding from tracekit's exact integer ns so the two can be compared for equality.
 """
 
 from __future__ import annotations
@@ -10,14 +10,10 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import math
 import os
 import tempfile
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
-
-import duckdb
 
 from tracekit.errors import TracekitError
 
@@ -41,23 +37,6 @@ def hta_kernel_breakdown(trace_path: str | os.PathLike[str]) -> dict[str, int]:
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         _, per_kernel = ta.get_gpu_kernel_breakdown(visualize=False, num_kernels=10**9, duration_ratio=1.0)
     return {str(n): int(s) for n, s in zip(per_kernel["name"], per_kernel["sum (us)"], strict=True)}
-
-
-def hta_rounded_us(con: duckdb.DuckDBPyConnection, trace_id: int) -> dict[str, int]:
-    """Per-kernel-name µs as HTA computes it: floor(ts + dur) - ceil(ts), in float64 µs.
-
-    ns / 1000 in Python is correctly rounded, which is exactly the double json.loads gives for Kineto's
-    decimal µs text, so this reproduces HTA's arithmetic bit for bit.
-    """
-    # HTA 0.5 counts memsets ("Memset (Device)") as computation kernels too, so include GPU memory ops.
-    rows = con.sql(
-        "SELECT name, ts_ns, dur_ns FROM gpu_events WHERE trace_id = $tid", params={"tid": trace_id}
-    ).fetchall()
-    out: dict[str, int] = defaultdict(int)
-    for name, ts_ns, dur_ns in rows:
-        ts, dur = ts_ns / 1000, dur_ns / 1000
-        out[name] += math.floor(ts + dur) - math.ceil(ts)
-    return dict(out)
 
 
 def temporal_breakdown(trace_path: str | os.PathLike[str]) -> dict[str, Any]:

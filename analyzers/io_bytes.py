@@ -9,7 +9,7 @@ written once per decode step.
 
 from __future__ import annotations
 
-from tracekit.collectors.presets import ModelConfig
+from tracekit.model_config import ModelConfig
 
 
 def layer_io_bytes(

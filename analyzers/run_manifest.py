@@ -7,19 +7,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tracekit.analyzers.summary import Point
-from tracekit.collectors.presets import ModelConfig
+from tracekit.analyzers.breakdown import RunContext
 
 from tracekit.errors import UsageError
-
-_DTYPE_BYTES = {"bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2, "half": 2, "float32": 4, "fp32": 4, "float": 4}
+from tracekit.model_config import ModelConfig, dtype_bytes
 
 
 @dataclasses.dataclass
 class RunTrace:
     trace: Path
     config: ModelConfig | None
-    point: Point
+    point: RunContext  # what the run was (mode, batch, seqlen, dtype, timing)
     label: str
 
 
@@ -48,11 +46,11 @@ def run_traces(run_dir: Path, doc: dict[str, Any] | None = None) -> list[RunTrac
         cfg_d = models.get(arch) if isinstance(models, dict) else None
         cfg = ModelConfig.from_dict(cfg_d) if isinstance(cfg_d, dict) else None
         timing = p.get("timing") or {}
-        point = Point(
+        point = RunContext(
             mode=p.get("mode"),
             batch=p.get("batch"),
             seqlen=p.get("seqlen"),
-            dtype_bytes=_DTYPE_BYTES.get(str(doc.get("dtype", "")).replace("torch.", "")),
+            dtype_bytes=dtype_bytes(str(doc.get("dtype", ""))),
             device=doc.get("device"),
             ttft_ms=p.get("ttft_ms"),
             tpot_ms=p.get("tpot_ms"),

@@ -52,7 +52,7 @@ t0 = time.perf_counter()
 import tracekit
 from tracekit.analyzers.attribution import attribute
 from tracekit.analyzers.components import load_rules
-from tracekit.analyzers.summary import summarize
+from tracekit.analyzers.breakdown import summarize
 t1 = time.perf_counter()
 with tempfile.TemporaryDirectory() as d:
     db = tracekit.open(d + "/p.duckdb")

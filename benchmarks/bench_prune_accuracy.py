@@ -20,14 +20,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from tracekit.collectors.presets import ModelConfig
 
+from tracekit.model_config import ModelConfig
+from tracekit.prune.checkpoints import TASK_META, load_model, read_meta
 from tracekit.prune.evaluate import synthetic_accuracy
-from tracekit.prune.models import TASK_META, load_model, read_meta
-from tracekit.prune.pipeline import prune_model
-from tracekit.prune.runs import train_to_dir
 from tracekit.prune.scoring import METHODS, compute_scores
+from tracekit.prune.steps import prune_model
 from tracekit.prune.tasks import parse_synthetic, synthetic_batches
+from tracekit.prune.train import train_to_dir
 
 RATIOS = [round(0.1 * i, 1) for i in range(10)]
 

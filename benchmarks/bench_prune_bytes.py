@@ -18,12 +18,12 @@ from pathlib import Path
 
 import torch
 from bench_prune_accuracy import curve_table, machine, plot_curves, score_curves
-from tracekit.collectors.presets import ModelConfig
 
+from tracekit.model_config import ModelConfig
+from tracekit.prune.checkpoints import load_model
 from tracekit.prune.evaluate import perplexity
-from tracekit.prune.models import load_model
-from tracekit.prune.runs import byte_corpus, train_to_dir
 from tracekit.prune.tasks import windows
+from tracekit.prune.train import byte_corpus, train_to_dir
 
 
 def main() -> None:

@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 
 import torch
-from tracekit.collectors.models import build_model as build_backend
-from tracekit.collectors.presets import ModelConfig, preset
+from tracekit.collectors.backends import build_model as build_backend
 
+from tracekit.model_config import ModelConfig, preset
 from tracekit.prune import apply as variants
+from tracekit.prune.checkpoints import build_model, mixers
 from tracekit.prune.compare import to_backend
-from tracekit.prune.models import build_model, mixers
 from tracekit.prune.scoring import keep_indices, kept_count, legal_k, random_scores
 
 

@@ -11,8 +11,8 @@ for a in mamba1 mamba2; do
 done
 python - <<'PY'
 import torch
-from tracekit.collectors.models import build_model
-from tracekit.collectors.presets import preset
+from tracekit.collectors.backends import build_model
+from tracekit.model_config import preset
 for arch in ("mamba1", "mamba2"):
     cfg = preset(arch, "tiny")
     m = build_model(cfg, "hf", "cuda", torch.float32, 0)

@@ -6,7 +6,7 @@ For Mamba-1 and Mamba-2 (mamba2-130m-like block shapes, 2 layers, random weights
 biases): `tracekit prune score` (magnitude) → `tracekit prune apply --variant physical --save-format
 mamba-ssm`, then three readers of the same directory on the GPU, fp32:
   1. mamba-ssm's `MambaLMHeadModel.from_pretrained(dir)` — the reader users would pick;
-  2. tracekit's loader (`tracekit.prune.models.load_model`, transformers) → logits on the GPU;
+  2. tracekit's loader (`tracekit.prune.checkpoints.load_model`, transformers) → logits on the GPU;
   3. the dense model pruned in memory (`prune_model`) in mamba-ssm, as a reference that never saw a file.
 Writes pretrained_mamba_ssm.json with the max relative logit differences; exits 1 if any exceeds 1e-3
 (TF32 in Mamba-2's Triton kernels puts fp32 runs ~1e-4 apart; see prune_gpu_h100_equivalence_ieee.json).
@@ -22,12 +22,12 @@ from pathlib import Path
 
 import torch
 from bench_prune_gpu import dense_with_conv_biases, rel
-from tracekit.collectors.presets import ModelConfig
 
+from tracekit.model_config import ModelConfig
+from tracekit.prune.checkpoints import PRUNE_META, load_model, read_meta, save_model
 from tracekit.prune.compare import to_backend
-from tracekit.prune.models import PRUNE_META, load_model, read_meta, save_model
-from tracekit.prune.pipeline import prune_model
 from tracekit.prune.scoring import load_scores
+from tracekit.prune.steps import prune_model
 
 
 def cli(*args: str) -> None:

@@ -10,6 +10,7 @@ minimum) — jsonschema is not a dependency and the GPU machine must not need it
 from __future__ import annotations
 
 import datetime as _dt
+import enum
 import importlib.metadata
 import json
 import os
@@ -24,6 +25,14 @@ from tracekit import __version__
 
 SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
 MANIFEST = "manifest.json"
+
+
+class PointStatus(enum.StrEnum):
+    """A point's `status` in the manifest (manifest.schema.json's enum)."""
+
+    OK = "ok"
+    FAILED = "failed"  # `error` says why (OOM, a kernel error, a worker that died first, ...)
+    INTERRUPTED = "interrupted"  # Ctrl-C during this point
 
 
 def _version(dist: str) -> str | None:

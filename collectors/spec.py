@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 from typing import Any
 
 import torch
-from tracekit.collectors.presets import ARCHS, PRESETS, ModelConfig, apply_overrides, preset
 
 from tracekit.errors import UsageError
+from tracekit.model_config import ARCHS, PRESETS, ModelConfig, apply_overrides, preset
 
 MODES = ("prefill", "decode")
 CUDA_GRAPHS = ("off", "on", "both")
@@ -76,7 +75,7 @@ class CollectSpec:
     # ---- resolution ------------------------------------------------------------------------------
     def resolve(self) -> ResolvedSpec:
         """Validate and fill defaults; raise UsageError (one line) for anything that cannot run here."""
-        from tracekit.collectors.models import (
+        from tracekit.collectors.backends import (
             BACKENDS,
             DTYPES,
             config_from_saved,
@@ -186,17 +185,9 @@ class ResolvedSpec:
                         out.append(Point(arch, mode, s.batch, L, s.decode_steps if mode == "decode" else 0, cg))
         return out
 
-    def to_json(self) -> str:
-        d = dataclasses.asdict(self.spec)
-        return json.dumps(d)
-
 
 def spec_from_json(text: str) -> CollectSpec:
     d: dict[str, Any] = json.loads(text)
     for k in ("archs", "overrides", "devices", "seqlens", "modes"):
         d[k] = tuple(d[k])
     return CollectSpec(**d)
-
-
-def out_path(spec: CollectSpec) -> Path:
-    return Path(spec.out_dir)

@@ -25,8 +25,8 @@ from typing import Any, Protocol
 
 import torch
 from tracekit.collectors import manifest as mf
+from tracekit.collectors.backends import DTYPES, backend_of, build_model, config_from_model, load_pretrained
 from tracekit.collectors.measure import PointRunner, timing_stats
-from tracekit.collectors.models import DTYPES, backend_of, build_model, config_from_model, load_pretrained
 from tracekit.collectors.spec import CollectSpec, Point, ResolvedSpec
 
 from tracekit.errors import UsageError
@@ -76,7 +76,7 @@ def run_collect(
     path = out / name
     points = rs.points()
     if shard is not None:
-        points = points[shard[0] :: shard[1]]
+        points = shard_points(points, shard[1])[shard[0]]
     mf.write_atomic(path, doc)
     if reporter:
         reporter.start(len(points))
@@ -96,11 +96,11 @@ def run_collect(
                 reporter.point_started(p)
             try:
                 if runner is None:
-                    entry = _entry(p, label, None, "failed", f"model build failed: {build_error}")
+                    entry = _entry(p, label, None, mf.PointStatus.FAILED, f"model build failed: {build_error}")
                 else:
                     entry = _measure(runner, p, spec, out, label)
             except KeyboardInterrupt:
-                doc["points"].append(_entry(p, label, None, "interrupted", "interrupted (Ctrl-C)"))
+                doc["points"].append(_entry(p, label, None, mf.PointStatus.INTERRUPTED, "interrupted (Ctrl-C)"))
                 mf.write_atomic(path, doc)
                 raise
             doc["points"].append(entry)
@@ -155,15 +155,15 @@ def _measure(runner: PointRunner, p: Point, spec: CollectSpec, out: Path, label:
     except Exception as exc:
         _cleanup_trace(trace_path)
         _release()
-        return _entry(p, label, None, "failed", _error_text(exc))
-    entry = _entry(p, label, timing_stats(m, spec.repeats, spec.warmup), "ok", None)
+        return _entry(p, label, None, mf.PointStatus.FAILED, _error_text(exc))
+    entry = _entry(p, label, timing_stats(m, spec.repeats, spec.warmup), mf.PointStatus.OK, None)
     entry["trace"] = m.trace
     entry["peak_mem_bytes"] = m.peak_mem_bytes
     _release()
     return entry
 
 
-def _entry(p: Point, device: str, timing: dict | None, status: str, error: str | None) -> dict[str, Any]:
+def _entry(p: Point, device: str, timing: dict | None, status: mf.PointStatus, error: str | None) -> dict[str, Any]:
     med = timing["median_ms"] if timing else None
     tps = p.tokens / (med / 1e3) if med else None
     return {
@@ -346,7 +346,11 @@ def merge_shards(
             continue  # interrupted: like one process, list only what was reached
         merged.append(
             _entry(
-                p, devices[i], None, "failed", f"worker {i} exited with code {rc} before this point; see shard{i}.log"
+                p,
+                devices[i],
+                None,
+                mf.PointStatus.FAILED,
+                f"worker {i} exited with code {rc} before this point; see shard{i}.log",
             )
         )
     doc["points"] = merged

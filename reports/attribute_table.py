@@ -17,7 +17,7 @@ def _table(caption: str) -> Table:
     )
 
 
-def _si(v: float | int | None, unit: str = "") -> str:
+def _si(v: float | int | None) -> str:
     if v is None:
         return "–"
     for scale, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
@@ -120,9 +120,9 @@ def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None
                 _pct(r["share"]),
                 str(r["kernels"]),
                 _si(r["flops"]),
-                _si(r["bytes_allocated"], "B"),
-                _si(r["peak_bytes"], "B"),
-                _si(r["io_bytes"], "B"),
+                _si(r["bytes_allocated"]),
+                _si(r["peak_bytes"]),
+                _si(r["io_bytes"]),
                 "–" if r["achieved_gbps"] is None else f"{r['achieved_gbps']:.0f}",
                 "–" if r["intensity"] is None else f"{r['intensity']:.1f}",
                 "–" if r["roofline_pct"] is None else f"{r['roofline_pct']:.0f}%",
@@ -137,9 +137,9 @@ def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None
             "100%",
             str(tot["kernels"]),
             _si(tot["flops"]),
-            _si(tot["bytes_allocated"], "B"),
-            _si(tot["peak_bytes"], "B"),
-            _si(tot["io_bytes"], "B"),
+            _si(tot["bytes_allocated"]),
+            _si(tot["peak_bytes"]),
+            _si(tot["io_bytes"]),
             "",
             "",
             "",
@@ -160,7 +160,7 @@ def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None
     if tot.get("peak_source") == "running_sum":
         line += " · peak: running sum of \\[memory] bytes"
     if m.get("state_bytes") is not None:
-        line += f" · inference state {_si(m['state_bytes'], 'B')}/sequence"
+        line += f" · inference state {_si(m['state_bytes'])}/sequence"
     timing = doc.get("timing") or {}
     if timing.get("ttft_ms") is not None:
         line += f" · TTFT {timing['ttft_ms']:.3f} ms (unprofiled)"

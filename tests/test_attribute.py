@@ -12,8 +12,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 from tracekit.analyzers.attribution import attribute
+from tracekit.analyzers.breakdown import summarize
 from tracekit.analyzers.components import COMPONENTS, load_rules, parse_rules
-from tracekit.analyzers.summary import summarize
 
 import tracekit
 from tracekit.cli.attribute_cmd import attribute as attribute_cli
@@ -248,7 +248,8 @@ def test_cli_bad_input_is_one_line(tmp_path):
 def test_mamba1_130m_analytic_flops_use_token_rows(db):
     """Mamba-1's in_proj is W @ xᵀ: the token count is the GEMM's n, not its m."""
     from tracekit.analyzers import flops as F
-    from tracekit.collectors.presets import preset
+
+    from tracekit.model_config import preset
 
     tid = _ingest(db, shared_trace("mamba1-130m_prefill_b8_l2048_h100.json.gz"))
     att = attribute(db.con, tid, load_rules())
@@ -295,7 +296,8 @@ def collect_run(tmp_path_factory):
 
 def test_collect_run_components_from_scopes(collect_run, tmp_path):
     from tracekit.analyzers import flops as F
-    from tracekit.collectors.presets import preset
+
+    from tracekit.model_config import preset
 
     r = CliRunner().invoke(
         attribute_cli,
@@ -355,9 +357,9 @@ def test_cuda_graph_gemms_get_roles_from_their_position() -> None:
     import polars as pl
     from tracekit.analyzers.attribution import attribute
     from tracekit.analyzers.components import load_rules
-    from tracekit.collectors.presets import preset
 
     import tracekit
+    from tracekit.model_config import preset
 
     trace = Path(__file__).parent / "data" / "h100_mamba2-130m_decode_b64_l2048_cg.json.gz"
     db = tracekit.open(":memory:")

@@ -6,8 +6,9 @@ import contextlib
 from pathlib import Path
 
 import torch
-from tracekit.collectors.models import build_model
-from tracekit.collectors.presets import preset
+from tracekit.collectors.backends import build_model
+
+from tracekit.model_config import preset
 
 
 def tiny_config(arch: str):

@@ -195,7 +195,7 @@ def test_pretrained_hub_id_offline_or_unreachable(tmp_path: Path) -> None:
 
 
 def test_looks_like_path_rule() -> None:
-    from tracekit.collectors.models import looks_like_path
+    from tracekit.collectors.backends import looks_like_path
 
     for hub in ("state-spaces/mamba-130m-hf", "gpt2", "org/name.v2", "org/name_1"):
         assert not looks_like_path(hub), hub

@@ -101,7 +101,7 @@ def test_model_options_declared_the_same_way():
 
 
 def test_choice_lists_come_from_the_library():
-    from tracekit.collectors.models import BACKENDS
+    from tracekit.collectors.backends import BACKENDS
 
     from tracekit.prune.apply import VARIANTS
     from tracekit.prune.scoring import METHODS

@@ -151,7 +151,7 @@ def test_hf_kernel_calls_follow_the_tensors_device():
 
     import torch
     import transformers.models.mamba2.modeling_mamba2 as m2
-    from tracekit.collectors.models import follow_device, hf_class
+    from tracekit.collectors.backends import follow_device, hf_class
 
     def reference(x, y=None):
         return "reference"

@@ -6,17 +6,17 @@ import json
 
 import pytest
 import torch
-from tracekit.collectors.models import (
+from tracekit.collectors.backends import (
     build_model,
     config_from_model,
     load_pretrained,
     mamba_ssm_config_dict,
 )
-from tracekit.collectors.presets import preset
 from tracekit.collectors.spec import CollectSpec
 from tracekit.collectors.sweep import run_collect
 
 from tracekit.errors import UsageError
+from tracekit.model_config import preset
 
 
 @pytest.fixture(autouse=True)

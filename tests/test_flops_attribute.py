@@ -10,9 +10,9 @@ from tracekit.analyzers import flops as F
 from tracekit.analyzers.attribution import attribute
 from tracekit.analyzers.components import load_rules
 from tracekit.analyzers.gemm_shapes import parse_gemm
-from tracekit.collectors.presets import preset
 
 import tracekit
+from tracekit.model_config import preset
 
 from .test_attribute_helpers import profile_cpu, tiny_config, tiny_hf_model
 

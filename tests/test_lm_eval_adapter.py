@@ -11,10 +11,9 @@ import pytest
 
 lm_eval = pytest.importorskip("lm_eval", reason="lm-eval not installed (pip install 'tracekit[lmeval]')")
 
-from tracekit.collectors.presets import preset  # noqa: E402
-
+from tracekit.model_config import preset  # noqa: E402
+from tracekit.prune.checkpoints import build_model, save_model  # noqa: E402
 from tracekit.prune.evaluate import encode, loglik, multiple_choice, read_mc  # noqa: E402
-from tracekit.prune.models import build_model, save_model  # noqa: E402
 from tracekit.prune.tasks import tokenizer_for  # noqa: E402
 
 PIQA = Path(__file__).parent / "data" / "piqa_tiny.jsonl"

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tracekit.cli.main import main
-from tracekit.prune.models import PRUNE_META, TASK_META, load_model
+from tracekit.prune.checkpoints import PRUNE_META, TASK_META, load_model
 
 DATA = Path(__file__).parent / "data"
 
@@ -156,9 +156,8 @@ def test_bad_input_is_one_line(scored, capsys, argv, msg):
     (d / "junk.pt").write_bytes(b"\x00garbage")
     (d / "short.txt").write_text("tiny")
     if not (d / "m1").exists():
-        from tracekit.collectors.presets import preset
-
-        from tracekit.prune.models import build_model, save_model
+        from tracekit.model_config import preset
+        from tracekit.prune.checkpoints import build_model, save_model
 
         save_model(build_model(preset("mamba1", "tiny")), preset("mamba1", "tiny"), d / "m1")
     code, _, err = run(capsys, *[a.format(d=d) for a in argv])
@@ -171,16 +170,16 @@ def test_bad_input_is_one_line(scored, capsys, argv, msg):
 
 def test_apply_failure_leaves_no_directory(scored, monkeypatch):
     from tracekit.errors import TracekitError
-    from tracekit.prune import pipeline
+    from tracekit.prune import steps
 
     d, scores = scored
 
     def boom(*a, **k):
         raise TracekitError("disk full")
 
-    monkeypatch.setattr("tracekit.prune.models.json.dumps", boom)
+    monkeypatch.setattr("tracekit.prune.checkpoints.json.dumps", boom)
     with pytest.raises(TracekitError):
-        pipeline.apply_file(str(scores), 0.5, "physical", str(d / "half"))
+        steps.apply_file(str(scores), 0.5, "physical", str(d / "half"))
     assert not (d / "half").exists()
     assert not [p for p in d.iterdir() if p.name.startswith(".half")]
 

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from tracekit.collectors.presets import preset
 
 from tracekit.errors import UsageError
+from tracekit.model_config import preset
 from tracekit.prune import compare
 
 

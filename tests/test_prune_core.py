@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tracekit.collectors.presets import ModelConfig, preset
 
 from tracekit.errors import TracekitError, UsageError
+from tracekit.model_config import ModelConfig, preset
 from tracekit.prune import apply as variants
-from tracekit.prune.models import build_model, mixers, shape_key
+from tracekit.prune.checkpoints import build_model, mixers, shape_key
 from tracekit.prune.scoring import (
     METHODS,
     ScoreSet,

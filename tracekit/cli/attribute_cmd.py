@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -76,47 +75,42 @@ def attribute(
     tracekit attribute --run runs/h100-130m
     """
     import tracekit
-    from tracekit.analyzers.attribute_run import attribute_documents
+    from tracekit import pipeline
     from tracekit.analyzers.components import load_rules
-    from tracekit.analyzers.run_manifest import RunTrace, find_for_trace, run_traces
 
     if not traces and run_dir is None:
         raise UsageError("give --trace FILE or --run RUN_DIR")
     if plot_path is not None:  # before any work: a bad --plot must not cost a whole attribution
         check_output_file(plot_path, "--plot", suffixes=image_suffixes())
-    items: list[RunTrace] = []
+    items: list[pipeline.TraceRef] = []
     if run_dir is not None:
-        listed = run_traces(run_dir)
-        items.extend(i for i in listed if i.trace.is_file())
+        present, missing = pipeline.run_items(run_dir)
+        items.extend(present)
+        listed = len(present) + len(missing)
         if not items:
-            raise UsageError(f"{run_dir}: no trace files of the manifest's {len(listed)} points are present")
-        if len(items) < len(listed):
+            raise UsageError(f"{run_dir}: no trace files of the manifest's {listed} points are present")
+        if missing:
             click.echo(
-                f"tracekit: note: {len(listed) - len(items)} of {len(listed)} traces listed in "
+                f"tracekit: note: {len(missing)} of {listed} traces listed in "
                 f"{run_dir}/manifest.json are not present; attributing the other {len(items)}",
                 err=True,
             )
-    for t in traces:
-        if not t.exists():
-            raise UsageError(f"{t}: no such file")
-        found = find_for_trace(t)
-        items.append(found if found is not None else RunTrace(t.resolve(), None, _empty_point(), t.name))
+    items.extend(pipeline.trace_item(t) for t in traces)
     rules = load_rules(rules_file)
     db = tracekit.open(db_path)
     try:
-        docs = attribute_documents(
+        reports = pipeline.attribute_traces(
             db,
             items,
-            rules,
             by=by,
-            arch=arch,
-            preset_name=preset_name,
-            overrides=overrides,
+            flags=pipeline.ConfigFlags(arch, preset_name, tuple(overrides)),
+            rules=rules,
             with_hta=with_hta,
             progress=fmt == "table",
         )
     finally:
         db.close()
+    docs = [r.to_dict() for r in reports]
     from tracekit.reports.attribute_export import write
 
     write(docs, by, fmt)
@@ -126,9 +120,3 @@ def attribute(
         from tracekit.reports.attribute_plot import plot_shares
 
         plot_shares(docs, plot_path)
-
-
-def _empty_point() -> Any:
-    from tracekit.analyzers.summary import Point
-
-    return Point()

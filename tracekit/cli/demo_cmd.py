@@ -35,12 +35,9 @@ def demo(out_dir: Path, seqlens: str, by: str) -> None:
     from rich.console import Console
 
     import tracekit
-    from tracekit.analyzers.attribute_run import attribute_documents
-    from tracekit.analyzers.components import load_rules
-    from tracekit.analyzers.run_manifest import run_traces
     from tracekit.collectors.progress import RichReporter
     from tracekit.collectors.spec import CollectSpec
-    from tracekit.collectors.sweep import run_collect
+    from tracekit.pipeline import collect_and_attribute
     from tracekit.reports.attribute_plot import plot_shares
     from tracekit.reports.attribute_table import render
     from tracekit.reports.collect_summary import summary_table
@@ -73,17 +70,19 @@ def demo(out_dir: Path, seqlens: str, by: str) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     console = Console()
     console.rule("[bold]1. collect[/] tiny Mamba-1/2 on CPU (transformers torch path, random weights)")
-    with RichReporter(Console(stderr=True)) as reporter:
-        manifest = run_collect(spec, reporter=reporter)
-    console.print(summary_table(manifest))
 
-    console.rule("[bold]2. ingest + 3. attribute[/]")
-    db = tracekit.open(out_dir / "tracekit.duckdb")
-    try:
-        docs = attribute_documents(db, run_traces(run_dir), load_rules(), by=by, progress=True)
+    def collected(manifest: dict) -> None:
+        reporter.progress.stop()  # the collect bar is done: print below it, as before
+        console.print(summary_table(manifest))
+        console.rule("[bold]2. ingest + 3. attribute[/]")
+
+    with RichReporter(Console(stderr=True)) as reporter:
+        _, reports = collect_and_attribute(
+            spec, out_dir / "tracekit.duckdb", by=by, reporter=reporter, progress=True, on_collected=collected
+        )
+    docs = [r.to_dict() for r in reports]
+    with tracekit.open(out_dir / "tracekit.duckdb") as db:
         tables = db.tables()
-    finally:
-        db.close()
     console.print(
         f"{tables.filter(tables['name'] == 'events')['rows'].item():,} events from "
         f"{len(docs)} traces in {out_dir / 'tracekit.duckdb'}"

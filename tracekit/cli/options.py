@@ -13,9 +13,8 @@ from typing import Any
 
 import click
 
-# The one place the CLI names where the model config comes from (issue #10 moves it to tracekit.model_config).
-from tracekit.collectors.presets import ARCHS, ModelConfig, apply_overrides, preset
 from tracekit.errors import UsageError
+from tracekit.model_config import ARCHS
 
 FORMATS = ("table", "json", "csv")
 
@@ -124,31 +123,3 @@ def model_options(
         return arch(preset_opt(config(f)))
 
     return decorate
-
-
-def config_from_flags(
-    arch: str | None,
-    preset_name: str | None,
-    overrides: Sequence[str],
-    *,
-    inferred: ModelConfig | None = None,
-    default_preset: str | None = None,
-) -> ModelConfig | None:
-    """--arch/--preset/--config → a ModelConfig (None without --arch), as the prune and train commands build it.
-
-    Stand-in with the signature of tracekit.model_config.config_from_flags (issue #10): when that lands, this
-    function is replaced by importing it. Only the no-inference path (`inferred=None`) is needed by the CLI.
-    """
-    if inferred is not None:
-        raise NotImplementedError("config inference from a trace happens in tracekit.analyzers")
-    if arch is None:
-        if preset_name or overrides:
-            raise UsageError("--preset/--config need --arch")
-        return None
-    name = preset_name or default_preset
-    if name is None:
-        raise UsageError(f"--arch {arch} needs --preset NAME")
-    try:
-        return apply_overrides(preset(arch, name), list(overrides))
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None

@@ -8,10 +8,11 @@ from typing import Any
 
 import click
 
-from tracekit.cli.options import LazyChoice, config_from_flags, format_option, model_options
+from tracekit.cli.options import LazyChoice, format_option, model_options
 from tracekit.cli.paths import check_output_dir, check_output_file, image_suffixes, require_exists
 from tracekit.cli.progress import progress_bar, quiet_transformers, stderr_console
 from tracekit.errors import UsageError
+from tracekit.model_config import config_from_flags
 
 
 @click.group()
@@ -61,7 +62,7 @@ def score(
     fmt: str,
 ) -> None:
     """Score every state of every layer; write scores + a heatmap."""
-    from tracekit.prune import pipeline
+    from tracekit.prune import steps
     from tracekit.prune.scoring import DATA_METHODS, save_scores
     from tracekit.reports.heatmap import save_heatmap
 
@@ -73,15 +74,15 @@ def score(
     )
     quiet_transformers()
     cfg = config_from_flags(arch, preset_name, overrides, default_preset="tiny")
-    src = pipeline.open_source(cfg, pretrained, seed)
+    src = steps.open_source(cfg, pretrained, seed)
     batches, calib = None, {}
     if method in DATA_METHODS:
         if not data:
             raise UsageError(f"--method {method} needs --data (a text file/dir, mqar or selcopy)")
-        batches, calib = pipeline.calibration_batches(data, src, seqlen, samples, batch, seed)
+        batches, calib = steps.calibration_batches(data, src, seqlen, samples, batch, seed)
     with progress_bar() as prog:
         t = prog.add_task(f"calibrating ({method})", total=len(batches) if batches else 1)
-        s = pipeline.score(src, method, batches, calib, seed, progress=lambda n: prog.update(t, completed=n))
+        s = steps.score(src, method, batches, calib, seed, progress=lambda n: prog.update(t, completed=n))
         prog.update(t, completed=len(batches) if batches else 1)
     path = save_scores(s, out)
     png = save_heatmap(s.scores, heatmap or Path(out).with_suffix(".png"), f"{src.cfg.arch} state scores ({method})")
@@ -112,7 +113,7 @@ def score(
 @click.option("--no-align", is_flag=True, help="Do not round k up to a multiple that causal-conv1d accepts (Mamba-2).")
 @click.option(
     "--save-format",
-    type=LazyChoice("tracekit.prune.models:SAVE_FORMATS", extra=("auto",)),
+    type=LazyChoice("tracekit.prune.checkpoints:SAVE_FORMATS", extra=("auto",)),
     default="auto",
     show_default=True,
     help="Model directory layout; auto = mamba-ssm where mamba-ssm is installed, else transformers.",
@@ -129,14 +130,14 @@ def apply(
     fmt: str,
 ) -> None:
     """Prune states with the scores; write a loadable model directory (atomically)."""
-    from tracekit.prune import pipeline
+    from tracekit.prune import steps
 
     require_exists(scores_path, "--scores", kind="file")
     if pretrained:
         require_exists(pretrained, "--pretrained", kind="directory")
     check_output_dir(out, "--out")
     quiet_transformers()
-    path, info = pipeline.apply_file(
+    path, info = steps.apply_file(
         scores_path, ratio, variant, out, pretrained, align=not no_align, save_format=save_format
     )
     if fmt == "json":
@@ -178,7 +179,7 @@ def eval_cmd(
     out: str | None,
 ) -> None:
     """Perplexity, zero-shot multiple choice (lm-eval formats) and synthetic recall, offline."""
-    from tracekit.prune import pipeline
+    from tracekit.prune import steps
     from tracekit.prune.tasks import split_tasks
 
     if bool(model_dir) == bool(arch):
@@ -192,10 +193,10 @@ def eval_cmd(
     check_eval_tasks(specs, Path(model_dir) if model_dir else None, limit)
     quiet_transformers()
     cfg = config_from_flags(arch, preset_name, overrides, default_preset="tiny")
-    src = pipeline.open_source(cfg, model_dir, 0)
+    src = steps.open_source(cfg, model_dir, 0)
     rows = [
         r.to_dict()
-        for r in pipeline.eval_model(
+        for r in steps.eval_model(
             src.model, src.cfg, src.model_dir, specs, seqlen, max_windows, n_examples, limit, seed
         )
     ]
@@ -216,8 +217,8 @@ def eval_cmd(
 
 def check_eval_tasks(specs: list[str], model_dir: Path | None, limit: int | None) -> None:
     """Validate every `prune eval` task spec and its file (exists, and mc files parse) before any work."""
+    from tracekit.prune.checkpoints import TASK_META, read_meta
     from tracekit.prune.evaluate import read_mc
-    from tracekit.prune.models import TASK_META, read_meta
     from tracekit.prune.tasks import parse_synthetic
 
     if not specs:
@@ -259,7 +260,7 @@ def check_eval_tasks(specs: list[str], model_dir: Path | None, limit: int | None
 @click.option("--warmup", default=1, show_default=True)
 @click.option(
     "--backend",
-    type=LazyChoice("tracekit.collectors.models:BACKENDS", extra=("auto",)),
+    type=LazyChoice("tracekit.collectors.backends:BACKENDS", extra=("auto",)),
     default="auto",
     show_default=True,
 )

@@ -1,4 +1,4 @@
-"""`tracekit train`: train a small Mamba-1/2 model offline (parse flags, call tracekit.prune.runs)."""
+"""`tracekit train`: train a small Mamba-1/2 model offline (parse flags, call tracekit.prune.train)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import json
 
 import click
 
-from tracekit.cli.options import config_from_flags, format_option, model_options
+from tracekit.cli.options import format_option, model_options
 from tracekit.cli.paths import check_output_dir, require_exists
 from tracekit.cli.progress import progress_bar, quiet_transformers
+from tracekit.model_config import config_from_flags
 
 
 @click.command()
@@ -41,7 +42,7 @@ def train(
     fmt: str,
 ) -> None:
     """Train a small Mamba-1/2 model offline (MQAR, selective copying, or a byte-level LM)."""
-    from tracekit.prune import runs
+    from tracekit.prune.train import train_to_dir
 
     check_output_dir(out, "--out")
     if task.startswith("bytes:"):
@@ -54,7 +55,7 @@ def train(
         def tick(step: int, row: dict[str, float]) -> None:
             prog.update(t, completed=step, description=f"training loss {row['loss']:.3f}")
 
-        summary = runs.train_to_dir(cfg, task, steps, batch, lr, seqlen, max_bytes, seed, eval_n, out, tick, device)
+        summary = train_to_dir(cfg, task, steps, batch, lr, seqlen, max_bytes, seed, eval_n, out, tick, device)
     if fmt == "json":
         click.echo(json.dumps(summary, indent=2))
         return

@@ -18,8 +18,8 @@ import copy
 import torch
 from torch import nn
 
-from tracekit.collectors.presets import ModelConfig
-from tracekit.prune.models import build_model, mixers
+from tracekit.model_config import ModelConfig
+from tracekit.prune.checkpoints import build_model, mixers
 
 VARIANTS = ("dense", "masked", "physical")
 

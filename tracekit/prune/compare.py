@@ -2,7 +2,7 @@
 
 Each variant is built in memory from one dense model (same weights, same scores), handed to
 `tracekit.collectors.sweep.run_collect` (so timing, warm-up, CUDA graphs and traces are exactly those of
-`tracekit collect`), and every trace is ingested and attributed with `tracekit.analyzers`, so the
+`tracekit collect`), and every trace is ingested and attributed by `tracekit.pipeline.attribute_run`, so the
 component breakdown shows *where* the time went. The result is the paper's Table 2 equivalent: speedup
 and memory reduction vs dense per (mode, seqlen, ratio), plus latency-vs-ratio plots (its Fig. 5).
 """
@@ -17,11 +17,11 @@ from typing import Any
 
 from torch import nn
 
-from tracekit.collectors.presets import ModelConfig
 from tracekit.errors import UsageError
-from tracekit.prune.models import build_model
-from tracekit.prune.pipeline import prune_model
+from tracekit.model_config import ModelConfig
+from tracekit.prune.checkpoints import build_model
 from tracekit.prune.scoring import check_same_shape, compute_scores, load_scores
+from tracekit.prune.steps import prune_model
 
 DATA_FREE = ("magnitude", "random")
 
@@ -56,8 +56,8 @@ class CompareResult:
 
 def to_backend(model: nn.Module, cfg: ModelConfig, backend: str, device: str, dtype: str, seed: int) -> nn.Module:
     """The hf model as the collect backend wants it (mamba-ssm: rebuilt and loaded, only names differ)."""
-    from tracekit.collectors.models import DTYPES
-    from tracekit.collectors.models import build_model as build_backend
+    from tracekit.collectors.backends import DTYPES
+    from tracekit.collectors.backends import build_model as build_backend
 
     if backend == "hf":
         return model.to(device=device, dtype=DTYPES[dtype]).eval()
@@ -180,9 +180,8 @@ def run_compare(
 def analyze_compare(out: Path) -> CompareResult:
     """Ingest and attribute the runs a (collect-phase) compare left in `out`; write its outputs."""
     import tracekit
-    from tracekit.analyzers.attribute_run import attribute_documents
     from tracekit.analyzers.components import load_rules
-    from tracekit.analyzers.run_manifest import read_manifest, run_traces
+    from tracekit.pipeline import attribute_run
 
     try:
         head = json.loads((out / PLAN).read_text())
@@ -194,9 +193,9 @@ def analyze_compare(out: Path) -> CompareResult:
     try:
         for e in head["variants"]:
             run_dir = out / "runs" / e["label"]
-            doc = read_manifest(run_dir)
-            items = [it for it in run_traces(run_dir, doc) if it.trace.is_file()]
-            docs = {d["trace"]: d for d in attribute_documents(db, items, rules)}
+            run = attribute_run(db, run_dir, rules=rules, require_traces=False)
+            doc = run.manifest
+            docs = {r.trace: r.to_dict() for r in run.reports}
             for p in doc["points"]:
                 trace = (run_dir / p["trace"]).resolve() if p.get("trace") else None
                 att = docs.get(trace.name) if trace else None

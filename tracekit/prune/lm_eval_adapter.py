@@ -22,8 +22,8 @@ import torch
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
+from tracekit.prune.checkpoints import load_model
 from tracekit.prune.evaluate import continuation_score
-from tracekit.prune.models import load_model
 from tracekit.prune.tasks import ByteTokenizer, encode, tokenizer_for
 
 

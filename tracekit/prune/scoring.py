@@ -25,9 +25,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from tracekit.collectors.presets import ModelConfig
 from tracekit.errors import TracekitError, UsageError
-from tracekit.prune.models import mixers, shape_key
+from tracekit.model_config import ModelConfig
+from tracekit.prune.checkpoints import mixers, shape_key
 from tracekit.prune.signals import StateStats, replay
 
 METHODS = ("delta", "delta-literal", "delta-bc", "energy", "magnitude", "random")

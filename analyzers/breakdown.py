@@ -37,7 +37,7 @@ _PROJECTIONS = {"in_proj", "out_proj", "lm_head", "x_proj", "dt_proj"}
 
 
 @dataclasses.dataclass
-class Point:
+class RunContext:
     """What the run was (from the manifest when there is one)."""
 
     mode: str | None = None  # prefill | decode
@@ -70,9 +70,9 @@ def _span(con: duckdb.DuckDBPyConnection, trace_id: int) -> tuple[int | None, in
     return lo, hi
 
 
-def _device_name(con: duckdb.DuckDBPyConnection, trace_id: int, point: Point) -> str | None:
-    if point.device:
-        return point.device
+def _device_name(con: duckdb.DuckDBPyConnection, trace_id: int, ctx: RunContext) -> str | None:
+    if ctx.device:
+        return ctx.device
     raw = con.sql(
         "SELECT CAST(device_properties AS VARCHAR) FROM traces WHERE trace_id = $tid", params={"tid": trace_id}
     ).fetchall()
@@ -168,7 +168,7 @@ def _memory(con: duckdb.DuckDBPyConnection, att: Attribution) -> tuple[pl.DataFr
     return mem, source
 
 
-def _analytic(att: Attribution, point: Point, by_layer: bool) -> tuple[dict, dict]:
+def _analytic(att: Attribution, ctx: RunContext, by_layer: bool) -> tuple[dict, dict]:
     """Non-GEMM FLOPs and minimal I/O bytes per (layer, component), from in_proj/lm_head calls."""
     cfg = att.config
     fl: dict[tuple[Any, str], int] = {}
@@ -177,14 +177,14 @@ def _analytic(att: Attribution, point: Point, by_layer: bool) -> tuple[dict, dic
         return fl, io
     g = att.gemms
     full_model = g.filter(pl.col("role") == "lm_head").height > 0
-    e = point.dtype_bytes or 2
+    e = ctx.dtype_bytes or 2
     for tokens, layer in g.filter(pl.col("role") == "in_proj").select("tokens", "layer").iter_rows():
         if tokens is None:
             continue
         key_layer = layer if by_layer else None
         # A call with one token per sequence is a decode step (state read + written); batch unknown ->
         # treated as one sequence (the state term is then a lower bound).
-        batch = point.batch or 1
+        batch = ctx.batch or 1
         decode = tokens <= batch
         nongemm = {
             "conv": F.conv_flops(cfg, tokens),
@@ -210,28 +210,28 @@ def summarize(
     att: Attribution,
     *,
     by: str = "component",
-    point: Point | None = None,
+    context: RunContext | None = None,
     trace_name: str | None = None,
 ) -> dict[str, Any]:
     """The stable JSON document of `tracekit attribute` for one trace (docs/attribute.md).
 
     `notes` lists, one line each, what could not be computed and why (fields then hold null).
     """
-    point = point or Point()
+    ctx = context or RunContext()  # filled in below (batch, seqlen, dtype inferred)
     notes: list[str] = []
-    given = (point.batch, point.seqlen, point.dtype_bytes)
-    if point.dtype_bytes is None:
+    given = (ctx.batch, ctx.seqlen, ctx.dtype_bytes)
+    if ctx.dtype_bytes is None:
         types = [type_bytes(t) for t in att.gemms["types"].to_list()] if att.gemms.height else []
         types = [t for t in types if t]
-        point.dtype_bytes = Counter(types).most_common(1)[0][0] if types else None
-    if att.config is not None and (point.batch is None or point.seqlen is None):
+        ctx.dtype_bytes = Counter(types).most_common(1)[0][0] if types else None
+    if att.config is not None and (ctx.batch is None or ctx.seqlen is None):
         b, l_ = _infer_batch(att, con)
-        point.batch = point.batch or b
-        point.seqlen = point.seqlen or l_
-    if point.mode is None and point.batch and config_matches(att):
+        ctx.batch = ctx.batch or b
+        ctx.seqlen = ctx.seqlen or l_
+    if ctx.mode is None and ctx.batch and config_matches(att):
         calls = att.gemms.filter(pl.col("role") == "in_proj")["tokens"].drop_nulls()
-        kinds = {"decode" if t <= point.batch else "prefill" for t in calls}
-        point.mode = "+".join(sorted(kinds, key=["prefill", "decode"].index)) or None
+        kinds = {"decode" if t <= ctx.batch else "prefill" for t in calls}
+        ctx.mode = "+".join(sorted(kinds, key=["prefill", "decode"].index)) or None
     gpu = att.time_source == "gpu"
     units = att.units
     time_col = "dur_ns" if gpu else "self_ns"
@@ -241,14 +241,14 @@ def summarize(
     busy = union_ns(units) if gpu else None
     gw = _gpu_work(con, att.trace_id)
     mem, peak_source = _memory(con, att)
-    device = _device_name(con, att.trace_id, point) if gpu or gw["events"] else (point.device or "cpu")
+    device = _device_name(con, att.trace_id, ctx) if gpu or gw["events"] else (ctx.device or "cpu")
     peak = device_peak(device) if gpu else None
 
     by_layer = by == "layer"
     keys = ["layer", "component"] if by_layer else ["component"]
     comp_rows: list[dict[str, Any]] | None = None
     if by != "kernel":
-        fl, io = _analytic(att, point, by_layer)
+        fl, io = _analytic(att, ctx, by_layer)
         comp_rows = _component_rows(att, units, mem, keys, time_col, total_ns, fl, io, peak, gpu)
     by_category = gw["by_category"] if gw["events"] else _cpu_categories(units)
     by_stream = gw["by_stream"] if gw["events"] else None
@@ -260,7 +260,7 @@ def summarize(
         rows = by_stream or []
     else:
         rows = comp_rows or []
-    state = F.state_bytes(att.config, point.dtype_bytes or 2) if att.config is not None else None
+    state = F.state_bytes(att.config, ctx.dtype_bytes or 2) if att.config is not None else None
     has_cpu_ops = _count(con, "SELECT count(*) FROM cpu_ops WHERE trace_id = $tid", att.trace_id) > 0
     gemm_flops = _gemm_flops(att, has_cpu_ops, notes)
     mamba_found = bool(units.height) and bool((units["component"] != "other").any())
@@ -298,29 +298,28 @@ def summarize(
         "model": {
             "config": att.config.to_dict() if att.config is not None else None,
             "config_source": att.config_source,
-            "mode": point.mode,
-            "batch": point.batch,
-            "seqlen": point.seqlen,
-            "dtype_bytes": point.dtype_bytes,
+            "mode": ctx.mode,
+            "batch": ctx.batch,
+            "seqlen": ctx.seqlen,
+            "dtype_bytes": ctx.dtype_bytes,
             **(state or {"conv_state_bytes": None, "ssm_state_bytes": None, "state_bytes": None}),
         },
         "peak": dataclasses.asdict(peak) if peak else None,
-        "timing": {"ttft_ms": point.ttft_ms, "tpot_ms": point.tpot_ms, "median_ms": point.median_ms},
+        "timing": {"ttft_ms": ctx.ttft_ms, "tpot_ms": ctx.tpot_ms, "median_ms": ctx.median_ms},
     }
     if att.config is not None:
-        if given[2] is None and point.dtype_bytes is None:
+        if given[2] is None and ctx.dtype_bytes is None:
             notes.append("element size unknown (no manifest dtype, no recorded input types): 2 bytes assumed")
         elif given[2] is None:
-            notes.append(f"element size {point.dtype_bytes} bytes from the GEMMs' recorded input types")
-        if config_matches(att) and point.batch is None:
+            notes.append(f"element size {ctx.dtype_bytes} bytes from the GEMMs' recorded input types")
+        if config_matches(att) and ctx.batch is None:
             notes.append(
                 "batch unknown (no manifest, no [B, L, d_model] input shape): I/O counts one sequence, "
                 "so decode-state bytes are a lower bound"
             )
-        elif given[0] is None and point.batch is not None:
+        elif given[0] is None and ctx.batch is not None:
             notes.append(
-                f"batch {point.batch} and seqlen {point.seqlen} inferred from the most common [B, L, d_model] "
-                "input shape"
+                f"batch {ctx.batch} and seqlen {ctx.seqlen} inferred from the most common [B, L, d_model] input shape"
             )
     notes[:0] = _notes(con, att, doc, gw, mem, peak_source, has_cpu_ops, by)
     doc["notes"] = notes

@@ -1,4 +1,4 @@
-"""Which Mamba config a trace ran: from the manifest, from flags, or inferred from recorded shapes.
+"""Infer which Mamba config a trace ran from its recorded shapes (flags -> config: tracekit.model_config).
 
 Inference exists because most traces in the wild come without a manifest. It only reads shapes that
 were recorded (GEMM weights, the depthwise conv weight) and returns None rather than guess: a wrong
@@ -11,35 +11,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from tracekit.analyzers.gemm_shapes import Gemm
-from tracekit.collectors.presets import ModelConfig, apply_overrides, preset
 
-from tracekit.errors import UsageError
-
-
-def config_from_flags(
-    arch: str | None, preset_name: str | None, overrides: Sequence[str], inferred: ModelConfig | None
-) -> ModelConfig | None:
-    """--arch/--preset/--config KEY=VALUE -> config (overrides apply to the inferred config if no preset)."""
-    if preset_name and not arch:
-        if inferred is None:
-            raise UsageError("--preset needs --arch (mamba1|mamba2): the trace's arch could not be inferred")
-        arch = inferred.arch
-    try:
-        if arch and preset_name:
-            base: ModelConfig | None = preset(arch, preset_name)
-        elif arch:
-            base = inferred if inferred is not None and inferred.arch == arch else None
-            if base is None:
-                raise UsageError(f"--arch {arch} needs --preset NAME (the shapes could not be inferred)")
-        else:
-            base = inferred
-        if overrides:
-            if base is None:
-                raise UsageError("--config needs --arch/--preset: no model config could be inferred from the trace")
-            base = apply_overrides(base, list(overrides))
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    return base
+from tracekit.model_config import ModelConfig
 
 
 def infer_config(gemms: Iterable[Gemm], weight_dims: Iterable[Sequence[int]]) -> ModelConfig | None:

@@ -1,14 +1,19 @@
-"""Published Mamba-1 / Mamba-2 model shapes, plus a `tiny` preset for tests.
+"""The model config: `ModelConfig`, the published presets, --arch/--preset/--config flags, dtypes.
 
 Shapes follow the state-spaces/mamba and mamba2 releases (config.json of each checkpoint).
 Only shapes are needed for profiling: weights are random unless `--pretrained` is given.
+
+Stdlib only: collectors/ (which runs on GPU machines without duckdb/polars) and analyzers/ both import it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import Any
+
+from tracekit.errors import UsageError
 
 ARCHS = ("mamba1", "mamba2")
 
@@ -115,6 +120,13 @@ _SIZES = {
 PRESETS = ("tiny", *_SIZES)
 
 
+def preset_names(arch: str) -> tuple[str, ...]:
+    """The preset names `preset(arch, name)` accepts (the same for both archs)."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; choose from {', '.join(ARCHS)}")
+    return PRESETS
+
+
 def preset(arch: str, name: str) -> ModelConfig:
     """The published shapes of `arch` at size `name` (e.g. ("mamba2", "130m"))."""
     if arch not in ARCHS:
@@ -157,3 +169,83 @@ def apply_overrides(cfg: ModelConfig, items: list[str] | tuple[str, ...]) -> Mod
     out = cfg.replace(**changes)
     out.validate()
     return out
+
+
+def config_from_flags(
+    arch: str | None,
+    preset_name: str | None,
+    overrides: Sequence[str],
+    *,
+    inferred: ModelConfig | None = None,
+    default_preset: str | None = None,
+) -> ModelConfig | None:
+    """--arch/--preset/--config KEY=VALUE -> a config, or None where the flags (and `inferred`) give none.
+
+    Commands that build a model (prune score/eval/compare, train) pass `default_preset` ("tiny"): --arch
+    picks the family, --preset the shapes (default `default_preset`), --config overrides them; without
+    --arch there is no config, and --preset/--config alone are an error.
+
+    Commands that read a trace (attribute) pass the config `inferred` from it instead: --preset takes its
+    arch from the inferred config when --arch is missing, --arch alone keeps the inferred shapes when the
+    arch matches, and --config overrides the preset or else the inferred config.
+
+    Raises UsageError (one line) for a bad combination or value.
+    """
+    try:
+        if default_preset is not None:
+            if arch is None:
+                if preset_name or overrides:
+                    raise UsageError("--preset/--config need --arch")
+                return None
+            return apply_overrides(preset(arch, preset_name or default_preset), list(overrides))
+        if preset_name and not arch:
+            if inferred is None:
+                raise UsageError("--preset needs --arch (mamba1|mamba2): the trace's arch could not be inferred")
+            arch = inferred.arch
+        if arch and preset_name:
+            base: ModelConfig | None = preset(arch, preset_name)
+        elif arch:
+            base = inferred if inferred is not None and inferred.arch == arch else None
+            if base is None:
+                raise UsageError(f"--arch {arch} needs --preset NAME (the shapes could not be inferred)")
+        else:
+            base = inferred
+        if overrides:
+            if base is None:
+                raise UsageError("--config needs --arch/--preset: no model config could be inferred from the trace")
+            base = apply_overrides(base, list(overrides))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return base
+
+
+# ---- dtypes ---------------------------------------------------------------------------------------
+# The one dtype table: canonical name -> (element bytes, torch attribute, other spellings). The other
+# spellings are torch's ("float16", "torch.bfloat16" is read without its prefix) and the profiler's
+# recorded `Input type` ("c10::BFloat16", "float", ...).
+_DTYPES: dict[str, tuple[int, str, tuple[str, ...]]] = {
+    "bf16": (2, "bfloat16", ("c10::BFloat16",)),
+    "fp16": (2, "float16", ("half", "c10::Half")),
+    "fp32": (4, "float32", ("float",)),
+    "fp64": (8, "float64", ("double",)),
+    "fp8_e4m3": (1, "float8_e4m3fn", ("c10::Float8_e4m3fn",)),
+}
+DTYPE_BYTES: dict[str, int] = {name: v[0] for name, v in _DTYPES.items()}
+# What `tracekit collect --dtype` builds models in: canonical name -> torch dtype attribute name.
+MODEL_DTYPES: dict[str, str] = {name: _DTYPES[name][1] for name in ("bf16", "fp16", "fp32")}
+_ALIASES: dict[str, str] = {
+    alias: name for name, (_, torch_name, others) in _DTYPES.items() for alias in (name, torch_name, *others)
+}
+
+
+def dtype_name(name: str | None) -> str | None:
+    """The canonical name of a dtype spelling ("torch.bfloat16", "bfloat16", "c10::BFloat16" -> "bf16")."""
+    if not name:
+        return None
+    return _ALIASES.get(str(name).removeprefix("torch."))
+
+
+def dtype_bytes(name: str | None) -> int | None:
+    """Element size in bytes of a dtype spelling; None when unknown."""
+    canonical = dtype_name(name)
+    return DTYPE_BYTES[canonical] if canonical else None

@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tracekit.collectors.presets import ModelConfig
 
 from tracekit.errors import MissingPathError, UsageError
+from tracekit.model_config import MODEL_DTYPES, ModelConfig
 
 BACKENDS = ("mamba-ssm", "hf")
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+# torch dtypes by the canonical names of tracekit.model_config (bf16, fp16, fp32): --dtype's choices.
+DTYPES = {name: getattr(torch, attr) for name, attr in MODEL_DTYPES.items()}
 
 
 # ---- availability ---------------------------------------------------------------------------------

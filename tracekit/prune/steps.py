@@ -14,10 +14,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from tracekit.collectors.presets import ModelConfig
 from tracekit.errors import TracekitError, UsageError
+from tracekit.model_config import ModelConfig
 from tracekit.prune import apply as variants
-from tracekit.prune.models import (
+from tracekit.prune.checkpoints import (
     MODEL_META,
     PRUNE_META,
     TASK_META,

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from tracekit.collectors.presets import ModelConfig
 from tracekit.errors import TracekitError
+from tracekit.model_config import ModelConfig
 
 MODEL_META = "tracekit_model.json"
 PRUNE_META = "tracekit_prune.json"
@@ -31,14 +31,14 @@ SAVE_FORMATS = ("hf", "mamba-ssm")
 
 def build_model(cfg: ModelConfig, seed: int = 0) -> nn.Module:
     """A randomly initialised fp32 CPU model with the shapes of `cfg` (same seed, same weights)."""
-    from tracekit.collectors.models import build_model as _build
+    from tracekit.collectors.backends import build_model as _build
 
     return _build(cfg, "hf", "cpu", torch.float32, seed).float().eval()
 
 
 def load_model(path: str | os.PathLike) -> tuple[nn.Module, ModelConfig]:
     """Load a local model directory (transformers or mamba-ssm format) as an fp32 CPU hf model."""
-    from tracekit.collectors.models import load_pretrained
+    from tracekit.collectors.backends import load_pretrained
 
     p = Path(path)
     if not (p / "config.json").is_file():
@@ -109,7 +109,7 @@ def _save_mamba_ssm(model: nn.Module, cfg: ModelConfig, d: Path) -> None:
     lm_head.weight stays even when tied: mamba-ssm's from_pretrained loads strictly and its state dict
     lists the tied head too.
     """
-    from tracekit.collectors.models import mamba_ssm_config_dict
+    from tracekit.collectors.backends import mamba_ssm_config_dict
 
     sd = {
         (
@@ -125,7 +125,7 @@ def _save_mamba_ssm(model: nn.Module, cfg: ModelConfig, d: Path) -> None:
 
 def default_save_format() -> str:
     """mamba-ssm's layout where mamba-ssm is installed (the CUDA machine), else transformers'."""
-    from tracekit.collectors.models import mamba_ssm_available
+    from tracekit.collectors.backends import mamba_ssm_available
 
     return "mamba-ssm" if mamba_ssm_available() else "hf"
 
