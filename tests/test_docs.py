@@ -204,6 +204,15 @@ def gpu_reason(c: DocCommand) -> str | None:
     return None
 
 
+GPU_ONLY = [c for c in ALL if gpu_reason(c)]
+
+
+@pytest.mark.parametrize("command", GPU_ONLY, ids=lambda c: c.id)
+def test_gpu_only_commands_are_listed(command: DocCommand) -> None:
+    """Not run here: shown as skips (with `-ra`, the default) so nothing is left out silently."""
+    pytest.skip(f"{command.id} GPU-only, not run ({gpu_reason(command)}): {command.text}")
+
+
 def _copy(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     if src.is_dir():
