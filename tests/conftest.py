@@ -8,10 +8,13 @@ developer's machine and fail under CI=true (CI always has ../shared).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 REPO_TRACES = DATA / "h100"
 SHARED_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
@@ -51,3 +54,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     for p in paths or [SHARED_TRACES / n for n in BIG_TRACES]:
         if not p.exists():
             _missing(f"big real trace {p} not found (it lives in ../shared/traces)")
+
+
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`tracekit ARGS` in a subprocess, importing this checkout's code (not whatever tracekit is installed)."""
+    return subprocess.run(
+        [sys.executable, "-m", "tracekit.cli.main", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+    )

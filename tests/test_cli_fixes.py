@@ -13,21 +13,10 @@ import duckdb
 import pytest
 
 import tracekit
+from tests.conftest import run_cli as _cli
 
 GOOD = {"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "pid": 1, "tid": 1, "ts": 1.0, "dur": 2.0}]}
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "tracekit.cli.main", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=full_env,
-    )
 
 
 def _one_line(r: subprocess.CompletedProcess[str]) -> str:

@@ -12,9 +12,6 @@ import bz2
 import gzip
 import json
 import lzma
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,7 @@ import pytest
 
 import tracekit
 from tests import plain_reader
+from tests.conftest import run_cli as _cli
 from tracekit.errors import TraceError
 
 CONF = Path(__file__).parent / "data" / "conformance"
@@ -196,15 +194,6 @@ def test_compressed_forms_are_one_trace(stores: _Stores, tmp_path: Path) -> None
 
 
 # ---- the CLI: exact kernel total or one clear line, never a traceback --------------------------------------
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tracekit.cli.main", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
 
 
 def _has_totals(path: Path) -> bool:

@@ -32,7 +32,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from pathlib import Path
 import click
 import pytest
 
+from tests.conftest import run_cli
 from tracekit.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -226,9 +226,8 @@ def _gunzip(src: Path, dst: Path) -> None:
 
 
 def _tiny_model(dst: Path) -> None:
-    from tracekit.collectors.presets import preset
-
-    from tracekit.prune.models import build_model, save_model
+    from tracekit.model_config import preset
+    from tracekit.prune.checkpoints import build_model, save_model
 
     cfg = preset("mamba2", "tiny")
     save_model(build_model(cfg, 0), cfg, dst)
@@ -262,15 +261,7 @@ TRAIN_CAP = ["--steps", "5", "--eval-n", "32"]
 
 
 def _cli(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TRACEKIT_DB": str(cwd / "tracekit.duckdb"), "COLUMNS": "160"}
-    return subprocess.run(
-        [sys.executable, "-m", "tracekit.cli.main", *argv],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_cli(*argv, cwd=cwd, env={"TRACEKIT_DB": str(cwd / "tracekit.duckdb"), "COLUMNS": "160"}, timeout=600)
 
 
 def _ensure_inputs(argv: list[str], root: Path, cwd: Path) -> None:

@@ -17,9 +17,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +26,7 @@ from hypothesis import strategies as st
 
 import tracekit
 from tests import plain_reader
+from tests.conftest import run_cli as _cli
 from tracekit.errors import TraceError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -381,15 +379,6 @@ def test_corruptions_read_exactly_or_refused_cleanly(store: Store, case: tuple[s
 
 
 # ---- a few CLI runs: exit codes and one line -------------------------------------------------------------------
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tracekit.cli.main", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
 
 
 @settings(max_examples=2, **SETTINGS)

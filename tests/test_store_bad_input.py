@@ -12,16 +12,11 @@ from pathlib import Path
 import pytest
 
 import tracekit
+from tests.conftest import run_cli as _cli
 from tracekit.errors import TraceError
 from tracekit.store import ingest as ingest_mod
 
 GOOD = {"traceEvents": [{"ph": "X", "cat": "cpu_op", "name": "a", "pid": 1, "tid": 1, "ts": 1.0, "dur": 2.0}]}
-
-
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tracekit.cli.main", *args], cwd=cwd, capture_output=True, text=True, timeout=120
-    )
 
 
 def _bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
