@@ -1,6 +1,7 @@
 -- Plain Chrome JSON phases (tracekit/store/chrome.py runs these by name; docs/schema.md, "Chrome JSON").
--- Input: the temp table `raw` (one row per traceEvents element). `/*ARGS_LIST*/` is replaced by the
--- expression that extracts tracekit's typed args from `args`; `$trace_id` is a parameter.
+-- Input: the temp table `raw` (one row per traceEvents element) and the temp macro `typed_args`
+-- (queries/ingest.sql, section macros); `$trace_id` is a parameter. Every temp table here is private to
+-- ingest (dropped after each trace; chrome.TEMP_TABLES).
 
 -- name: ids
 -- Which begin/end stream an event belongs to, and its async id. Streams (kind, k):
@@ -69,7 +70,7 @@ WHERE ph = 'C' AND (json_type(args) IS DISTINCT FROM 'OBJECT' OR json_keys(args)
 CREATE OR REPLACE TEMP TABLE slices_src AS
 SELECT event_id, 'X' AS ph, cat, name, pid, tid, ts_ns, dur_ns, args, a FROM raw WHERE ph = 'X'
 UNION ALL
-SELECT event_id, 'B', cat, name, pid, tid, ts_ns, dur_ns, args, /*ARGS_LIST*/ FROM (
+SELECT event_id, 'B', cat, name, pid, tid, ts_ns, dur_ns, args, typed_args(args) AS a FROM (
     SELECT b.event_id, b.cat, b.name, b.pid, b.tid, b.ts_ns, e.ts_ns - b.ts_ns AS dur_ns,
            CASE WHEN e.args IS NULL THEN b.args WHEN b.args IS NULL THEN e.args
                 ELSE json_merge_patch(b.args, e.args) END AS args
