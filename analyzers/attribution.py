@@ -25,44 +25,13 @@ from tracekit.analyzers.gemm_shapes import GEMM_OPS, Gemm, GemmRoles, parse_dims
 from tracekit.analyzers.layers import infer_layers
 from tracekit.analyzers.report_types import ConfigSource, LayerSource, TimeSource
 
+from tracekit import schema
 from tracekit.model_config import ModelConfig, dtype_bytes
 from tracekit.store.frames import frame
 
-CPU_CATS = ("cpu_op", "user_annotation", "python_function")  # canonical categories (events.category)
-_GEMM_LIST = ", ".join(f"'{n}'" for n in GEMM_OPS)
-# Scope names that vary per layer/step: dropped from the chain used for rule matching (layer is kept apart).
-_VARYING_SCOPE = r"^(layer\.\d+|decode\.step\.\d+|ProfilerStep#\d+|component\..*)$"
 
-# Top-down walk over one trace's event forest: innermost component scope, layer scope and GEMM op,
-# and the chain of enclosing names (root first).
-_WALK_SQL = rf"""
-WITH RECURSIVE walk(event_id, comp, layer, gemm_id, outer_gemm, chain) AS (
-    SELECT e.event_id,
-           CASE WHEN e.name LIKE 'component.%' THEN substr(e.name, 11) END,
-           TRY_CAST(regexp_extract(e.name, '^layer\.(\d+)$', 1) AS INTEGER),
-           CASE WHEN e.name IN ({_GEMM_LIST}) THEN e.event_id END,
-           NULL::BIGINT,
-           CASE WHEN regexp_matches(e.name, '{_VARYING_SCOPE}') THEN []::VARCHAR[] ELSE [e.name] END
-    FROM events e WHERE e.trace_id = $tid AND e.parent_id IS NULL
-    UNION ALL
-    SELECT e.event_id,
-           coalesce(CASE WHEN e.name LIKE 'component.%' THEN substr(e.name, 11) END, w.comp),
-           coalesce(TRY_CAST(regexp_extract(e.name, '^layer\.(\d+)$', 1) AS INTEGER), w.layer),
-           coalesce(CASE WHEN e.name IN ({_GEMM_LIST}) THEN e.event_id END, w.gemm_id),
-           w.gemm_id,
-           CASE WHEN regexp_matches(e.name, '{_VARYING_SCOPE}') THEN w.chain
-                ELSE list_append(w.chain, e.name) END
-    FROM walk w JOIN events e ON e.trace_id = $tid AND e.parent_id = w.event_id
-)
-SELECT * FROM walk WHERE {{keep}}
-"""
-# GPU traces only need the rows of kernels, their launching ops, GEMM ops and memory events' parents.
-_KEEP_GPU = """(event_id IN (SELECT event_id FROM kernels WHERE trace_id = $tid)
-    OR event_id IN (SELECT op_id FROM kernels WHERE trace_id = $tid)
-    OR event_id = gemm_id
-    OR event_id IN (SELECT parent_id FROM memory WHERE trace_id = $tid))"""
-
-
+# The SQL of attribution (the event-forest walk, the units and their self time) is
+# tracekit/schema/queries/attribution.sql.
 @dataclasses.dataclass
 class Attribution:
     """Per-unit attribution of one trace plus what it was resolved with."""
@@ -176,21 +145,9 @@ def attribute(
     n_kernels = con.sql("SELECT count(*) FROM kernels WHERE trace_id = $tid", params=p).fetchall()[0][0]
     time_source = TimeSource.GPU if n_kernels else TimeSource.CPU_SELF
     config_source = ConfigSource(config_source)
-    walk = frame(con, _WALK_SQL.replace("{keep}", _KEEP_GPU if time_source == "gpu" else "true"), p)
-    # Only the ops whose shapes matter: GEMMs, ops that launched kernels (GPU) or every op (CPU-only).
-    wanted = (
-        "name IN ({g}) OR event_id IN (SELECT op_id FROM kernels WHERE trace_id = $tid)"
-        if time_source == "gpu"
-        else "name IN ({g}) OR input_dims IS NOT NULL"
-    ).format(g=_GEMM_LIST)
-    ops = frame(
-        con,
-        f"""
-        SELECT event_id, parent_id, name, CAST(input_dims AS VARCHAR) AS dims,
-               CAST(input_types AS VARCHAR) AS types
-        FROM cpu_ops WHERE trace_id = $tid AND ({wanted})""",
-        p,
-    )
+    q = {"tid": trace_id, "gemm_ops": list(GEMM_OPS), "gpu_only": time_source == "gpu"}
+    walk = frame(con, schema.query("attribution", "walk"), q)
+    ops = frame(con, schema.query("attribution", "ops"), q)
     gemm_ops = ops.filter(pl.col("name").is_in(GEMM_OPS))
     # Innermost GEMM ops: no GEMM op below them (linear -> matmul -> mm counts once, at mm).
     enclosing = walk.filter(pl.col("event_id") == pl.col("gemm_id"))["outer_gemm"].drop_nulls()
@@ -319,16 +276,7 @@ def _candidate_weight_dims(dims_json: Sequence[str | None]) -> list[list[int]]:
 
 
 def _gpu_units(con: duckdb.DuckDBPyConnection, trace_id: int, walk: pl.DataFrame, ops: pl.DataFrame) -> pl.DataFrame:
-    k = frame(
-        con,
-        """
-        SELECT k.event_id, k.name AS kernel, k.ts_ns, k.dur_ns, k.end_ns, k.stream, k.device, k.op_id,
-               o.name AS op, k.launch_id, r.name AS launcher
-        FROM kernels k LEFT JOIN events o ON o.trace_id = k.trace_id AND o.event_id = k.op_id
-        LEFT JOIN events r ON r.trace_id = k.trace_id AND r.event_id = k.launch_id
-        WHERE k.trace_id = $tid""",
-        {"tid": trace_id},
-    )
+    k = frame(con, schema.query("attribution", "kernel_units"), {"tid": trace_id})
     w_op = walk.drop("outer_gemm").rename({"event_id": "op_id", "comp": "op_comp", "layer": "op_layer"})
     w_gpu = walk.select(pl.col("event_id"), pl.col("comp").alias("gpu_comp"), pl.col("layer").alias("gpu_layer"))
     k = k.join(w_op, on="op_id", how="left").join(w_gpu, on="event_id", how="left")
@@ -346,18 +294,7 @@ def _gpu_units(con: duckdb.DuckDBPyConnection, trace_id: int, walk: pl.DataFrame
 
 def _cpu_units(con: duckdb.DuckDBPyConnection, trace_id: int, walk: pl.DataFrame, ops: pl.DataFrame) -> pl.DataFrame:
     """CPU events with their self time (duration minus direct CPU children on the same thread)."""
-    cats = ", ".join(f"'{c}'" for c in CPU_CATS)
-    e = frame(
-        con,
-        f"""
-        WITH ev AS (SELECT event_id, parent_id, name, category, ts_ns, dur_ns, end_ns, tid FROM events
-                    WHERE trace_id = $tid AND category IN ({cats})),
-        kids AS (SELECT parent_id, sum(dur_ns) AS child_ns FROM ev WHERE parent_id IS NOT NULL GROUP BY 1)
-        SELECT ev.event_id, ev.name AS op, ev.category AS cat, ev.ts_ns, ev.dur_ns, ev.end_ns, ev.tid,
-               CAST(ev.dur_ns - coalesce(kids.child_ns, 0) AS BIGINT) AS self_ns
-        FROM ev LEFT JOIN kids ON kids.parent_id = ev.event_id""",
-        {"tid": trace_id},
-    )
+    e = frame(con, schema.query("attribution", "cpu_units"), {"tid": trace_id})
     e = e.join(walk.drop("outer_gemm"), on="event_id", how="left")
     gemm_dims = ops.select(
         pl.col("event_id").alias("gemm_id"), pl.col("name").alias("gemm_op"), pl.col("dims").alias("gemm_dims")

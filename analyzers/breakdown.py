@@ -18,6 +18,7 @@ from tracekit.analyzers.attribution import Attribution, type_bytes
 from tracekit.analyzers.components import COMPONENTS
 from tracekit.analyzers.devices import device_peak
 from tracekit.analyzers.gemm_shapes import parse_dims
+from tracekit.analyzers.intervals import union_ns, union_ns_by
 from tracekit.analyzers.io_bytes import layer_io_bytes, lm_head_io_bytes
 
 from tracekit.store.frames import frame
@@ -48,17 +49,6 @@ class RunContext:
     ttft_ms: float | None = None
     tpot_ms: float | None = None
     median_ms: float | None = None
-
-
-def union_ns(frame: pl.DataFrame) -> int:
-    """Length of the union of [ts_ns, end_ns) intervals (kernels on several streams overlap)."""
-    if frame.height == 0:
-        return 0
-    f = frame.select("ts_ns", "end_ns").sort("ts_ns")
-    f = f.with_columns(pl.col("end_ns").cum_max().shift(1).alias("prev"))
-    f = f.with_columns((pl.col("prev").is_null() | (pl.col("ts_ns") > pl.col("prev"))).cum_sum().alias("g"))
-    g = f.group_by("g").agg(pl.col("ts_ns").min(), pl.col("end_ns").max())
-    return int((g["end_ns"] - g["ts_ns"]).sum())
 
 
 def _span(con: duckdb.DuckDBPyConnection, trace_id: int) -> tuple[int | None, int | None]:
@@ -355,6 +345,7 @@ def _gpu_work(con: duckdb.DuckDBPyConnection, trace_id: int) -> dict[str, Any]:
         {"tid": trace_id},
     )
     out: dict[str, Any] = {"events": ev.height, "busy_ns": union_ns(ev), "by_category": [], "by_stream": []}
+    busy_cat, busy_stream = union_ns_by(ev, ["cat"]), union_ns_by(ev, ["device", "stream"])
     total = int(ev["dur_ns"].sum() or 0)
     for cat in GPU_CATS:
         sub = ev.filter(pl.col("cat") == cat)
@@ -368,7 +359,7 @@ def _gpu_work(con: duckdb.DuckDBPyConnection, trace_id: int) -> dict[str, Any]:
                     "count": sub.height,
                     "gpu_time_ns": t,
                     "cpu_self_ns": None,
-                    "busy_ns": union_ns(sub),
+                    "busy_ns": busy_cat[(cat,)],
                     "share": t / total if total else None,
                 }
             )
@@ -384,7 +375,7 @@ def _gpu_work(con: duckdb.DuckDBPyConnection, trace_id: int) -> dict[str, Any]:
             row[f"{short}s" if short == "kernel" else short] = c.height
             row[f"{short}_ns"] = int(c["dur_ns"].sum() or 0)
         t = int(sub["dur_ns"].sum() or 0)
-        row.update({"gpu_time_ns": t, "busy_ns": union_ns(sub), "share": t / total if total else None})
+        row.update({"gpu_time_ns": t, "busy_ns": busy_stream[(device, stream)], "share": t / total if total else None})
         out["by_stream"].append(row)
     return out
 
@@ -617,6 +608,7 @@ def _component_rows(
     by_layer = "layer" in keys
     t = units.group_by(keys).agg(pl.col(time_col).sum().alias("time_ns"), pl.len().alias("n"))
     groups = {tuple(r[k] for k in keys): r for r in t.iter_rows(named=True)}
+    busy = union_ns_by(units, keys) if gpu else {}
     gm = att.gemms.filter(pl.col("flops").is_not_null())
     gemm_all = {
         tuple(r[k] for k in keys): r["f"]
@@ -657,9 +649,6 @@ def _component_rows(
             if by_layer and g is None and key not in gemm_all:
                 continue
             time_ns = int(g["time_ns"]) if g else 0
-            sub = units.filter(pl.col("component") == comp)
-            if by_layer:
-                sub = sub.filter(pl.col("layer").is_null() if layer is None else pl.col("layer") == layer)
             akey = (layer if by_layer else None, comp)
             if config_matches(att):
                 flops = int(proj.get(key, 0)) + int(fl.get(akey, 0))
@@ -683,7 +672,7 @@ def _component_rows(
                     "layer": layer,
                     "gpu_time_ns": time_ns if gpu else None,
                     "cpu_self_ns": None if gpu else time_ns,
-                    "busy_ns": union_ns(sub) if gpu else None,
+                    "busy_ns": busy.get(key, 0) if gpu else None,
                     "share": (time_ns / total_ns) if total_ns else None,
                     "kernels": int(g["n"]) if g and gpu else 0,
                     "flops": flops,

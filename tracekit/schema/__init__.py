@@ -1,17 +1,19 @@
-"""The versioned DuckDB schema: numbered .sql files applied in order (see docs/schema.md)."""
+"""The versioned DuckDB schema: numbered .sql files applied in order (see docs/schema.md), and the
+analysis SQL in queries/<topic>.sql, one statement per `-- name: X` section, loaded by name."""
 
 from __future__ import annotations
 
+import re
+from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import duckdb
 
 SCHEMA_VERSION = 2
 
-# The alias-table key of an event: its raw cat; the pre-Kineto autograd export writes none, and its pids
-# "CUDA functions" / "CPU functions" say what the event is (rows '(cuda functions)', '(cpu functions)' of 004).
-CAT_KEY = (
-    "coalesce({cat}, CASE {pid} WHEN 'CUDA functions' THEN '(cuda functions)' "
-    "WHEN 'CPU functions' THEN '(cpu functions)' END)"
-)
+_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 
 def schema_files() -> list[tuple[str, str]]:
@@ -19,3 +21,24 @@ def schema_files() -> list[tuple[str, str]]:
     root = resources.files(__name__)
     names = sorted(p.name for p in root.iterdir() if p.name.endswith(".sql"))
     return [(n, root.joinpath(n).read_text(encoding="utf-8")) for n in names]
+
+
+@cache
+def queries(topic: str) -> dict[str, str]:
+    """The named sections of queries/<topic>.sql: name -> SQL text (its header comment included).
+
+    A section runs from its `-- name: X` line to the next one; it holds one or more statements.
+    """
+    text = resources.files(__name__).joinpath(f"queries/{topic}.sql").read_text(encoding="utf-8")
+    parts = _NAME.split(text)
+    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts), 2)}
+
+
+def query(topic: str, name: str) -> str:
+    """One named section of queries/<topic>.sql (KeyError if the file has no such section)."""
+    return queries(topic)[name]
+
+
+def run(con: duckdb.DuckDBPyConnection, topic: str, name: str, params: dict | None = None) -> None:
+    """Execute one named section of queries/<topic>.sql on `con` (with named parameters `$x`)."""
+    con.execute(query(topic, name), params)

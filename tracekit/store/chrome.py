@@ -16,41 +16,29 @@ Perfetto's JSON importer (json_trace_parser_impl.cc, slice_tracker.cc):
 
 from __future__ import annotations
 
-import re
-from functools import cache
-from importlib import resources
-
 import duckdb
+
+from tracekit import schema
 
 # temp tables this module creates (dropped by ingest after each trace)
 TEMP_TABLES = ("chrome_ids", "pair_walk", "pairs", "chrome_notes", "slices_src", "nest_input")
 # phases whose events need a 'ts' (X and instants are checked by ingest itself)
 TIMED_PHASES = ("B", "E", "b", "e", "n", "S", "T", "p", "F", "C")
-_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
-
-
-@cache
-def _queries() -> dict[str, str]:
-    text = resources.files("tracekit.schema").joinpath("queries/chrome.sql").read_text(encoding="utf-8")
-    parts = _NAME.split(text)
-    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts), 2)}
 
 
 def query(name: str) -> str:
     """One named statement of chrome.sql."""
-    return _queries()[name]
+    return schema.query("chrome", name)
 
 
-def prepare(con: duckdb.DuckDBPyConnection, args_list: str) -> None:
+def prepare(con: duckdb.DuckDBPyConnection) -> None:
     """Pair begins with ends and build `slices_src` (X events and B/E pairs) and `nest_input`.
 
-    `args_list` is ingest's expression for the typed args (`a`) of an event, evaluated on the merged
-    args of each B/E pair.
+    The typed args (`a`) of each B/E pair are ingest's macro `typed_args` (queries/ingest.sql) over its
+    merged args.
     """
-    for name in ("ids", "walk", "pairs", "notes"):
+    for name in ("ids", "walk", "pairs", "notes", "slices", "nest_input"):
         con.execute(query(name))
-    con.execute(query("slices").replace("/*ARGS_LIST*/", f"{args_list} AS a"))
-    con.execute(query("nest_input"))
 
 
 def insert(con: duckdb.DuckDBPyConnection, trace_id: int) -> None:

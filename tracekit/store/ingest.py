@@ -20,9 +20,8 @@ from typing import Any
 
 import duckdb
 
-from tracekit import __version__
+from tracekit import __version__, schema
 from tracekit.errors import TraceError
-from tracekit.schema import CAT_KEY
 from tracekit.store import chrome
 from tracekit.store.kineto import PreparedTrace
 
@@ -35,16 +34,8 @@ _US_TO_NS = "(CAST(floor({x}) AS BIGINT) * 1000 + CAST(round(({x} - floor({x})) 
 _NUM = re.compile(rb'"(?:ts|dur)"\s*:\s*(-?[0-9][0-9.eE+-]*)')
 _STRING_TIME = re.compile(rb'"(?:ts|dur)"\s*:\s*"')
 _QUOTE = re.compile(rb'("(?:ts|dur)"\s*:\s*)(-?[0-9][0-9.eE+-]*)')
-# every args field tracekit types, parsed from each event's args once (a[1] .. a[12]). JSON keys match
-# case-sensitively: PyTorch 1.8-1.10 wrote "external id" on runtime calls and GPU events (a[11]), "External id"
-# elsewhere; Kineto's XPU plugin writes the queue as "sycl queue" (a[12]) instead of "stream".
-_ARGS_LIST = """json_extract_string(args, ['$.device', '$.stream', '$.correlation', '$."External id"',
-    '$.Bytes', '$.Addr', '$."Total Allocated"', '$."Total Reserved"', '$."Device Type"', '$."Device Id"',
-    '$."external id"', '$."sycl queue"'])"""
-# Canonical categories (events.category, from the category_aliases table; docs/schema.md#categories).
-GPU_CATS = "('kernel', 'gpu_memcpy', 'gpu_memset')"
-RUNTIME_CATS = "('cuda_runtime', 'cuda_driver')"
-LINKED_CATS = "('kernel', 'gpu_memcpy', 'gpu_memset', 'gpu_user_annotation', 'cuda_runtime', 'cuda_driver')"
+# The analysis SQL of ingest is tracekit/schema/queries/ingest.sql (sections run by name); its `macros` section
+# defines typed_args(args), the args fields tracekit types (a[1] .. a[12]), used here when reading the array.
 
 
 @dataclasses.dataclass
@@ -268,7 +259,7 @@ def _read_array(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, exact: 
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE raw AS
             SELECT (row_number() OVER ()) - 1 AS event_id, ph, cat, name, pid, tid, id, s, args, id2, scope,
-                   {_ARGS_LIST} AS a, ts, dur,
+                   typed_args(args) AS a, ts, dur,
                    {_US_TO_NS.format(x="ts")} AS ts_ns,
                    {_US_TO_NS.format(x="dur")} AS dur_ns, ts_type_ok
             FROM (SELECT * REPLACE (CAST(ts AS DOUBLE) AS ts, CAST(dur AS DOUBLE) AS dur),
@@ -287,7 +278,7 @@ def _read_array(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, exact: 
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE raw AS
         SELECT (row_number() OVER ()) - 1 AS event_id, ph, cat, name, pid, tid, id, s, args, id2, scope,
-               {_ARGS_LIST} AS a, CAST(round(CAST(ts AS DECIMAL(38, 9)) * 1000) AS BIGINT) AS ts_ns,
+               typed_args(args) AS a, CAST(round(CAST(ts AS DECIMAL(38, 9)) * 1000) AS BIGINT) AS ts_ns,
                CAST(round(CAST(dur AS DECIMAL(38, 9)) * 1000) AS BIGINT) AS dur_ns, TRUE AS ts_type_ok
         FROM read_json('{src}', format='array', columns={_columns("VARCHAR")},
                        maximum_object_size=67108864)"""
@@ -331,178 +322,25 @@ def _validate(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     return n
 
 
-# Nesting: per track (pid, tid), sort starts by (ts, longer first) and turn every event into +1 at its
-# start and -1 at its end; the running sum before a start is the event's depth. Ends sort before starts
-# at the same instant (touching siblings do not nest); zero-length events and instants close right
-# after they open, so nothing nests inside them. The parent is the latest earlier event one level up
-# (an ASOF join); an event that outlives its parent does not nest and is flagged.
-_NEST_SQL = """
-CREATE OR REPLACE TEMP TABLE depths AS
-WITH items AS (
-    SELECT event_id, pid, tid, ts_ns, dur_ns, ts_ns + dur_ns AS end_ns, is_x,
-           row_number() OVER (PARTITION BY pid, tid ORDER BY ts_ns, dur_ns DESC, is_x DESC, event_id) AS seq
-    FROM nest_input  -- X events, B/E pairs and thread-scoped instants (chrome.prepare)
-),
-pts AS (
-    SELECT pid, tid, ts_ns AS t, 1 AS cls, seq AS k, 0 AS sub, 1 AS delta, event_id FROM items
-    UNION ALL
-    SELECT pid, tid, end_ns, 0, -seq, 0, -1, NULL FROM items WHERE dur_ns > 0
-    UNION ALL
-    SELECT pid, tid, ts_ns, 1, seq, 1, -1, NULL FROM items WHERE dur_ns = 0
-),
-run AS (
-    SELECT event_id,
-           coalesce(sum(delta) OVER (PARTITION BY pid, tid ORDER BY t, cls, k, sub
-                                     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS depth
-    FROM pts
-)
-SELECT i.*, CAST(r.depth AS INTEGER) AS depth
-FROM items i JOIN run r USING (event_id)
-WHERE r.event_id IS NOT NULL;
-
-CREATE OR REPLACE TEMP TABLE nesting AS
-SELECT c.event_id, c.depth,
-       CASE WHEN p.end_ns >= c.ts_ns THEN p.event_id END AS parent_id,
-       (p.event_id IS NULL OR c.end_ns <= p.end_ns) AS nested
-FROM depths c
-ASOF LEFT JOIN (SELECT pid, tid, seq, depth, event_id, end_ns FROM depths WHERE is_x AND dur_ns > 0) p
-  ON c.pid = p.pid AND c.tid = p.tid AND c.depth - 1 = p.depth AND c.seq > p.seq;
-"""
-
-# Canonical category of each distinct raw `cat` of the trace: the alias table's, else lower(cat).
-# The key is the raw cat; events with no cat on the legacy autograd export's pids get the keys of its alias rows.
-_CATS_SQL = f"""
-CREATE OR REPLACE TEMP MACRO cat_key(cat, pid) AS {CAT_KEY.format(cat="cat", pid="pid")};
-CREATE OR REPLACE TEMP TABLE cats AS
-SELECT c.cat, coalesce(a.category, lower(c.cat)) AS category
-FROM (SELECT DISTINCT cat_key(cat, pid) AS cat FROM raw) c
-LEFT JOIN category_aliases a ON a.alias = lower(c.cat)
-WHERE c.cat IS NOT NULL;
-"""
-_EXT_ID = "TRY_CAST(coalesce(r.a[4], r.a[11]) AS BIGINT)"
-_CORR = "coalesce(TRY_CAST(r.a[3] AS BIGINT), fc.correlation)"
-_NOT_LAUNCH_FLOWS = "('fwdbwd', 'forward_backward')"
-
-# A runtime call or GPU event without args.correlation (older ROCm Kineto wrote it only as the flow's id): the id
-# of the launch flow bound to it, the start ('s') at a runtime call, the end ('f') at the GPU work it launched.
-_FLOW_CORR_SQL = f"""
-CREATE OR REPLACE TEMP TABLE flow_corr AS
-WITH need AS (
-    SELECT r.event_id, r.pid, r.tid, r.ts_ns, CASE WHEN c.category IN {RUNTIME_CATS} THEN 's' ELSE 'f' END AS fph
-    FROM raw r JOIN cats c ON c.cat = cat_key(r.cat, r.pid)
-    WHERE r.ph = 'X' AND r.a[3] IS NULL AND (c.category IN {GPU_CATS} OR c.category IN {RUNTIME_CATS})
-)
-SELECT n.event_id, min(TRY_CAST(f.id AS BIGINT)) AS correlation
-FROM need n JOIN raw f
-  ON f.ph = n.fph AND f.pid IS NOT DISTINCT FROM n.pid AND f.tid IS NOT DISTINCT FROM n.tid AND f.ts_ns = n.ts_ns
-WHERE f.id IS NOT NULL AND lower(coalesce(f.cat, '')) NOT IN {_NOT_LAUNCH_FLOWS}
-GROUP BY 1;
-"""
-
-# Links: a GPU event's correlation id names the runtime/driver call that launched it; its External id
-# names the CPU op (or annotation) that made that call. Without an External id, the op is whatever CPU
-# event enclosed the launch.
-_LINK_SQL = f"""
-CREATE OR REPLACE TEMP TABLE launches AS
-SELECT {_CORR} AS correlation, min(r.event_id) AS launch_id,
-       arg_min(n.parent_id, r.event_id) AS launch_parent
-FROM raw r JOIN nesting n USING (event_id) JOIN cats c ON c.cat = cat_key(r.cat, r.pid)
-LEFT JOIN flow_corr fc USING (event_id)
-WHERE r.ph = 'X' AND c.category IN {RUNTIME_CATS} AND {_CORR} IS NOT NULL
-GROUP BY 1;
-
-CREATE OR REPLACE TEMP TABLE ops_by_ext AS
-SELECT {_EXT_ID} AS external_id, arg_max(r.event_id, n.depth) AS op_id
-FROM raw r JOIN nesting n USING (event_id) JOIN cats c ON c.cat = cat_key(r.cat, r.pid)
-WHERE r.ph = 'X' AND c.category IN ('cpu_op', 'user_annotation') AND {_EXT_ID} <> 0
-GROUP BY 1;
-"""
-
-
 def _insert(con: duckdb.DuckDBPyConnection, trace_id: int) -> None:
-    con.execute(
-        f"""INSERT INTO events (trace_id, event_id, cat, category, name, pid, tid, ts_ns, dur_ns, end_ns, device,
-                            stream, correlation, external_id, parent_id, depth, nested, launch_id, op_id, ph, args)
-        WITH x AS (
-            SELECT r.event_id, r.ph, r.cat, c.category, r.name, r.pid, r.tid, r.ts_ns, r.dur_ns,
-                   r.ts_ns + r.dur_ns AS end_ns, TRY_CAST(r.a[1] AS INTEGER) AS device,
-                   TRY_CAST(coalesce(r.a[2], r.a[12]) AS BIGINT) AS stream,
-                   {_CORR} AS correlation, {_EXT_ID} AS external_id,
-                   n.parent_id, n.depth, n.nested, r.args
-            FROM slices_src r JOIN nesting n USING (event_id)  -- X events and B/E pairs (chrome.prepare)
-            LEFT JOIN cats c ON c.cat = cat_key(r.cat, r.pid) LEFT JOIN flow_corr fc USING (event_id)
-        )
-        SELECT {trace_id}, x.event_id, x.cat, x.category, x.name, x.pid, x.tid, x.ts_ns, x.dur_ns, x.end_ns,
-               x.device, x.stream, x.correlation, x.external_id, x.parent_id, x.depth, x.nested,
-               CASE WHEN x.category IN {GPU_CATS} THEN l.launch_id END,
-               CASE WHEN x.category IN {LINKED_CATS} THEN coalesce(o.op_id, CASE
-                    WHEN x.category IN {RUNTIME_CATS} THEN x.parent_id
-                    WHEN x.category IN {GPU_CATS} THEN l.launch_parent END) END,
-               x.ph, x.args
-        FROM x
-        LEFT JOIN launches l ON l.correlation = x.correlation AND x.category IN {GPU_CATS}
-        LEFT JOIN ops_by_ext o ON o.external_id = x.external_id AND x.category IN {LINKED_CATS}"""
-    )
-    con.execute(
-        f"""INSERT INTO memory
-        SELECT {trace_id}, r.event_id, r.pid, r.tid, r.ts_ns, CAST(r.a[5] AS BIGINT), TRY_CAST(r.a[6] AS BIGINT),
-               TRY_CAST(r.a[7] AS BIGINT), TRY_CAST(r.a[8] AS BIGINT), TRY_CAST(r.a[9] AS INTEGER),
-               TRY_CAST(r.a[10] AS INTEGER), n.parent_id
-        FROM raw r LEFT JOIN nesting n USING (event_id)
-        WHERE r.ph IN ('i', 'I') AND r.name = '[memory]' AND r.a[5] IS NOT NULL"""
-    )
-    con.execute(
-        f"""INSERT INTO instants
-        SELECT {trace_id}, r.event_id, r.cat, r.name, r.pid, r.tid, r.ts_ns, r.s, n.parent_id, r.args
-        FROM raw r LEFT JOIN nesting n USING (event_id)
-        WHERE r.ph IN ('i', 'I') AND NOT (r.name = '[memory]' AND r.a[5] IS NOT NULL)"""
-    )
-    con.execute(
-        f"""INSERT INTO flows
-        SELECT {trace_id}, id, arg_min(cat, event_id), arg_min(name, event_id),
-               arg_min(pid, event_id) FILTER (WHERE ph = 's'), arg_min(tid, event_id) FILTER (WHERE ph = 's'),
-               min(ts_ns) FILTER (WHERE ph = 's'),
-               arg_max(pid, event_id) FILTER (WHERE ph = 'f'), arg_max(tid, event_id) FILTER (WHERE ph = 'f'),
-               max(ts_ns) FILTER (WHERE ph = 'f')
-        FROM raw WHERE ph IN ('s', 't', 'f') AND id IS NOT NULL
-        GROUP BY id, cat"""
-    )
+    p = {"trace_id": trace_id}
+    for name in ("insert_events", "insert_memory", "insert_instants", "insert_flows"):
+        schema.run(con, "ingest", name, p)
     chrome.insert(con, trace_id)  # counters, async_slices, async_instants, other_events
-    con.execute(
-        f"""INSERT INTO tracks
-        WITH t AS (
-            SELECT r.pid, r.tid, count(*) AS n,
-                   coalesce(bool_or(c.category IN {GPU_CATS} OR c.category = 'gpu_user_annotation'), false) AS gpu,
-                   bool_or(TRY_CAST(r.pid AS BIGINT) IS NOT NULL) AS numeric_pid
-            FROM raw r LEFT JOIN cats c ON c.cat = cat_key(r.cat, r.pid)
-            WHERE r.ph IN ('X', 'i', 'I', 'B', 'E') GROUP BY r.pid, r.tid
-        ),
-        pn AS (SELECT pid, arg_max(args->>'$.name', event_id) AS name FROM raw
-               WHERE ph = 'M' AND name = 'process_name' GROUP BY pid),
-        tn AS (SELECT pid, tid, arg_max(args->>'$.name', event_id) AS name FROM raw
-               WHERE ph = 'M' AND name = 'thread_name' GROUP BY pid, tid)
-        SELECT {trace_id}, t.pid, t.tid,
-               CASE WHEN t.gpu THEN 'gpu' WHEN t.numeric_pid THEN 'cpu' ELSE 'other' END,
-               pn.name, tn.name, t.n
-        FROM t LEFT JOIN pn ON pn.pid = t.pid LEFT JOIN tn ON tn.pid = t.pid AND tn.tid = t.tid
-        ORDER BY t.pid, t.tid"""
-    )
+    schema.run(con, "ingest", "insert_tracks", p)
 
 
 def ingest_prepared(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace) -> IngestResult:
     """Ingest one prepared trace: parse, nest and link in temp tables, then write in one transaction."""
     t0 = time.perf_counter()
     try:
+        schema.run(con, "ingest", "macros")
         mode = _load_raw(con, prepared)
         n_events = _validate(con, prepared.path)
-        chrome.prepare(con, _ARGS_LIST)
-        con.execute(_NEST_SQL)
-        con.execute(_CATS_SQL)
-        con.execute(_FLOW_CORR_SQL)
-        con.execute(_LINK_SQL)
-        kernels = con.execute(
-            "SELECT count(*) FROM slices_src r JOIN cats c ON c.cat = cat_key(r.cat, r.pid) WHERE c.category = 'kernel'"
-        ).fetchall()[0][0]
+        chrome.prepare(con)
+        for name in ("nesting", "cats", "flow_corr", "links"):
+            schema.run(con, "ingest", name)
+        kernels = con.execute(schema.query("ingest", "count_kernels")).fetchall()[0][0]
         notes = chrome.note_counts(con)
         con.execute("BEGIN TRANSACTION")
         try:

@@ -1,6 +1,7 @@
 -- Plain Chrome JSON phases (tracekit/store/chrome.py runs these by name; docs/schema.md, "Chrome JSON").
--- Input: the temp table `raw` (one row per traceEvents element). `/*ARGS_LIST*/` is replaced by the
--- expression that extracts tracekit's typed args from `args`; `$trace_id` is a parameter.
+-- Input: the temp table `raw` (one row per traceEvents element) and the temp macro `typed_args`
+-- (queries/ingest.sql, section macros); `$trace_id` is a parameter. Every temp table here is private to
+-- ingest (dropped after each trace; chrome.TEMP_TABLES).
 
 -- name: ids
 -- Which begin/end stream an event belongs to, and its async id. Streams (kind, k):
@@ -45,6 +46,7 @@ SELECT kind, k, event_id, ph, delta, seq, delta = -1 AND p < low AS lost,
 FROM m;
 
 -- name: pairs
+-- Private temp table pairs(kind, begin_id, end_id, depth): each kept end joined to the begin it closes.
 CREATE OR REPLACE TEMP TABLE pairs AS
 SELECT b.kind, b.event_id AS begin_id, e.event_id AS end_id, b.level - 1 AS depth
 FROM (SELECT kind, k, level, seq, event_id FROM pair_walk WHERE delta = -1 AND NOT lost) e
@@ -69,7 +71,7 @@ WHERE ph = 'C' AND (json_type(args) IS DISTINCT FROM 'OBJECT' OR json_keys(args)
 CREATE OR REPLACE TEMP TABLE slices_src AS
 SELECT event_id, 'X' AS ph, cat, name, pid, tid, ts_ns, dur_ns, args, a FROM raw WHERE ph = 'X'
 UNION ALL
-SELECT event_id, 'B', cat, name, pid, tid, ts_ns, dur_ns, args, /*ARGS_LIST*/ FROM (
+SELECT event_id, 'B', cat, name, pid, tid, ts_ns, dur_ns, args, typed_args(args) AS a FROM (
     SELECT b.event_id, b.cat, b.name, b.pid, b.tid, b.ts_ns, e.ts_ns - b.ts_ns AS dur_ns,
            CASE WHEN e.args IS NULL THEN b.args WHEN b.args IS NULL THEN e.args
                 ELSE json_merge_patch(b.args, e.args) END AS args
@@ -88,12 +90,14 @@ SELECT event_id, pid, tid, ts_ns, 0, false FROM raw
 WHERE ph IN ('i', 'I') AND coalesce(s, 't') NOT IN ('g', 'p');
 
 -- name: insert_counters
+-- Writes `counters`: one row per key of each C event's args object (series = key, value = its number).
 INSERT INTO counters (trace_id, event_id, pid, tid, cat, name, id, ts_ns, series, value)
 SELECT $trace_id, event_id, pid, tid, cat, name, id, ts_ns, kv.key, TRY_CAST(kv.value AS DOUBLE)
 FROM (SELECT event_id, pid, tid, cat, name, id, ts_ns, unnest(map_entries(CAST(args AS MAP(VARCHAR, JSON)))) AS kv
       FROM raw WHERE ph = 'C' AND json_type(args) = 'OBJECT');
 
 -- name: insert_async_slices
+-- Writes `async_slices`: the b/e and S/F pairs, args merged, with a note when the end names another slice.
 INSERT INTO async_slices (trace_id, event_id, ph, cat, name, id, scope, pid, tid, ts_ns, dur_ns, end_ns,
                           end_event_id, depth, args, note)
 SELECT $trace_id, b.event_id, b.ph, b.cat, b.name, c.async_id, b.scope, b.pid, b.tid, b.ts_ns,
@@ -105,6 +109,7 @@ JOIN chrome_ids c ON c.event_id = p.begin_id
 WHERE p.kind IN ('b', 'S');
 
 -- name: insert_async_instants
+-- Writes `async_instants`: n, T and p events with an id (T/p without an S of that id get a note).
 INSERT INTO async_instants (trace_id, event_id, ph, cat, name, id, scope, pid, tid, ts_ns, args, note)
 SELECT $trace_id, r.event_id, r.ph, r.cat, r.name, c.async_id, r.scope, r.pid, r.tid, r.ts_ns, r.args,
        CASE WHEN r.ph IN ('T', 'p') AND c.k NOT IN (SELECT k FROM chrome_ids WHERE ph = 'S') THEN 'no S with this id' END
@@ -112,6 +117,7 @@ FROM chrome_ids c JOIN raw r USING (event_id)
 WHERE c.delta = 0 AND c.async_id IS NOT NULL;
 
 -- name: insert_other
+-- Writes `other_events`: phases tracekit has no table for, and events kept with a note (chrome_notes).
 INSERT INTO other_events (trace_id, event_id, ph, cat, name, pid, tid, ts_ns, args, note)
 SELECT $trace_id, r.event_id, r.ph, r.cat, r.name, r.pid, r.tid, r.ts_ns, r.args, n.note
 FROM raw r LEFT JOIN chrome_notes n USING (event_id)
