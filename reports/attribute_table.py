@@ -26,7 +26,7 @@ def _si(v: float | int | None) -> str:
     return f"{v:.3g}"
 
 
-def _ms(ns: int | None) -> str:
+def _ms(ns: float | None) -> str:
     return "–" if ns is None else f"{ns / 1e6:.3f}"
 
 
@@ -167,6 +167,9 @@ def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None
     if timing.get("tpot_ms") is not None:
         line += f" · TPOT {timing['tpot_ms']:.3f} ms (unprofiled)"
     console.print(line)
+    for extra in (phase_line(doc.get("phases")), host_line(doc.get("host"))):
+        if extra:
+            console.print(escape(extra))
     hta = doc.get("hta")
     if hta:
         if hta.get("note"):
@@ -222,3 +225,31 @@ def _render_streams(doc: dict[str, Any], console: Console) -> None:
             _ms(r["busy_ns"]),
         )
     console.print(t)
+
+
+def phase_line(phases: dict[str, Any] | None) -> str | None:
+    """One line for the phase split of a trace with several forwards (docs/attribute.md)."""
+    if not phases:
+        return None
+    parts = []
+    pre, dec = phases.get("prefill"), phases.get("decode")
+    if pre:
+        parts.append(
+            f"prefill (TTFT phase): span {_ms(pre['span_ns'])} ms, kernels {_ms(pre['kernel_ns'])} ms, "
+            f"{pre['launches']} launches"
+        )
+    if dec:
+        sp, kt = dec["step_span_ns"], dec["step_kernel_ns"]
+        parts.append(
+            f"decode: {dec['steps']} steps, span/step {_ms(sp['median'])} ms (p10 {_ms(sp['p10'])}, p90 "
+            f"{_ms(sp['p90'])}), kernels/step {_ms(kt['median'])} ms, {dec['launches_per_step']['median']:.0f} "
+            "launches/step"
+        )
+    return "phases: " + " · ".join(parts) if parts else None
+
+
+def host_line(host: dict[str, Any] | None) -> str | None:
+    """The host-bound verdict line (docs/attribute.md, "Host-bound verdict")."""
+    if not host or not host.get("verdict"):
+        return None
+    return f"host: {host['verdict']}"
