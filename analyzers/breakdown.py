@@ -315,7 +315,13 @@ def summarize(
         "timing": {"ttft_ms": ctx.ttft_ms, "tpot_ms": ctx.tpot_ms, "median_ms": ctx.median_ms},
         "phases": phases,
         "host": host_diagnosis(
-            con, att, phases, graph_ms_per_step=ctx.graph_ms_per_step, eager_ms_per_step=ctx.eager_ms_per_step
+            con,
+            att,
+            phases,
+            graph_ms_per_step=ctx.graph_ms_per_step,
+            eager_ms_per_step=ctx.eager_ms_per_step,
+            unprofiled_ms=ctx.median_ms,
+            mode=ctx.mode,
         ),
     }
     if att.config is not None:

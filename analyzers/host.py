@@ -12,8 +12,11 @@ Measured on every GPU trace (definitions: docs/attribute.md, "Host-bound verdict
   `python_launcher_ns_per_launch`: mean duration of the `python_function` events that directly enclose
   launch calls (Triton's Python launcher), when the trace has Python events (`with_stack=True`).
 * `launches_per_step` / `step_busy_fraction`: medians over the decode steps of the phase split.
+* `unprofiled_busy_fraction`: kernel time of one iteration (median decode step, or a prefill forward) over
+  the manifest's unprofiled wall time per iteration (`timing.median_ms`), when the trace has a manifest.
 * `verdict`: "host-bound" when the GPU is busy less than HOST_BOUND (40%) of the window (of each decode step
-  when the trace has decode steps), "GPU-bound" at GPU_BOUND (70%) or more, else "mixed".
+  when the trace has decode steps; unprofiled when the manifest has the timing: the profiler inflates host
+  time, not kernel time), "GPU-bound" at GPU_BOUND (70%) or more, else "mixed".
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ def host_diagnosis(
     *,
     graph_ms_per_step: float | None = None,
     eager_ms_per_step: float | None = None,
+    unprofiled_ms: float | None = None,
+    mode: str | None = None,
 ) -> dict[str, Any] | None:
     """The `host` field of the attribute document; None on CPU-only traces."""
     from tracekit.analyzers.breakdown import union_ns
@@ -94,13 +99,33 @@ def host_diagnosis(
         out["steps"] = dec["steps"]
         out["launches_per_step"] = dec["launches_per_step"]["median"]
         out["step_busy_fraction"] = dec["step_busy_fraction"]["median"]
+    # The manifest's unprofiled wall time per iteration (a prefill forward, or a decode step) against the
+    # kernel time of one iteration in the trace: the profiler inflates host time, not kernel time.
+    per_iter = None
+    if dec and dec.get("steps") and mode in ("decode", "generate"):
+        per_iter = dec["step_kernel_ns"]["median"]
+    elif mode == "prefill":
+        per_iter = int(u["dur_ns"].sum() or 0) / ((phases or {}).get("forwards") or 1)
+    out["unprofiled_ms"] = unprofiled_ms
+    out["unprofiled_busy_fraction"] = (
+        min(1.0, per_iter / (unprofiled_ms * 1e6)) if per_iter is not None and unprofiled_ms else None
+    )
     basis = out["step_busy_fraction"] if out["step_busy_fraction"] is not None else out["busy_fraction"]
+    if out["unprofiled_busy_fraction"] is not None:
+        basis = out["unprofiled_busy_fraction"]
     kind = _verdict(basis)
     out["bound"] = kind
     if kind is None:
         out["verdict"] = None
         return out
-    if out["step_busy_fraction"] is not None:
+    if out["unprofiled_busy_fraction"] is not None:
+        what = "decode step" if per_iter is not None and mode != "prefill" else "forward"
+        line = (
+            f"{kind}: GPU idle {100 * (1 - basis):.0f}% of each {what} unprofiled ({per_iter / 1e6:.3g} ms of "
+            f"kernels in {unprofiled_ms:.3g} ms wall); "
+            + (f"{out['launches_per_step']:.0f} launches per step" if out["launches_per_step"] else f"{n} launches")
+        )
+    elif out["step_busy_fraction"] is not None:
         line = (
             f"{kind}: GPU idle {100 * (1 - basis):.0f}% of each decode step (median); "
             f"{out['launches_per_step']:.0f} launches per step"

@@ -108,7 +108,7 @@ def split_forwards(att: Attribution, batch: int | None) -> PhaseSplit:
         else:
             starts.append(cur)
             how.append("anchor")
-    bounds = starts + [u.height]
+    bounds = [*starts, u.height]
     fwd_of = [0] * u.height
     for f in range(n_fwd):
         for p in range(bounds[f], bounds[f + 1]):
@@ -120,7 +120,9 @@ def split_forwards(att: Attribution, batch: int | None) -> PhaseSplit:
     # No shapes (CUDA-graph replays): a decode step (prefill is not graph-replayed); no batch: prefill.
     kinds = ["decode" if t is None else "prefill" if b is None or t > b else "decode" for t in tokens]
     u = u.with_columns(pl.Series("forward", fwd_of, dtype=pl.Int32))
-    u = u.with_columns(pl.col("forward").replace_strict(list(range(n_fwd)), kinds, return_dtype=pl.String).alias("phase"))
+    u = u.with_columns(
+        pl.col("forward").replace_strict(list(range(n_fwd)), kinds, return_dtype=pl.String).alias("phase")
+    )
     fwds = [
         {"index": f, "kind": kinds[f], "tokens": tokens[f], "boundary": "trace start" if f == 0 else how[f - 1]}
         for f in range(n_fwd)

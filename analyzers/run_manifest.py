@@ -38,6 +38,12 @@ def run_traces(run_dir: Path, doc: dict[str, Any] | None = None) -> list[RunTrac
     """Every point of the run that has a trace file, with its config and point description."""
     doc = doc if doc is not None else read_manifest(run_dir)
     models = doc.get("models") or {}
+    # ms per decode step of each (arch, mode, batch, seqlen) with and without CUDA graphs (unprofiled)
+    tpot: dict[tuple[Any, ...], float] = {}
+    for p in doc["points"]:
+        if isinstance(p, dict) and p.get("mode") == "decode" and isinstance(p.get("tpot_ms"), int | float):
+            key = (p.get("arch"), p.get("batch"), p.get("seqlen"), bool(p.get("cuda_graphs")))
+            tpot[key] = float(p["tpot_ms"])
     out: list[RunTrace] = []
     for p in doc["points"]:
         if not isinstance(p, dict) or not p.get("trace"):
@@ -55,6 +61,8 @@ def run_traces(run_dir: Path, doc: dict[str, Any] | None = None) -> list[RunTrac
             ttft_ms=p.get("ttft_ms"),
             tpot_ms=p.get("tpot_ms"),
             median_ms=timing.get("median_ms") if isinstance(timing, dict) else None,
+            graph_ms_per_step=tpot.get((arch, p.get("batch"), p.get("seqlen"), True)),
+            eager_ms_per_step=tpot.get((arch, p.get("batch"), p.get("seqlen"), False)),
         )
         label = f"{arch} {p.get('mode')} b{p.get('batch')} l{p.get('seqlen')}"
         out.append(RunTrace((run_dir / p["trace"]).resolve(), cfg, point, label))
