@@ -358,9 +358,9 @@ def _phases(
     length (prefill tokens / batch) and batch = the decode steps' in_proj tokens, unless the manifest or
     the caller gave them. Returns (phases or None, a note or None).
     """
-    if att.time_source != "gpu" or not config_matches(att):
+    if att.time_source != "gpu":
         return None, None
-    split = split_forwards(att, ctx.batch)
+    split = split_forwards(att, ctx.batch if config_matches(att) else None)
     if not split.ok:
         return None, None
     kinds = [f["kind"] for f in split.forwards]

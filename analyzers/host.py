@@ -123,12 +123,16 @@ def host_diagnosis(
         line = (
             f"{kind}: GPU idle {100 * (1 - basis):.0f}% of each {what} unprofiled ({per_iter / 1e6:.3g} ms of "
             f"kernels in {unprofiled_ms:.3g} ms wall); "
-            + (f"{out['launches_per_step']:.0f} launches per step" if out["launches_per_step"] else f"{n} launches")
+            + (
+                f"{out['launches_per_step']:.0f} launch{'es' if out['launches_per_step'] != 1 else ''} per step"
+                if out["launches_per_step"]
+                else f"{n} launches"
+            )
         )
     elif out["step_busy_fraction"] is not None:
         line = (
             f"{kind}: GPU idle {100 * (1 - basis):.0f}% of each decode step (median); "
-            f"{out['launches_per_step']:.0f} launches per step"
+            f"{out['launches_per_step']:.0f} launch{'es' if out['launches_per_step'] != 1 else ''} per step"
         )
     else:
         line = f"{kind}: GPU idle {100 * (1 - basis):.0f}% of the kernel window; {n} launches"

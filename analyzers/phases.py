@@ -28,7 +28,7 @@ from typing import Any
 
 import duckdb
 import polars as pl
-from tracekit.analyzers.attribution import Attribution
+from tracekit.analyzers.attribution import GRAPH_LAUNCH, Attribution
 from tracekit.analyzers.components import COMPONENTS
 
 from tracekit.store.frames import frame
@@ -63,9 +63,40 @@ def _quantiles(values: list[int]) -> dict[str, float | None]:
 
 
 def split_forwards(att: Attribution, batch: int | None) -> PhaseSplit:
-    """Assign every kernel to one forward (see the module docstring); GPU traces with a known config only."""
+    """Assign every kernel to one forward (see the module docstring); GPU traces only.
+
+    Without a usable config (or when the in_proj anchors do not check out), a trace that replays CUDA
+    graphs is split at its graph launches: one decode step per `cudaGraphLaunch`, from the first kernel
+    that launch ran (kernels linked to it by correlation); eager kernels before the first replay join the
+    first step, eager kernels after a replay (sampling, copies) the step of that replay.
+    """
     if att.time_source != "gpu":
         return PhaseSplit(None, [], "CPU-only trace: no kernel stream to split")
+    split = _split_by_anchors(att, batch)
+    if split.ok:
+        return split
+    u = att.units.with_row_index("_row").sort("ts_ns", "_row").with_row_index("_pos")
+    firsts = (
+        u.filter(pl.col("launcher") == GRAPH_LAUNCH)
+        .group_by("launch_id")
+        .agg(pl.col("_pos").min())
+        .sort("_pos")["_pos"]
+        .to_list()
+    )
+    if len(firsts) < 2:
+        return split
+    starts = [0, *firsts[1:]]
+    bounds = [*starts, u.height]
+    fwd_of = [f for f in range(len(starts)) for _ in range(bounds[f], bounds[f + 1])]
+    u = u.with_columns(pl.Series("forward", fwd_of, dtype=pl.Int32), pl.lit("decode").alias("phase"))
+    fwds = [
+        {"index": f, "kind": "decode", "tokens": None, "boundary": "trace start" if f == 0 else "graph launch"}
+        for f in range(len(starts))
+    ]
+    return PhaseSplit(u.drop("_row", "_pos"), fwds)
+
+
+def _split_by_anchors(att: Attribution, batch: int | None) -> PhaseSplit:
     cfg = att.config
     if cfg is None:
         return PhaseSplit(None, [], "model config unknown: in_proj/lm_head GEMMs cannot be found")
@@ -139,11 +170,18 @@ def _launch_times(con: duckdb.DuckDBPyConnection, trace_id: int) -> pl.DataFrame
     )
 
 
-def _figures(sub: pl.DataFrame) -> dict[str, Any]:
-    """Kernel time, busy, span (first launch call → last kernel end) and launches of a set of kernels."""
+def _figures(sub: pl.DataFrame, not_before: int | None = None) -> dict[str, Any]:
+    """Kernel time, busy, span and launches of a set of kernels.
+
+    The span runs from the first launch call (or first kernel) to the last kernel end (or launch call end),
+    but starts no earlier than `not_before` (the previous forward's last kernel end): when the host runs
+    ahead of the GPU, a forward's launches are queued while the previous forward still runs.
+    """
     from tracekit.analyzers.breakdown import union_ns
 
     start = min(v for v in (sub["ts_ns"].min(), sub["launch_ts"].min()) if v is not None)
+    if not_before is not None:
+        start = min(max(start, not_before), int(sub["ts_ns"].min()))
     end = max(v for v in (sub["end_ns"].max(), sub["launch_end"].max()) if v is not None)
     kernel_ns = int(sub["dur_ns"].sum() or 0)
     busy = union_ns(sub)
@@ -177,9 +215,11 @@ def phase_summary(con: duckdb.DuckDBPyConnection, att: Attribution, split: Phase
     assert split.units is not None
     u = split.units.join(_launch_times(con, att.trace_id), on="launch_id", how="left")
     steps = []
+    prev_end = None
     for f in split.forwards:
         sub = u.filter(pl.col("forward") == f["index"])
-        fig = _figures(sub)
+        fig = _figures(sub, prev_end)
+        prev_end = int(sub["end_ns"].max())
         steps.append({"index": f["index"], "kind": f["kind"], "tokens": f["tokens"], "boundary": f["boundary"], **fig})
     t0 = steps[0]["start_ns"] if steps else 0
     for s in steps:
@@ -206,8 +246,9 @@ def phase_summary(con: duckdb.DuckDBPyConnection, att: Attribution, split: Phase
             "kernels_per_step": _quantiles([s["kernels"] for s in dsteps]),
             "components": _components(dec, per=len(dsteps)),
         }
+    graph = any(f["boundary"] == "graph launch" for f in split.forwards)
     return {
-        "method": "step structure (in_proj anchors, embedding/lm_head boundaries)",
+        "method": "graph launches" if graph else "in_proj anchors",
         "forwards": len(steps),
         "prefill": prefill,
         "decode": decode,

@@ -257,3 +257,19 @@ def test_host_unprofiled_and_graph_timing(tmp_path):
     assert host["unprofiled_busy_fraction"] == pytest.approx(per_step / 0.2e6)
     assert doc["model"]["mode"] == "decode"  # a manifest's mode is kept
     assert "unprofiled" in host["verdict"] and "CUDA-graph run of this point takes 0.05 ms/step" in host["verdict"]
+
+
+def test_graph_decode_split_by_graph_launches(tmp_path):
+    """The H100 CUDA-graph decode fixture (no config inferable): one step per cudaGraphLaunch, exact totals."""
+    from .conftest import DATA
+
+    with tracekit.open(tmp_path / "t.duckdb") as db:
+        rep = db.attribute(DATA / "h100_mamba2-130m_decode_b64_l2048_cg.json.gz")
+        doc = rep.to_dict()
+        _check_conservation(doc, _kernel_total(db, rep.trace_id))
+    ph = doc["phases"]
+    assert ph["method"] == "graph launches" and ph["decode"]["steps"] == 16 and ph["prefill"] is None
+    assert ph["decode"]["kernels_per_step"]["median"] == 221
+    # replays queue up behind each other: a step's span starts at the previous step's end, not its launch
+    assert all(s["span_ns"] < 2.1e6 for s in ph["steps"])
+    assert doc["host"]["bound"] == "GPU-bound" and doc["host"]["step_busy_fraction"] > 0.85
