@@ -145,6 +145,7 @@ def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None
             "",
         )
         console.print(t)
+        _render_phase_table(doc.get("phases"), console)
     tot = doc["total"]
     line = f"span {_ms(doc['span_ns'])} ms"
     if gpu:
@@ -253,3 +254,32 @@ def host_line(host: dict[str, Any] | None) -> str | None:
     if not host or not host.get("verdict"):
         return None
     return f"host: {host['verdict']}"
+
+
+def _render_phase_table(phases: dict[str, Any] | None, console: Console) -> None:
+    """Per-phase component times of a trace split into prefill and decode steps (doc["phases"])."""
+    if not phases:
+        return
+    pre, dec = phases.get("prefill"), phases.get("decode")
+    t = _table(caption="per phase: summed kernel time (prefill: all prefill forwards; decode: mean per step)")
+    t.add_column("component", no_wrap=True, min_width=13)
+    if pre:
+        for c in ("prefill ms", "share"):
+            t.add_column(c, justify="right", no_wrap=True, min_width=len(c) + 1)
+    if dec:
+        for c in ("decode ms/step", "share "):
+            t.add_column(c, justify="right", no_wrap=True, min_width=len(c) + 1)
+    rows = {}
+    for part in (pre, dec):
+        for r in (part or {}).get("components", []):
+            rows.setdefault(r["component"], []).append(r)
+    for comp, rs in rows.items():
+        cells = [comp]
+        i = 0
+        if pre:
+            cells += [_ms(rs[i]["gpu_time_ns"]), _pct(rs[i]["share"])]
+            i += 1
+        if dec:
+            cells += [_ms(rs[i].get("gpu_time_ns_per_step", rs[i]["gpu_time_ns"])), _pct(rs[i]["share"])]
+        t.add_row(*cells)
+    console.print(t)

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tracekit.reports.attribute_table import host_line, phase_line
 
 import tracekit
 from tracekit.model_config import ModelConfig, preset
-from tracekit.reports.attribute_table import host_line, phase_line
 
 from .conftest import shared_trace
 
@@ -19,7 +19,9 @@ H100 = [{"id": 0, "name": "NVIDIA H100 80GB HBM3", "totalGlobalMem": 85899345920
 
 
 def _kernel_total(db: Any, trace_id: int) -> int:
-    return int(db.con.sql("SELECT sum(dur_ns) FROM kernels WHERE trace_id = $t", params={"t": trace_id}).fetchall()[0][0])
+    return int(
+        db.con.sql("SELECT sum(dur_ns) FROM kernels WHERE trace_id = $t", params={"t": trace_id}).fetchall()[0][0]
+    )
 
 
 def _check_conservation(doc: dict[str, Any], kernel_total: int) -> None:
@@ -98,7 +100,9 @@ class _Builder:
         args: dict[str, Any] = {"External id": ext}
         if dims is not None:
             args["Input Dims"] = dims
-        self.ev.append({"ph": "X", "cat": "cpu_op", "name": op, "pid": 1, "tid": 1, "ts": self.t, "dur": 12.0, "args": args})
+        self.ev.append(
+            {"ph": "X", "cat": "cpu_op", "name": op, "pid": 1, "tid": 1, "ts": self.t, "dur": 12.0, "args": args}
+        )
         name, cat = ("cuLaunchKernelEx", "cuda_driver") if driver else ("cudaLaunchKernel", "cuda_runtime")
         self.ev.append(
             {
