@@ -78,6 +78,7 @@ def test_generate_trace_split(tmp_path):
     assert host["launches_per_step"] == 221 and host["step_busy_fraction"] < 0.05
     assert host["verdict"].startswith("host-bound: GPU idle 9") and "221 launches per step" in host["verdict"]
     assert "decode: 31 steps" in phase_line(ph) and host_line(host).startswith("host: host-bound")
+    assert rep.phases is ph and rep.host is host
 
 
 # ---------------------------------------------------------------- a synthetic Mamba-1 generate-like trace
