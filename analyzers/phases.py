@@ -7,13 +7,14 @@ embedding, per block [block norm, in_proj, mixer kernels, out_proj], norm_f, lm_
 1. **Anchors**: the in_proj GEMM calls (role from shapes, or graph position) in launch order, grouped
    n_layer at a time; forward f is anchored at the first kernel of its layer-0 in_proj call. Needs a known
    config and an in_proj count that is a multiple of n_layer (else no split, with a reason).
-2. **Boundaries**: forward f (f > 0) starts at the first kernel after forward f-1's last lm_head kernel
-   (or after its anchor without lm_head) that the embedding launched (launching op or an enclosing op is
-   `aten::embedding`); without such a kernel (no CPU ops, e.g. CUDA-graph replays), at the first kernel
-   of that range that has a layer (block 0's norm), else at the anchor. Forward 0 starts at the trace's
-   first kernel; the last forward ends at its last kernel. Every kernel lies in exactly one forward, so the
-   phases' kernel times add up to the trace's kernel total exactly. Sampling after a forward's lm_head
-   belongs to that forward (it produces that forward's token).
+2. **Boundaries**: forward f-1 ends with its last lm_head kernel (and the sampling after it), or without an
+   lm_head (bare mixer stacks) with its last layer's last kernel; forward f starts at the first kernel
+   after that which the embedding launched (launching op or an enclosing op is `aten::embedding`);
+   without such a kernel (no CPU ops, e.g. CUDA-graph replays), at the first kernel of that range that
+   has a layer (block 0's norm), else at the anchor. Forward 0 starts at the trace's first kernel; the
+   last forward ends at its last kernel. Every kernel lies in exactly one forward, so the phases' kernel
+   times add up to the trace's kernel total exactly. Sampling after a forward's lm_head belongs to that
+   forward (it produces that forward's token).
 3. **Kinds**: a forward whose layer-0 in_proj has more tokens than the batch is a prefill, else a decode
    step (batch from the manifest or the most common `[B, L, d_model]` input shape; without a batch the
    smallest in_proj token count of the trace is taken as the batch when the trace mixes two).
@@ -23,6 +24,7 @@ Definitions and field names: docs/attribute.md, "Phase split of generate traces"
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from typing import Any
 
@@ -122,19 +124,31 @@ def _split_by_anchors(att: Attribution, batch: int | None) -> PhaseSplit:
     is_emb = (pl.col("op").is_in(EMBEDDING_OPS) | chain_emb).fill_null(False)
     emb_pos = u.filter(is_emb)["_pos"].to_list()
     layered = u.filter(pl.col("layer").is_not_null())["_pos"].to_list()
+    last_layer = u.filter(pl.col("layer") == cfg.n_layer - 1)["_pos"].to_list()
+
+    def first_in(xs: list[int], lo: int, hi: int) -> int | None:
+        i = bisect.bisect_left(xs, lo)
+        return xs[i] if i < len(xs) and xs[i] <= hi else None
+
+    def last_in(xs: list[int], lo: int, hi: int) -> int | None:
+        i = bisect.bisect_left(xs, hi) - 1
+        return xs[i] if i >= 0 and xs[i] > lo else None
+
     starts = [0]
     how = []
     for f in range(1, n_fwd):
         prev, cur = anchors[f - 1], anchors[f]
-        tail = [p for p in lm_pos if prev < p < cur]
-        lo = (tail[-1] if tail else prev) + 1
-        emb = [p for p in emb_pos if lo <= p <= cur]
-        lay = [p for p in layered if lo <= p <= cur]
-        if emb:
-            starts.append(emb[0])
+        # the previous forward ends with its last lm_head (+ sampling), else with its last layer's kernels
+        end = last_in(lm_pos, prev, cur)
+        if end is None:
+            end = last_in(last_layer, prev, cur)
+        lo = (end if end is not None else prev) + 1
+        emb, lay = first_in(emb_pos, lo, cur), first_in(layered, lo, cur)
+        if emb is not None:
+            starts.append(emb)
             how.append("embedding")
-        elif lay:
-            starts.append(lay[0])
+        elif lay is not None:
+            starts.append(lay)
             how.append("first layered kernel")
         else:
             starts.append(cur)

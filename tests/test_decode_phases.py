@@ -133,10 +133,11 @@ class _Builder:
         self.gpu_free = start + dur
         self.t += 40.0
 
-    def forward(self, batch: int, seqlen: int) -> None:
+    def forward(self, batch: int, seqlen: int, lm: bool = True) -> None:
         c, t = CFG, batch * seqlen
         di, x_out = c.d_inner, c.dt_rank_value + 2 * c.d_state
-        self.launch("aten::embedding", "indexSelectLargeIndex", [[c.vocab_size, c.d_model], [batch, seqlen]])
+        if lm:
+            self.launch("aten::embedding", "indexSelectLargeIndex", [[c.vocab_size, c.d_model], [batch, seqlen]])
         for _ in range(c.n_layer):
             self.launch("LayerNormFn", "_layer_norm_fwd_1pass_kernel", [[batch, seqlen, c.d_model]], driver=True)
             self.launch("aten::mm", "ampere_bf16_s16816gemm_bf16_128x64", [[t, c.d_model], [c.d_model, 2 * di]])
@@ -147,6 +148,9 @@ class _Builder:
             scan = "selective_scan_fwd_kernel" if seqlen > 1 else "_selective_scan_update_kernel"
             self.launch("selective_scan", scan, [[batch, di, seqlen]], dur=20.0 if seqlen > 1 else 5.0)
             self.launch("aten::mm", "ampere_bf16_s16816gemm_bf16_128x32", [[t, di], [di, c.d_model]])
+        if not lm:
+            self.launch("aten::add", "vectorized_elementwise_kernel", [[batch, seqlen, c.d_model]])
+            return
         self.launch("LayerNormFn", "_layer_norm_fwd_1pass_kernel", [[batch, seqlen, c.d_model]], driver=True)
         self.launch("aten::mm", "ampere_bf16_s16816gemm_bf16_256x64", [[batch, c.d_model], [c.d_model, c.vocab_size]])
         self.launch("aten::argmax", "reduce_kernel", [[batch, c.vocab_size]])
@@ -278,3 +282,22 @@ def test_graph_decode_split_by_graph_launches(tmp_path):
     # replays queue up behind each other: a step's span starts at the previous step's end, not its launch
     assert all(s["span_ns"] < 2.1e6 for s in ph["steps"])
     assert doc["host"]["bound"] == "GPU-bound" and doc["host"]["step_busy_fraction"] > 0.85
+
+
+def test_split_mixer_stack_without_lm_head(tmp_path):
+    """Bare mixers (no embedding, no lm_head): forward f-1 ends after its last layer, f starts at block 0's norm.
+
+    The config must be given: without an lm_head, inference cannot tell 3 forwards of 2 layers from one of 6.
+    """
+    b = _Builder()
+    b.forward(2, 16, lm=False)
+    b.forward(2, 1, lm=False)
+    b.forward(2, 1, lm=False)
+    with tracekit.open(tmp_path / "t.duckdb") as db:
+        rep = db.attribute(b.write(tmp_path / "mixers.json"), config=CFG)
+        doc = rep.to_dict()
+        _check_conservation(doc, _kernel_total(db, rep.trace_id))
+    steps = doc["phases"]["steps"]
+    assert [s["kind"] for s in steps] == ["prefill", "decode", "decode"]
+    assert [s["boundary"] for s in steps] == ["trace start", "first layered kernel", "first layered kernel"]
+    assert [s["kernels"] for s in steps] == [CFG.n_layer * 7 + 1] * 3
