@@ -52,6 +52,7 @@ def run_traces(run_dir: Path, doc: dict[str, Any] | None = None) -> list[RunTrac
         cfg_d = models.get(arch) if isinstance(models, dict) else None
         cfg = ModelConfig.from_dict(cfg_d) if isinstance(cfg_d, dict) else None
         timing = p.get("timing") or {}
+        decode = p.get("mode") == "decode"
         point = RunContext(
             mode=p.get("mode"),
             batch=p.get("batch"),
@@ -61,8 +62,8 @@ def run_traces(run_dir: Path, doc: dict[str, Any] | None = None) -> list[RunTrac
             ttft_ms=p.get("ttft_ms"),
             tpot_ms=p.get("tpot_ms"),
             median_ms=timing.get("median_ms") if isinstance(timing, dict) else None,
-            graph_ms_per_step=tpot.get((arch, p.get("batch"), p.get("seqlen"), True)),
-            eager_ms_per_step=tpot.get((arch, p.get("batch"), p.get("seqlen"), False)),
+            graph_ms_per_step=tpot.get((arch, p.get("batch"), p.get("seqlen"), True)) if decode else None,
+            eager_ms_per_step=tpot.get((arch, p.get("batch"), p.get("seqlen"), False)) if decode else None,
         )
         label = f"{arch} {p.get('mode')} b{p.get('batch')} l{p.get('seqlen')}"
         out.append(RunTrace((run_dir / p["trace"]).resolve(), cfg, point, label))

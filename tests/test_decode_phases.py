@@ -301,3 +301,41 @@ def test_split_mixer_stack_without_lm_head(tmp_path):
     assert [s["kind"] for s in steps] == ["prefill", "decode", "decode"]
     assert [s["boundary"] for s in steps] == ["trace start", "first layered kernel", "first layered kernel"]
     assert [s["kernels"] for s in steps] == [CFG.n_layer * 7 + 1] * 3
+
+
+def test_host_verdicts_with_readme_wall_times(tmp_path):
+    """The README's unprofiled wall times as the manifest's timing: Mamba-2 prefill host-bound (16.1 ms of
+    kernels in 41.9 ms), Mamba-1 GPU-bound (20.1 ms in 21.1 ms) — the profiler's host inflation removed."""
+    from tracekit.analyzers.attribution import attribute
+    from tracekit.analyzers.breakdown import RunContext, summarize
+    from tracekit.analyzers.components import load_rules
+
+    got = {}
+    with tracekit.open(tmp_path / "t.duckdb") as db:
+        for arch, wall in (("mamba2", 41.9), ("mamba1", 21.1)):
+            path = shared_trace(f"{arch}-130m_prefill_b8_l2048_h100.json.gz")
+            tid = db.ingest([path])[0].trace_id
+            att = attribute(db.con, tid, load_rules())
+            got[arch] = summarize(db.con, att, context=RunContext(mode="prefill", median_ms=wall))["host"]
+    assert got["mamba2"]["bound"] == "host-bound" and 0.35 < got["mamba2"]["unprofiled_busy_fraction"] < 0.4
+    assert got["mamba1"]["bound"] == "GPU-bound" and got["mamba1"]["unprofiled_busy_fraction"] > 0.9
+    assert "of each forward unprofiled" in got["mamba1"]["verdict"]
+
+
+def test_manifest_pairs_eager_and_graph_decode(tmp_path):
+    from tracekit.analyzers.run_manifest import run_traces
+
+    point = {"arch": "mamba2", "mode": "decode", "batch": 8, "seqlen": 2048, "timing": {"median_ms": 1.0}}
+    doc = {
+        "models": {"mamba2": preset("mamba2", "130m").to_dict()},
+        "points": [
+            {**point, "cuda_graphs": False, "tpot_ms": 26.0, "trace": "eager.json.gz"},
+            {**point, "cuda_graphs": True, "tpot_ms": 0.73, "trace": "cg.json.gz"},
+            {**point, "mode": "prefill", "cuda_graphs": False, "ttft_ms": 40.0, "trace": "pre.json.gz"},
+        ],
+    }
+    eager, cg, pre = run_traces(tmp_path, doc)
+    for t in (eager, cg):
+        assert (t.point.graph_ms_per_step, t.point.eager_ms_per_step) == (0.73, 26.0)
+    assert t.config == preset("mamba2", "130m")
+    assert pre.point.graph_ms_per_step is None and pre.point.eager_ms_per_step is None  # decode points only
