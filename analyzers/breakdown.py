@@ -18,8 +18,10 @@ from tracekit.analyzers.attribution import Attribution, type_bytes
 from tracekit.analyzers.components import COMPONENTS
 from tracekit.analyzers.devices import device_peak
 from tracekit.analyzers.gemm_shapes import parse_dims
+from tracekit.analyzers.host import host_diagnosis
 from tracekit.analyzers.intervals import union_ns, union_ns_by
 from tracekit.analyzers.io_bytes import layer_io_bytes, lm_head_io_bytes
+from tracekit.analyzers.phases import phase_summary, split_forwards
 
 from tracekit.store.frames import frame
 
@@ -49,6 +51,9 @@ class RunContext:
     ttft_ms: float | None = None
     tpot_ms: float | None = None
     median_ms: float | None = None
+    # Unprofiled ms per decode step of the same point with and without CUDA graphs (manifest), when known.
+    graph_ms_per_step: float | None = None
+    eager_ms_per_step: float | None = None
 
 
 def _span(con: duckdb.DuckDBPyConnection, trace_id: int) -> tuple[int | None, int | None]:
@@ -218,10 +223,12 @@ def summarize(
         b, l_ = _infer_batch(att, con)
         ctx.batch = ctx.batch or b
         ctx.seqlen = ctx.seqlen or l_
+    mode_given = ctx.mode is not None
     if ctx.mode is None and ctx.batch and config_matches(att):
         calls = att.gemms.filter(pl.col("role") == "in_proj")["tokens"].drop_nulls()
         kinds = {"decode" if t <= ctx.batch else "prefill" for t in calls}
         ctx.mode = "+".join(sorted(kinds, key=["prefill", "decode"].index)) or None
+    phases, phase_note = _phases(con, att, ctx, given, mode_given)
     gpu = att.time_source == "gpu"
     units = att.units
     time_col = "dur_ns" if gpu else "self_ns"
@@ -296,6 +303,16 @@ def summarize(
         },
         "peak": dataclasses.asdict(peak) if peak else None,
         "timing": {"ttft_ms": ctx.ttft_ms, "tpot_ms": ctx.tpot_ms, "median_ms": ctx.median_ms},
+        "phases": phases,
+        "host": host_diagnosis(
+            con,
+            att,
+            phases,
+            graph_ms_per_step=ctx.graph_ms_per_step,
+            eager_ms_per_step=ctx.eager_ms_per_step,
+            unprofiled_ms=ctx.median_ms,
+            mode=ctx.mode,
+        ),
     }
     if att.config is not None:
         if given[2] is None and ctx.dtype_bytes is None:
@@ -307,13 +324,55 @@ def summarize(
                 "batch unknown (no manifest, no [B, L, d_model] input shape): I/O counts one sequence, "
                 "so decode-state bytes are a lower bound"
             )
-        elif given[0] is None and ctx.batch is not None:
+        elif given[0] is None and ctx.batch is not None and ctx.mode != "generate":
             notes.append(
                 f"batch {ctx.batch} and seqlen {ctx.seqlen} inferred from the most common [B, L, d_model] input shape"
             )
+    if phase_note is not None:
+        notes.append(phase_note)
     notes[:0] = _notes(con, att, doc, gw, mem, peak_source, has_cpu_ops, by)
     doc["notes"] = notes
     return doc
+
+
+def _phases(
+    con: duckdb.DuckDBPyConnection,
+    att: Attribution,
+    ctx: RunContext,
+    given: tuple[int | None, int | None, int | None],
+    mode_given: bool,
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The phase split (analyzers/phases.py) of a trace with several forwards, and what it fixed in `ctx`.
+
+    A trace holding a prefill and decode steps (a generate trace) gets mode "generate", seqlen = the prompt
+    length (prefill tokens / batch) and batch = the decode steps' in_proj tokens, unless the manifest or
+    the caller gave them. Returns (phases or None, a note or None).
+    """
+    if att.time_source != "gpu":
+        return None, None
+    split = split_forwards(att, ctx.batch if config_matches(att) else None)
+    if not split.ok:
+        return None, None
+    kinds = [f["kind"] for f in split.forwards]
+    if len(kinds) < 2:
+        return None, None
+    phases = phase_summary(con, att, split)
+    n_pre, n_dec = kinds.count("prefill"), kinds.count("decode")
+    if not (n_pre and n_dec):
+        return phases, f"{len(kinds)} {kinds[0]} forwards split from the kernel stream (phases)"
+    dec_tokens = {f["tokens"] for f in split.forwards if f["kind"] == "decode" and f["tokens"] is not None}
+    batch = next(iter(dec_tokens)) if len(dec_tokens) == 1 else None
+    if given[0] is None and batch is not None:
+        ctx.batch = batch
+    pre = phases["prefill"]
+    if given[1] is None and ctx.batch and pre and pre["tokens"] and pre["tokens"] % ctx.batch == 0:
+        ctx.seqlen = pre["tokens"] // ctx.batch // max(pre["forwards"], 1)
+    if not mode_given:
+        ctx.mode = "generate"
+    return phases, (
+        f"generate trace: {n_pre} prefill forward{'s' if n_pre > 1 else ''} and {n_dec} decode steps split from "
+        f"the kernel stream (phases); batch {ctx.batch}, seqlen {ctx.seqlen} = the prompt length"
+    )
 
 
 GPU_CATS = ("kernel", "gpu_memcpy", "gpu_memset")

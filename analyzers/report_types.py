@@ -45,7 +45,8 @@ class AttributeReport:
     """One trace's attribution: `doc` is the JSON document of `tracekit attribute --format json`.
 
     Properties: `trace` (file name), `trace_id`, `time_source`, `config_source`, `layer_source`,
-    `config` (ModelConfig or None), `notes` (what could not be computed, one line each), and
+    `config` (ModelConfig or None), `notes` (what could not be computed, one line each), `phases` and
+    `host` (the phase split and the host-bound diagnosis), and
     `components`: the rows of `--by` as a polars frame (one column per row key of docs/attribute.md).
     """
 
@@ -84,6 +85,16 @@ class AttributeReport:
     def config(self) -> ModelConfig | None:
         cfg = self.doc["model"]["config"]
         return ModelConfig.from_dict(cfg) if cfg is not None else None
+
+    @property
+    def phases(self) -> dict[str, Any] | None:
+        """The prefill/decode split of a trace with several forwards (docs/attribute.md), else None."""
+        return self.doc.get("phases")
+
+    @property
+    def host(self) -> dict[str, Any] | None:
+        """The host-bound diagnosis (docs/attribute.md, "Host-bound verdict"); None on CPU-only traces."""
+        return self.doc.get("host")
 
     @property
     def components(self) -> pl.DataFrame:

@@ -38,6 +38,12 @@ def run_traces(run_dir: Path, doc: dict[str, Any] | None = None) -> list[RunTrac
     """Every point of the run that has a trace file, with its config and point description."""
     doc = doc if doc is not None else read_manifest(run_dir)
     models = doc.get("models") or {}
+    # ms per decode step of each (arch, mode, batch, seqlen) with and without CUDA graphs (unprofiled)
+    tpot: dict[tuple[Any, ...], float] = {}
+    for p in doc["points"]:
+        if isinstance(p, dict) and p.get("mode") == "decode" and isinstance(p.get("tpot_ms"), int | float):
+            key = (p.get("arch"), p.get("batch"), p.get("seqlen"), bool(p.get("cuda_graphs")))
+            tpot[key] = float(p["tpot_ms"])
     out: list[RunTrace] = []
     for p in doc["points"]:
         if not isinstance(p, dict) or not p.get("trace"):
@@ -46,6 +52,7 @@ def run_traces(run_dir: Path, doc: dict[str, Any] | None = None) -> list[RunTrac
         cfg_d = models.get(arch) if isinstance(models, dict) else None
         cfg = ModelConfig.from_dict(cfg_d) if isinstance(cfg_d, dict) else None
         timing = p.get("timing") or {}
+        decode = p.get("mode") == "decode"
         point = RunContext(
             mode=p.get("mode"),
             batch=p.get("batch"),
@@ -55,6 +62,8 @@ def run_traces(run_dir: Path, doc: dict[str, Any] | None = None) -> list[RunTrac
             ttft_ms=p.get("ttft_ms"),
             tpot_ms=p.get("tpot_ms"),
             median_ms=timing.get("median_ms") if isinstance(timing, dict) else None,
+            graph_ms_per_step=tpot.get((arch, p.get("batch"), p.get("seqlen"), True)) if decode else None,
+            eager_ms_per_step=tpot.get((arch, p.get("batch"), p.get("seqlen"), False)) if decode else None,
         )
         label = f"{arch} {p.get('mode')} b{p.get('batch')} l{p.get('seqlen')}"
         out.append(RunTrace((run_dir / p["trace"]).resolve(), cfg, point, label))

@@ -26,7 +26,7 @@ def _si(v: float | int | None) -> str:
     return f"{v:.3g}"
 
 
-def _ms(ns: int | None) -> str:
+def _ms(ns: float | None) -> str:
     return "–" if ns is None else f"{ns / 1e6:.3f}"
 
 
@@ -145,6 +145,7 @@ def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None
             "",
         )
         console.print(t)
+        _render_phase_table(doc.get("phases"), console)
     tot = doc["total"]
     line = f"span {_ms(doc['span_ns'])} ms"
     if gpu:
@@ -167,6 +168,9 @@ def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None
     if timing.get("tpot_ms") is not None:
         line += f" · TPOT {timing['tpot_ms']:.3f} ms (unprofiled)"
     console.print(line)
+    for extra in (phase_line(doc.get("phases")), host_line(doc.get("host"))):
+        if extra:
+            console.print(escape(extra))
     hta = doc.get("hta")
     if hta:
         if hta.get("note"):
@@ -221,4 +225,61 @@ def _render_streams(doc: dict[str, Any], console: Console) -> None:
             _ms(r["memset_ns"]),
             _ms(r["busy_ns"]),
         )
+    console.print(t)
+
+
+def phase_line(phases: dict[str, Any] | None) -> str | None:
+    """One line for the phase split of a trace with several forwards (docs/attribute.md)."""
+    if not phases:
+        return None
+    parts = []
+    pre, dec = phases.get("prefill"), phases.get("decode")
+    if pre:
+        parts.append(
+            f"prefill (TTFT phase): span {_ms(pre['span_ns'])} ms, kernels {_ms(pre['kernel_ns'])} ms, "
+            f"{pre['launches']} launches"
+        )
+    if dec:
+        sp, kt = dec["step_span_ns"], dec["step_kernel_ns"]
+        parts.append(
+            f"decode: {dec['steps']} steps, span/step {_ms(sp['median'])} ms (p10 {_ms(sp['p10'])}, p90 "
+            f"{_ms(sp['p90'])}), kernels/step {_ms(kt['median'])} ms, {dec['launches_per_step']['median']:.0f} "
+            "launches/step"
+        )
+    return "phases: " + " · ".join(parts) if parts else None
+
+
+def host_line(host: dict[str, Any] | None) -> str | None:
+    """The host-bound verdict line (docs/attribute.md, "Host-bound verdict")."""
+    if not host or not host.get("verdict"):
+        return None
+    return f"host: {host['verdict']}"
+
+
+def _render_phase_table(phases: dict[str, Any] | None, console: Console) -> None:
+    """Per-phase component times of a trace split into prefill and decode steps (doc["phases"])."""
+    if not phases:
+        return
+    pre, dec = phases.get("prefill"), phases.get("decode")
+    t = _table(caption="per phase: summed kernel time (prefill: all prefill forwards; decode: mean per step)")
+    t.add_column("component", no_wrap=True, min_width=13)
+    if pre:
+        for c in ("prefill ms", "share"):
+            t.add_column(c, justify="right", no_wrap=True, min_width=len(c) + 1)
+    if dec:
+        for c in ("decode ms/step", "share "):
+            t.add_column(c, justify="right", no_wrap=True, min_width=len(c) + 1)
+    rows = {}
+    for part in (pre, dec):
+        for r in (part or {}).get("components", []):
+            rows.setdefault(r["component"], []).append(r)
+    for comp, rs in rows.items():
+        cells = [comp]
+        i = 0
+        if pre:
+            cells += [_ms(rs[i]["gpu_time_ns"]), _pct(rs[i]["share"])]
+            i += 1
+        if dec:
+            cells += [_ms(rs[i].get("gpu_time_ns_per_step", rs[i]["gpu_time_ns"])), _pct(rs[i]["share"])]
+        t.add_row(*cells)
     console.print(t)

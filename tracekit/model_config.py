@@ -16,6 +16,8 @@ from typing import Any
 from tracekit.errors import UsageError
 
 ARCHS = ("mamba1", "mamba2")
+MAMBA1_ONLY = ("dt_rank",)  # ModelConfig fields one arch has and the other does not
+MAMBA2_ONLY = ("headdim", "ngroups", "chunk_size")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +86,8 @@ class ModelConfig:
                 raise ValueError(f"nheads={self.nheads} is not a multiple of ngroups={self.ngroups}")
 
     def to_dict(self) -> dict[str, Any]:
+        """Fields and derived shapes of this arch only (a Mamba-1 dict has no headdim/ngroups/chunk_size,
+        a Mamba-2 dict no dt_rank); `from_dict` fills the other arch's fields with their defaults."""
         d = dataclasses.asdict(self)
         d.update(
             d_inner=self.d_inner,
@@ -94,6 +98,8 @@ class ModelConfig:
         )
         if self.arch == "mamba2":
             d["nheads"] = self.nheads
+        for key in MAMBA2_ONLY if self.arch == "mamba1" else MAMBA1_ONLY:
+            d.pop(key, None)
         return d
 
     @classmethod

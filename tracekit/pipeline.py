@@ -195,7 +195,10 @@ def _attribute_one(
             "I/O are null; check --arch/--preset/--config"
         )
     elif att.config_source == ConfigSource.INFERRED:
-        notes.append("model config inferred from recorded GEMM/conv shapes (ngroups=1 assumed for Mamba-2)")
+        notes.append(
+            "model config inferred from recorded GEMM/conv shapes"
+            + (" (ngroups=1 assumed for Mamba-2)" if att.config.arch == "mamba2" else "")
+        )
     if att.layer_source == LayerSource.INFERRED:
         notes.append(
             "no layer.{i} scopes: layers inferred from the launch order of in_proj GEMMs "

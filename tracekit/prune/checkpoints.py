@@ -139,10 +139,4 @@ def shape_key(cfg: ModelConfig) -> dict[str, Any]:
     """The fields that must match for scores of one model to apply to another."""
     keys = ("arch", "d_model", "n_layer", "d_state", "expand", "headdim", "ngroups", "dt_rank")
     d = cfg.to_dict()
-    out = {k: d[k] for k in keys}
-    if cfg.arch == "mamba1":
-        out.pop("headdim")
-        out.pop("ngroups")
-    else:
-        out.pop("dt_rank")
-    return out
+    return {k: d[k] for k in keys if k in d}  # to_dict holds only the arch's own fields
