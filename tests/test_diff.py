@@ -180,3 +180,17 @@ def test_units():
     assert signed_duration(-385) == "−385 ns" and signed_duration(0) == "0 ns"
     assert middle_ellipsis("at::native::vectorized_elementwise_kernel", 20) == "at::nativ…ise_kernel"
     assert len(middle_ellipsis("x" * 100, 30)) == 30
+
+
+def test_prune_compare_diff_section_only_for_new_results():
+    from tracekit.prune.compare import CompareResult, component_diff
+    from tracekit.reports import compare as compare_report
+
+    doc = json.loads((COMPARE / "compare.json").read_text())
+    old = compare_report.markdown(CompareResult(**doc), host="vm")
+    assert "Component change vs dense" not in old
+    new = CompareResult(**doc)
+    new.component_diff = component_diff(new.rows)
+    md = compare_report.markdown(new, host="vm")
+    assert md.startswith(old.rstrip("\n")) and "Component change vs dense" in md
+    assert all(d["significant"] == ["ssm"] for d in new.component_diff)
