@@ -183,8 +183,9 @@ def test_units():
 
 
 def test_prune_compare_diff_section_only_for_new_results():
-    from tracekit.prune.compare import CompareResult, component_diff
     from tracekit.reports import compare as compare_report
+
+    from tracekit.prune.compare import CompareResult, component_diff
 
     doc = json.loads((COMPARE / "compare.json").read_text())
     old = compare_report.markdown(CompareResult(**doc), host="vm")

@@ -6,11 +6,10 @@ import sys
 
 import click
 
-from tracekit.cli.options import db_option, model_options
+from tracekit.cli.options import db_option, format_option, model_options
 from tracekit.errors import UsageError
 
 BY = ("component", "layer", "kernel")
-DIFF_FORMATS = ("table", "json", "csv", "markdown")
 
 
 @click.command("diff")
@@ -23,8 +22,9 @@ DIFF_FORMATS = ("table", "json", "csv", "markdown")
     show_default=True,
     help="Rows of the table/csv/markdown: component, (layer, component) or kernel name (JSON holds all three).",
 )
-@click.option(
-    "--format", "fmt", type=click.Choice(DIFF_FORMATS), default="table", show_default=True, help="Output format."
+@format_option(
+    help="table: rich tables; json: the stable document of docs/diff.md; csv, markdown: rows of --by.",
+    extra=("markdown",),
 )
 @click.option(
     "--threshold",
