@@ -63,3 +63,27 @@ def middle_ellipsis(text: str, width: int) -> str:
     head = (width - 1) // 2
     tail = width - 1 - head
     return text[:head] + "…" + text[len(text) - tail :]
+
+
+def command_lines(words: list[str], width: int, indent: str = "  ") -> list[str]:
+    """A shell command laid out for a terminal `width` wide without breaking a word: one line if it fits,
+    else lines joined by ` \\` continuations, each new line starting at an option (`--x VALUE` kept
+    together). Copy-pasting the lines runs the same command."""
+    one = " ".join(words)
+    if len(one) <= width:
+        return [one]
+    groups: list[str] = []
+    for w in words:
+        if groups and not w.startswith("-") and groups[-1].split()[-1].startswith("--") and " " not in groups[-1]:
+            groups[-1] += " " + w  # an option and its value stay together
+        elif groups and not w.startswith("-") and not groups[-1].startswith("-"):
+            groups[-1] += " " + w  # the program and its sub-command words
+        else:
+            groups.append(w)
+    lines = [groups[0]]
+    for g in groups[1:]:
+        if len(lines[-1]) + 1 + len(g) + 2 <= width:
+            lines[-1] += " " + g
+        else:
+            lines.append(indent + g)
+    return [line + " \\" for line in lines[:-1]] + [lines[-1]]
