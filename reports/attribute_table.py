@@ -62,6 +62,12 @@ def short_kernel_name(name: str | None) -> str:
     return "".join(kept).strip()
 
 
+def bare_kernel_name(name: str | None) -> str:
+    """`short_kernel_name` without its leading namespaces: `at::native::foo<…>` -> `foo<…>`."""
+    short = short_kernel_name(name)
+    return short.rsplit("::", 1)[-1] if "::" in short else short
+
+
 def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None:
     """Print one trace's attribution: a header line, the table, totals and notes."""
     console = console or Console()
@@ -79,18 +85,18 @@ def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None
         _render_streams(doc, console)
     elif by == "kernel":
         t = _table(
-            caption="kernel names shortened (templates and arguments elided, long ones cut in the middle); "
-            "--format csv|json for full names",
+            caption="kernel names shortened (namespaces, templates and arguments elided, long ones cut in the "
+            "middle); --format csv|json for full names",
         )
-        kw = max(20, console.width - 58)
+        kw = max(20, console.width - 54)
         t.add_column("kernel", no_wrap=True, max_width=kw)
         t.add_column("component", no_wrap=True, min_width=13)
         for col, width in (("time", 9), ("share", 7), ("count", 6)):
             t.add_column(col, justify="right", no_wrap=True, min_width=width)
-        t.add_column(" decided by", overflow="ellipsis", no_wrap=True, min_width=17)
+        t.add_column(" decided by", overflow="ellipsis", no_wrap=True, min_width=12)
         for r in doc["components"]:
             t.add_row(
-                middle_ellipsis(short_kernel_name(r["kernel"]), kw),
+                middle_ellipsis(bare_kernel_name(r["kernel"]), kw),
                 r["component"],
                 _ms(r["time_ns"]),
                 _pct(r["share"]),
