@@ -26,6 +26,16 @@ def _three(v: float) -> str:
     return f"{v:.0f}"
 
 
+def ms_band(median_ms: float, p10_ms: float, p90_ms: float) -> str:
+    """`5.00 µs (4.00–7.10)`: a median with its p10–p90 band, all in the median's unit."""
+    ns = median_ms * 1e6
+    scale, unit = next(
+        ((sc, u) for sc, u in ((1e9, "s"), (1e6, "ms"), (1e3, "µs")) if abs(ns) >= sc * 0.9995), (1, "ns")
+    )
+    f = (lambda v: _three(v * 1e6 / scale)) if scale > 1 else (lambda v: f"{v * 1e6:.0f}")
+    return f"{f(median_ms)} {unit} ({f(p10_ms)}–{f(p90_ms)})"
+
+
 def signed_duration(ns: int | float | None) -> str:
     """A delta: `+1.234 ms`, `−980 ns`, `0 ns`."""
     if ns is None:

@@ -147,3 +147,19 @@ def test_plot_cli_prints_wrote(tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert f"wrote {png}" in r.output and png.stat().st_size > 0
+
+
+def test_collect_summary_latency_unit_per_magnitude():
+    from tracekit.reports.collect_summary import summary_table
+    from tracekit.reports.units import ms_band
+
+    assert (
+        ms_band(28.87, 27.1, 30.2) == "28.9 ms (27.1–30.2)" and ms_band(0.005, 0.004, 0.0071) == "5.00 µs (4.00–7.10)"
+    )
+    point = {"arch": "mamba2", "mode": "decode", "batch": 1, "seqlen": 64, "status": "ok", "peak_mem_bytes": None}
+    point["timing"] = {"median_ms": 0.005, "p10_ms": 0.004, "p90_ms": 0.0071}
+    doc = {"backend": "hf", "dtype": "fp32", "device": "cpu", "weights": "random", "points": [point]}
+    c = _console(80)
+    c.print(summary_table(doc))
+    text = c.export_text()
+    assert "5.00 µs (4.00–7.10)" in text and "0.005" not in text
