@@ -64,6 +64,7 @@ class DiffSide:
     trace: str | None = None
     device: str | None = None
     steps: int = 0  # decode.step.{k} scopes found (0: the whole trace is one step)
+    time_source: str | None = None  # "gpu" (kernel time) or "cpu_self" (CPU-only trace); None for a compare row
 
 
 @dataclasses.dataclass
@@ -103,6 +104,7 @@ class TraceDiff:
                 "device": s.device,
                 "point": s.point,
                 "steps": s.steps,
+                "time_source": s.time_source,
             }
 
         return {
@@ -365,6 +367,11 @@ def diff(a: DiffSide, b: DiffSide, *, threshold: float = DEFAULT_THRESHOLD) -> T
         step_rule = "kernels matched by name and position within the whole trace (no decode.step.{k} scopes)"
         if a.steps or b.steps:
             notes.append("only one side has decode.step.{k} scopes: both matched over the whole trace")
+    if a.time_source and b.time_source and a.time_source != b.time_source:
+        notes.append(
+            f"A's times are {a.time_source} time, B's {b.time_source} time (one trace has no GPU kernels): "
+            "not comparable"
+        )
     if a.device and b.device and a.device != b.device:
         notes.append(f"different devices: A ran on {a.device}, B on {b.device}")
     timing = timing_diff(a.timing, b.timing)

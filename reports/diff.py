@@ -10,7 +10,7 @@ from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from tracekit.reports.attribute_table import short_kernel_name
+from tracekit.reports.attribute_table import bare_kernel_name, short_kernel_name
 from tracekit.reports.tables import records_to_csv
 from tracekit.reports.units import duration, middle_ellipsis, ms_value, ratio, si, signed_duration
 
@@ -26,7 +26,8 @@ def _mark(row: dict[str, Any]) -> str:
 
 def _key_cells(row: dict[str, Any], by: str, width: int = KERNEL_WIDTH) -> list[str]:
     if by == "kernel":
-        return [middle_ellipsis(short_kernel_name(row["kernel"]), width), row["component"] or "–", row["status"]]
+        name = bare_kernel_name(row["kernel"]) if width < 10_000 else short_kernel_name(row["kernel"])
+        return [middle_ellipsis(name, width), row["component"] or "–", row["status"]]
     if by == "layer":
         return ["–" if row["layer"] is None else str(row["layer"]), row["component"]]
     return [row["component"]]

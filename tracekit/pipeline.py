@@ -359,6 +359,7 @@ def _trace_side(
         trace=str(item.trace),
         device=doc.get("device"),
         steps=count_steps(db.con, trace_id),
+        time_source=str(att.time_source),
     )
 
 
