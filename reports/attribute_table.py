@@ -8,12 +8,19 @@ from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from tracekit.reports.units import duration, middle_ellipsis
 
 
 def _table(caption: str) -> Table:
     """The compact table style shared by every view (fits an 80-column terminal)."""
     return Table(
-        header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 0), collapse_padding=True, pad_edge=False, caption=caption
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 0),
+        collapse_padding=True,
+        pad_edge=False,
+        show_edge=False,
+        caption=caption,
     )
 
 
@@ -27,7 +34,8 @@ def _si(v: float | int | None) -> str:
 
 
 def _ms(ns: float | None) -> str:
-    return "–" if ns is None else f"{ns / 1e6:.3f}"
+    """A duration in the unit its size asks for (reports/units.py): `85.0 µs`, `3.62 ms`."""
+    return duration(ns)
 
 
 def _pct(x: float | None) -> str:
@@ -54,6 +62,12 @@ def short_kernel_name(name: str | None) -> str:
     return "".join(kept).strip()
 
 
+def bare_kernel_name(name: str | None) -> str:
+    """`short_kernel_name` without its leading namespaces: `at::native::foo<…>` -> `foo<…>`."""
+    short = short_kernel_name(name)
+    return short.rsplit("::", 1)[-1] if "::" in short else short
+
+
 def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None:
     """Print one trace's attribution: a header line, the table, totals and notes."""
     console = console or Console()
@@ -71,16 +85,18 @@ def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None
         _render_streams(doc, console)
     elif by == "kernel":
         t = _table(
-            caption="kernel names shortened (templates and arguments elided); --format csv|json for full names",
+            caption="kernel names shortened (namespaces, templates and arguments elided, long ones cut in the "
+            "middle); --format csv|json for full names",
         )
-        t.add_column("kernel", overflow="ellipsis", no_wrap=True, max_width=30)
+        kw = max(20, console.width - 54)
+        t.add_column("kernel", no_wrap=True, max_width=kw)
         t.add_column("component", no_wrap=True, min_width=13)
-        for col, width in (("ms", 8), ("share", 7), ("count", 6)):
+        for col, width in (("time", 9), ("share", 7), ("count", 6)):
             t.add_column(col, justify="right", no_wrap=True, min_width=width)
-        t.add_column(" decided by", overflow="ellipsis", no_wrap=True, min_width=17)
+        t.add_column(" decided by", overflow="ellipsis", no_wrap=True, min_width=12)
         for r in doc["components"]:
             t.add_row(
-                short_kernel_name(r["kernel"]),
+                middle_ellipsis(bare_kernel_name(r["kernel"]), kw),
                 r["component"],
                 _ms(r["time_ns"]),
                 _pct(r["share"]),
@@ -91,13 +107,13 @@ def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None
     else:
         t = _table(
             caption=(
-                "ms: " + ("summed kernel time" if gpu else "CPU self time") + " · alloc: bytes allocated · "
+                "time: " + ("summed kernel time" if gpu else "CPU self time") + " · alloc: bytes allocated · "
                 "peak: peak live bytes · I/O: minimal bytes moved · F/B: FLOPs per byte · roof: % of roofline"
             ),
         )
-        cols = (["layer"] if by == "layer" else []) + [
+        cols = (["L"] if by == "layer" else []) + [
             "component",
-            "ms",
+            "time",
             "share",
             "kern",
             "FLOPs",
@@ -109,9 +125,7 @@ def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None
             "roof",
         ]
         for c in cols:
-            t.add_column(
-                c, justify="left" if c in ("component", "layer") else "right", no_wrap=True, min_width=len(c) + 1
-            )
+            t.add_column(c, justify="left" if c in ("component", "L") else "right", no_wrap=True, min_width=len(c) + 1)
         for r in doc["components"]:
             time_ns = r["gpu_time_ns"] if gpu else r["cpu_self_ns"]
             row = ([("–" if r["layer"] is None else str(r["layer"]))] if by == "layer" else []) + [
@@ -147,15 +161,15 @@ def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None
         console.print(t)
         _render_phase_table(doc.get("phases"), console)
     tot = doc["total"]
-    line = f"span {_ms(doc['span_ns'])} ms"
+    line = f"span {_ms(doc['span_ns'])}"
     if gpu:
-        line += f" · kernel time {_ms(tot['time_ns'])} ms · busy (union) {_ms(tot['busy_ns'])} ms"
+        line += f" · kernel time {_ms(tot['time_ns'])} · busy (union) {_ms(tot['busy_ns'])}"
         line += f" · GPU busy {_pct(doc['gpu_busy'])}"
     else:
-        line += f" · CPU self time {_ms(tot['time_ns'])} ms"
+        line += f" · CPU self time {_ms(tot['time_ns'])}"
     if tot.get("memcpy_count") or tot.get("memset_count"):
         line += (
-            f" · memcpy {_ms(tot['memcpy_ns'])} ms ({tot['memcpy_count']}) · memset {_ms(tot['memset_ns'])} ms "
+            f" · memcpy {_ms(tot['memcpy_ns'])} ({tot['memcpy_count']}) · memset {_ms(tot['memset_ns'])} "
             f"({tot['memset_count']}), not in the component times"
         )
     if tot.get("peak_source") == "running_sum":
@@ -164,9 +178,9 @@ def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None
         line += f" · inference state {_si(m['state_bytes'])}/sequence"
     timing = doc.get("timing") or {}
     if timing.get("ttft_ms") is not None:
-        line += f" · TTFT {timing['ttft_ms']:.3f} ms (unprofiled)"
+        line += f" · TTFT {duration(timing['ttft_ms'] * 1e6)} (unprofiled)"
     if timing.get("tpot_ms") is not None:
-        line += f" · TPOT {timing['tpot_ms']:.3f} ms (unprofiled)"
+        line += f" · TPOT {duration(timing['tpot_ms'] * 1e6)} (unprofiled)"
     console.print(line)
     for extra in (phase_line(doc.get("phases")), host_line(doc.get("host"))):
         if extra:
@@ -189,13 +203,13 @@ def _render_categories(doc: dict[str, Any], console: Console) -> None:
     gpu_rows = any(r["gpu_time_ns"] is not None for r in rows)
     t = _table(
         caption=(
-            "ms: summed durations of the category's GPU events · busy: union of their intervals"
+            "time: summed durations of the category's GPU events · busy: union of their intervals"
             if gpu_rows
-            else "ms: CPU self time of the category's events"
+            else "time: CPU self time of the category's events"
         )
     )
     t.add_column("category", no_wrap=True)
-    for col in ("ms", "share", "count") + (("busy ms",) if gpu_rows else ()):
+    for col in ("time", "share", "count") + (("busy",) if gpu_rows else ()):
         t.add_column(col, justify="right", no_wrap=True, min_width=len(col) + 1)
     for r in rows:
         ns = r["gpu_time_ns"] if gpu_rows else r["cpu_self_ns"]
@@ -210,8 +224,8 @@ def _render_categories(doc: dict[str, Any], console: Console) -> None:
 
 
 def _render_streams(doc: dict[str, Any], console: Console) -> None:
-    t = _table(caption="ms: summed durations on the stream (kernels + memcpy + memset) · busy: union of intervals")
-    for col in ("device", "stream", "ms", "share", "kernels", "kern ms", "memcpy ms", "memset ms", "busy ms"):
+    t = _table(caption="time: summed durations on the stream (kernels + memcpy + memset) · busy: union of intervals")
+    for col in ("device", "stream", "time", "share", "kernels", "kernel", "memcpy", "memset", "busy"):
         t.add_column(col, justify="left" if col in ("device", "stream") else "right", no_wrap=True)
     for r in doc.get("by_stream") or []:
         t.add_row(

@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 from tracekit.collectors.progress import point_label
+from tracekit.reports.units import ms_band
 
 
 def _mib(b: int | None) -> str:
@@ -21,15 +22,15 @@ def summary_table(doc: dict[str, Any]) -> Table:
     t = Table(title=f"{doc['backend']} · {doc['dtype']} · {doc['device']} · weights {doc['weights']}")
     for col, just in (
         ("point", "left"),
-        ("latency ms (p10–p90)", "right"),
+        ("latency (p10–p90)", "right"),
         ("tokens/s", "right"),
         ("peak mem", "right"),
         ("status", "left"),
     ):
-        t.add_column(col, justify=just)
+        t.add_column(col, justify=just, no_wrap=col != "status")
     for e in doc["points"]:
         tim = e.get("timing")
-        lat = "—" if not tim else f"{tim['median_ms']:.3f} ({tim['p10_ms']:.3f}–{tim['p90_ms']:.3f})"
+        lat = "—" if not tim else ms_band(tim["median_ms"], tim["p10_ms"], tim["p90_ms"])
         tps = "—" if e.get("tokens_per_s") is None else f"{e['tokens_per_s']:,.0f}"
         status = e["status"] if e["status"] == "ok" else f"[red]{e['status']}: {e.get('error') or ''}"
         t.add_row(point_label(e), lat, tps, _mib(e.get("peak_mem_bytes")), status)

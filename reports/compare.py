@@ -7,7 +7,7 @@ functions only lay out a `CompareResult`, so committed results re-render byte-id
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -82,7 +82,39 @@ def markdown(result: CompareResult, host: str) -> str:
             + " | ".join(f"{c.get(k, 0) / 1e6:.3f}" for k in COMPONENT_COLUMNS)
             + " |"
         )
+    if result.component_diff:
+        lines += _diff_section(result.component_diff)
     return "\n".join(lines) + "\n"
+
+
+def _diff_section(diffs: list[dict[str, Any]]) -> list[str]:
+    """`tracekit diff` of each variant against dense: Δ per component, * where |B/A − 1| ≥ the threshold."""
+    from tracekit.reports.units import signed_duration
+
+    th = diffs[0]["threshold"]
+    lines = [
+        "",
+        f"## Component change vs dense (`tracekit diff`; * significant: |variant/dense − 1| ≥ {th:g})",
+        "",
+        "| variant | ratio | mode | graphs | seqlen | " + " | ".join(COMPONENT_COLUMNS) + " | significant |",
+        "|" + " --- |" * (6 + len(COMPONENT_COLUMNS)),
+    ]
+    for d in diffs:
+        comps = {c["component"]: c for c in d["components"]}
+        cells = []
+        for k in COMPONENT_COLUMNS:
+            c = comps.get(k)
+            cells.append(
+                "–"
+                if c is None
+                else f"{signed_duration(c['delta_ns'])} ({c['ratio'] or 0:.2f}×){'*' if c['significant'] else ''}"
+            )
+        lines.append(
+            f"| {d['variant']} | {d['ratio']:g} | {d['mode']} | {d['cuda_graphs']} | {d['seqlen']} | "
+            + " | ".join(cells)
+            + f" | {', '.join(d['significant']) or 'none'} |"
+        )
+    return lines
 
 
 def plot(result: CompareResult, path: Path) -> Path:

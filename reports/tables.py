@@ -10,21 +10,65 @@ from decimal import Decimal
 from typing import Any
 
 import polars as pl
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from tracekit.reports.units import middle_ellipsis
+
+from tracekit.store.frames import integral_decimals
+
+DEFAULT_MAX_WIDTH = 40  # characters per cell in table format (--max-width)
 
 
-def frame_to_rich(df: pl.DataFrame, title: str | None = None, max_rows: int | None = None) -> Table:
-    """A rich Table of `df` (numbers right-aligned); `max_rows` truncates with a note row."""
-    table = Table(title=title, show_lines=False, header_style="bold")
-    for name, dtype in df.schema.items():
-        table.add_column(name, justify="right" if dtype.is_numeric() else "left", overflow="fold")
+def frame_to_rich(
+    df: pl.DataFrame,
+    title: str | None = None,
+    max_rows: int | None = None,
+    *,
+    width: int | None = None,
+    max_width: int = DEFAULT_MAX_WIDTH,
+    keep: tuple[str, ...] = (),
+) -> tuple[Table, list[str]]:
+    """A rich Table of `df` for a terminal `width` wide, and the footer lines to print under it.
+
+    Numbers are right-aligned; headers stay on one line; cells longer than `max_width` are cut in the
+    middle (`…`), numbers and the columns in `keep` never are; columns that do not fit `width` are left out
+    (named in the footer), never those in `keep`; `max_rows` truncates, with the count of the rest in the footer.
+    """
     rows = df.rows() if max_rows is None else df.head(max_rows).rows()
-    for row in rows:
-        table.add_row(*("" if v is None else _fmt(v) for v in row))
+    cells = [["" if v is None else _fmt(v) for v in row] for row in rows]
+    names = list(df.columns)
+    whole = set(keep) | {n for n, t in df.schema.items() if t.is_numeric()}  # never cut: kept names, numbers
+    widths = [max((len(r[i]) for r in cells), default=0) for i in range(len(names))]
+    cols: list[int] = []
+    dropped: list[str] = []
+    used = sum(max(len(n), widths[i]) + 2 for i, n in enumerate(names) if n in keep)  # kept columns first
+    for i, name in enumerate(names):
+        if name in keep:
+            cols.append(i)
+            continue
+        w = max(len(name), widths[i] if name in whole else min(widths[i], max_width))
+        if width is not None and cols and used + w + 2 > width:
+            dropped.append(name)
+            continue
+        cols.append(i)
+        used += w + 2  # the cell, its right padding and the column gap
+    table = Table(title=title, show_lines=False, header_style="bold", box=box.SIMPLE_HEAD, show_edge=False)
+    table.padding = (0, 1, 0, 0)
+    for i in cols:
+        name, dtype = names[i], df.schema[names[i]]
+        table.add_column(name, justify="right" if dtype.is_numeric() else "left", no_wrap=True, min_width=len(name))
+    for r in cells:
+        table.add_row(*(r[i] if names[i] in whole else middle_ellipsis(r[i], max_width) for i in cols))
+    footer = []
+    if dropped:
+        footer.append(
+            f"{len(dropped)} more column{'s' if len(dropped) > 1 else ''}: {', '.join(dropped)} "
+            "(--max-width, --format csv|json)"
+        )
     if max_rows is not None and df.height > max_rows:
-        table.caption = f"{df.height - max_rows} more rows not shown (use --format csv|json for all)"
-    return table
+        footer.append(f"{df.height - max_rows} more rows (--max-rows, --format csv|json)")
+    return table, footer
 
 
 def _fmt(v: object) -> str:
@@ -53,14 +97,30 @@ def _json_value(v: object) -> object:
     return str(v)
 
 
-def write_frame(df: pl.DataFrame, fmt: str, *, title: str | None = None, max_rows: int | None = 200) -> None:
+def write_frame(
+    df: pl.DataFrame,
+    fmt: str,
+    *,
+    title: str | None = None,
+    max_rows: int | None = 200,
+    max_width: int = DEFAULT_MAX_WIDTH,
+    keep: tuple[str, ...] = (),
+    console: Console | None = None,
+) -> None:
     """Render `df` in `fmt` ('table' for people; 'csv' / 'json' are exact and stable for machines)."""
+    df = integral_decimals(df)
     if fmt == "csv":
         sys.stdout.write(_flat(df).write_csv())
     elif fmt == "json":
         sys.stdout.write(json.dumps(df.to_dicts(), default=_json_value) + "\n")
     else:
-        Console().print(frame_to_rich(df, title=title, max_rows=max_rows))
+        console = console or Console()
+        table, footer = frame_to_rich(
+            df, title=title, max_rows=max_rows, width=console.width, max_width=max_width, keep=keep
+        )
+        console.print(table)
+        for line in footer:  # one line each, cut at the terminal's edge rather than wrapped
+            console.print(line, no_wrap=True, overflow="ellipsis", markup=False, highlight=False)
 
 
 def records_to_csv(records: list[dict[str, Any]]) -> str:

@@ -347,7 +347,7 @@ def test_plot_and_hta_note_on_cpu_trace(tmp_path):
         ["--trace", str(path), "--db", str(tmp_path / "p.duckdb"), "--format", "json", "--hta", "--plot", str(png)],
     )
     assert r.exit_code == 0, r.output
-    doc = json.loads(r.output)
+    doc = json.loads(r.stdout)  # `wrote FILE` goes to stderr with --format json
     assert "CPU-only" in doc["hta"]["note"]
     assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
 

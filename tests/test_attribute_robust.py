@@ -465,7 +465,7 @@ def test_memcpy_memset_only_trace(cases, dbfile):
     assert not any(n.startswith("CPU-only") for n in doc["notes"])
     assert any(n.startswith("no GPU kernels: component times are CPU self time") for n in doc["notes"])
     table = run(trace, dbfile).output
-    assert "memcpy 0.015 ms (2)" in table and "not in the component times" in table
+    assert "memcpy 14.8 µs (2)" in table and "not in the component times" in table
     doc = doc_of(cases["memcpy_no_cpu"], dbfile)
     assert doc["total"]["memcpy_ns"] == 2500 and doc["total"]["memset_ns"] == 1001
     assert any(n.startswith("nothing to attribute") and "memcpy" in n for n in doc["notes"])

@@ -38,6 +38,7 @@ def test_every_format_option_is_table_json_csv():
         "tables",
         "query",
         "attribute",
+        "diff",
         "prune score",
         "prune apply",
         "prune eval",
@@ -46,7 +47,8 @@ def test_every_format_option_is_table_json_csv():
     }
     for name, param in with_format.items():
         assert isinstance(param.type, FormatChoice), name
-        assert tuple(param.type.choices) == FORMATS == ("table", "json", "csv"), name
+        extra = ("markdown",) if name == "diff" else ()
+        assert tuple(param.type.choices) == FORMATS + extra and FORMATS == ("table", "json", "csv"), name
         assert param.default == "table", name
         for fmt in FORMATS:
             assert param.type.convert(fmt, param, None) == fmt, (name, fmt)

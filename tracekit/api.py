@@ -7,6 +7,7 @@
     report = db.attribute("run.json.gz", by="layer")  # -> AttributeReport (ingested if needed)
     report.components, report.notes, report.to_dict()
     run = db.run("runs/h100-130m")                    # -> RunAttribution (every trace of a collect run)
+    [d] = db.diff("a.json.gz", "b.json.gz")           # -> list[TraceDiff] (one per compared pair)
 
 Each method is one delegation to tracekit.pipeline / tracekit.analyzers; see those for the details.
 """
@@ -17,9 +18,10 @@ import os
 from collections.abc import Sequence
 
 from tracekit.analyzers.components import Rule
+from tracekit.analyzers.diff import TraceDiff
 from tracekit.analyzers.report_types import AttributeReport, RunAttribution
 from tracekit.model_config import ModelConfig
-from tracekit.pipeline import ConfigFlags, TraceRef, attribute_run, attribute_traces
+from tracekit.pipeline import ConfigFlags, TraceRef, attribute_run, attribute_traces, diff_traces
 from tracekit.store.database import Database
 
 
@@ -39,6 +41,11 @@ class TraceDB(Database):
         """Attribute one trace (a trace_id, or a trace file: ingested first) by component, layer, kernel,
         category or stream; the config is `config`, else `flags`, else the manifest's, else inferred."""
         return attribute_traces(self, [trace], by=by, config=config, flags=flags or ConfigFlags(), rules=rules)[0]
+
+    def diff(self, a: TraceRef, b: TraceRef, *, threshold: float | None = None) -> list[TraceDiff]:
+        """What changed from A to B (trace files, trace ids, run dirs or compare rows DIR#LABEL): one TraceDiff
+        per compared pair (components, layers, kernels matched by position, timing noise; docs/diff.md)."""
+        return diff_traces(self, a, b, threshold=threshold)
 
     def run(self, run_dir: str | os.PathLike[str], *, by: str = "component") -> RunAttribution:
         """Attribute every trace of a `tracekit collect` run directory, with the configs of its manifest."""

@@ -165,6 +165,31 @@ def _attribute_one(
     config: ModelConfig | None,
     with_hta: bool,
 ) -> AttributeReport:
+    att, notes = _attribution(db, item, trace_id, rules, by, flags, config)
+    doc = summarize(db.con, att, by=by, context=dataclasses.replace(item.point), trace_name=item.trace.name)
+    if with_hta:
+        from tracekit.analyzers.hta_check import temporal_breakdown
+
+        if att.time_source == TimeSource.GPU:
+            doc["hta"] = temporal_breakdown(item.trace)
+        else:
+            doc["hta"] = {
+                "note": "HTA's temporal breakdown needs GPU kernels (none here; HTA raises on CPU-only traces)"
+            }
+    doc["notes"] = notes + doc.get("notes", [])
+    return AttributeReport(doc)
+
+
+def _attribution(
+    db: Any,
+    item: RunTrace,
+    trace_id: int,
+    rules: Sequence[Rule],
+    by: str,
+    flags: ConfigFlags,
+    config: ModelConfig | None,
+) -> tuple[Any, list[str]]:
+    """The unit-level attribution of one ingested trace, and the notes on how its config was found."""
     notes: list[str] = []
     if config is not None:
         att = attribute(db.con, trace_id, rules, config=config, config_source=ConfigSource.FLAGS, infer=False)
@@ -206,15 +231,186 @@ def _attribute_one(
         )
     elif by == "layer" and att.layer_source is None:
         notes.append("no layer.{i} scopes in this trace: rows are per run (layer null)")
-    doc = summarize(db.con, att, by=by, context=dataclasses.replace(item.point), trace_name=item.trace.name)
-    if with_hta:
-        from tracekit.analyzers.hta_check import temporal_breakdown
+    return att, notes
 
-        if att.time_source == TimeSource.GPU:
-            doc["hta"] = temporal_breakdown(item.trace)
+
+# ---- diff -----------------------------------------------------------------------------------------
+def diff_traces(
+    db: Any,
+    a: str | os.PathLike[str] | int,
+    b: str | os.PathLike[str] | int,
+    *,
+    threshold: float | None = None,
+    flags: ConfigFlags = ConfigFlags(),
+    rules: Sequence[Rule] | None = None,
+) -> list[Any]:
+    """`tracekit diff A B`: one TraceDiff per compared pair (analyzers/diff.py, docs/diff.md).
+
+    A and B are both trace files, both trace ids of `db` (ints or digit strings), both collect run
+    directories (points matched by arch/mode/batch/seqlen/cuda_graphs), or both `prune compare` rows
+    `DIR_OR_compare.json#LABEL` (LABEL `dense` or `VARIANT_rRATIO`, rows matched by mode/batch/seqlen/graphs;
+    with component times only when the traces are gone).
+    """
+    from tracekit.analyzers.diff import DEFAULT_THRESHOLD, diff
+
+    th = DEFAULT_THRESHOLD if threshold is None else threshold
+    rules = load_rules() if rules is None else rules
+    ka, kb = _diff_kind(a), _diff_kind(b)
+    if ka != kb:
+        raise UsageError(f"diff: A is a {ka} and B a {kb}; give two of the same kind")
+    if ka == "compare row":
+        return [diff(sa, sb, threshold=th) for sa, sb in _compare_pairs(db, str(a), str(b), rules, flags)]
+    if ka == "run directory":
+        pa, pb = _run_points(Path(a)), _run_points(Path(b))
+        common = [k for k in pa if k in pb]
+        if not common:
+            raise UsageError(f"diff: no point of {a} matches one of {b} (by arch/mode/batch/seqlen/cuda_graphs)")
+        return [
+            diff(
+                _trace_side(db, pa[k][0], rules, flags, pa[k][1]),
+                _trace_side(db, pb[k][0], rules, flags, pb[k][1]),
+                threshold=th,
+            )
+            for k in common
+        ]
+    ref_a: TraceRef = int(a) if ka == "trace id" else a
+    ref_b: TraceRef = int(b) if kb == "trace id" else b
+    return [diff(_trace_side(db, ref_a, rules, flags), _trace_side(db, ref_b, rules, flags), threshold=th)]
+
+
+def _diff_kind(ref: str | os.PathLike[str] | int) -> str:
+    if isinstance(ref, int):
+        return "trace id"
+    s = str(ref)
+    if "#" in s and not Path(s).exists():
+        return "compare row"
+    p = Path(s)
+    if p.is_dir():
+        if (p / "manifest.json").is_file():
+            return "run directory"
+        raise UsageError(f"{p}: a directory without manifest.json (not a `tracekit collect` run)")
+    if p.is_file():
+        return "trace file"
+    if s.isdigit():
+        return "trace id"
+    raise UsageError(f"{s}: no such file, run directory, trace id or compare row (DIR#LABEL)")
+
+
+def _manifest_point(trace: Path) -> dict[str, Any] | None:
+    """The raw manifest point (timing with p10/p90, cuda_graphs, peak) of a trace inside a collect run."""
+    import json
+
+    trace = trace.resolve()
+    for d in (trace.parent, trace.parent.parent):
+        m = d / "manifest.json"
+        if m.is_file():
+            try:
+                doc = json.loads(m.read_text())
+            except (OSError, ValueError):
+                return None
+            for p in doc.get("points") or []:
+                if isinstance(p, dict) and p.get("trace") and (d / p["trace"]).resolve() == trace:
+                    return p
+    return None
+
+
+def _run_points(run_dir: Path) -> dict[tuple[Any, ...], tuple[RunTrace, dict[str, Any]]]:
+    from tracekit.analyzers.diff import point_key
+
+    manifest = read_manifest(run_dir)
+    present, _ = run_items(run_dir, manifest)
+    by_path = {i.trace: i for i in present}
+    out: dict[tuple[Any, ...], tuple[RunTrace, dict[str, Any]]] = {}
+    for p in manifest["points"]:
+        if isinstance(p, dict) and p.get("trace"):
+            item = by_path.get((run_dir / p["trace"]).resolve())
+            if item is not None:
+                out.setdefault(point_key(p), (item, p))
+    return out
+
+
+def _trace_side(
+    db: Any, ref: TraceRef, rules: Sequence[Rule], flags: ConfigFlags, point: dict[str, Any] | None = None
+) -> Any:
+    """Ingest (if needed) and attribute one trace into a DiffSide: by component, by layer, kernel instances."""
+    from tracekit.analyzers.diff import POINT_KEYS, DiffSide, count_steps, kernel_instances
+
+    item, trace_id = _resolve(db, ref)
+    if trace_id is None:
+        res = db.ingest([item.trace], keep_going=False)[0]
+        if res.error or res.trace_id is None:
+            raise TraceError(item.trace, res.error or "not ingested")
+        trace_id = res.trace_id
+    att, _ = _attribution(db, item, trace_id, rules, "component", flags, None)
+    ctx = dataclasses.replace(item.point)
+    doc = summarize(db.con, att, by="component", context=ctx, trace_name=item.trace.name)
+    lay = summarize(db.con, att, by="layer", context=dataclasses.replace(item.point), trace_name=item.trace.name)
+    if point is None and item.trace.is_file():
+        point = _manifest_point(item.trace)
+    gpu = att.time_source == TimeSource.GPU
+    timing = (point or {}).get("timing") if point else None
+    model = doc["model"]
+    return DiffSide(
+        label=item.label,
+        components=doc["components"],
+        layers=lay["components"],
+        kernels=kernel_instances(db.con, trace_id, att.units, gpu),
+        totals=doc["total"],
+        timing=timing if isinstance(timing, dict) else None,
+        peak_mem_bytes=(point or {}).get("peak_mem_bytes"),
+        point={k: (point or {}).get(k, model.get(k)) for k in POINT_KEYS},
+        trace=str(item.trace),
+        device=doc.get("device"),
+        steps=count_steps(db.con, trace_id),
+        time_source=str(att.time_source),
+    )
+
+
+def _compare_rows(ref: str) -> tuple[Path, str, list[dict[str, Any]]]:
+    import json
+
+    where, _, label = ref.rpartition("#")
+    path = Path(where)
+    if path.is_dir():
+        path = path / "compare.json"
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: not a prune-compare result ({exc})") from None
+    rows = [r for r in doc.get("rows") or [] if compare_label(r) == label]
+    if not rows:
+        labels = sorted({compare_label(r) for r in doc.get("rows") or []})
+        raise UsageError(f"{ref}: no rows labelled {label!r} (labels: {', '.join(labels)})")
+    return path, label, rows
+
+
+def compare_label(row: dict[str, Any]) -> str:
+    """`dense`, or `VARIANT_rRATIO` (the run folder `prune compare` writes): how a compare row is named."""
+    return "dense" if row["variant"] == "dense" else f"{row['variant']}_r{row['ratio']:g}"
+
+
+def _compare_pairs(db: Any, a: str, b: str, rules: Sequence[Rule], flags: ConfigFlags) -> list[tuple[Any, Any]]:
+    from tracekit.analyzers.diff import side_from_compare_row
+
+    _, la, rows_a = _compare_rows(a)
+    _, lb, rows_b = _compare_rows(b)
+
+    def key(r: dict[str, Any]) -> tuple[Any, ...]:
+        return (r.get("mode"), r.get("batch"), r.get("seqlen"), r.get("cuda_graphs"))
+
+    ib = {key(r): r for r in rows_b}
+    pairs = []
+    for ra in rows_a:
+        rb = ib.get(key(ra))
+        if rb is None:
+            continue
+        ta, tb = ra.get("trace"), rb.get("trace")
+        if ta and tb and Path(ta).is_file() and Path(tb).is_file():
+            pairs.append((_trace_side(db, ta, rules, flags), _trace_side(db, tb, rules, flags)))
         else:
-            doc["hta"] = {
-                "note": "HTA's temporal breakdown needs GPU kernels (none here; HTA raises on CPU-only traces)"
-            }
-    doc["notes"] = notes + doc.get("notes", [])
-    return AttributeReport(doc)
+            pa = side_from_compare_row(ra, f"{la} {ra['mode']} b{ra['batch']} l{ra['seqlen']} cg={ra['cuda_graphs']}")
+            pb = side_from_compare_row(rb, f"{lb} {rb['mode']} b{rb['batch']} l{rb['seqlen']} cg={rb['cuda_graphs']}")
+            pairs.append((pa, pb))
+    if not pairs:
+        raise UsageError(f"diff: no row of {a} matches one of {b} (by mode/batch/seqlen/cuda_graphs)")
+    return pairs

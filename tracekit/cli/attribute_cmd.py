@@ -119,4 +119,6 @@ def attribute(
     elif plot_path is not None:
         from tracekit.reports.attribute_plot import plot_shares
 
-        plot_shares(docs, plot_path)
+        run = str(run_dir) if run_dir is not None else ", ".join(t.name for t in traces)
+        plot_shares(docs, plot_path, title=run)
+        click.echo(f"wrote {plot_path}", err=fmt != "table")  # stdout stays pure JSON/CSV

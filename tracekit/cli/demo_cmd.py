@@ -41,6 +41,7 @@ def demo(out_dir: Path, seqlens: str, by: str) -> None:
     from tracekit.reports.attribute_plot import plot_shares
     from tracekit.reports.attribute_table import render
     from tracekit.reports.collect_summary import summary_table
+    from tracekit.reports.units import command_lines
 
     try:
         lens = tuple(int(s) for s in seqlens.split(",") if s.strip())
@@ -89,9 +90,11 @@ def demo(out_dir: Path, seqlens: str, by: str) -> None:
     )
     for doc in docs:
         render(doc, by, console=console)
-    plot = plot_shares(docs, out_dir / "components.png")
+    plot = plot_shares(docs, out_dir / "components.png", title=f"tracekit demo: {run_dir}")
     console.rule("[bold]done")
-    console.print(
-        f"plot: {plot}\nrun:  {run_dir}/manifest.json\n"
-        f"next: tracekit attribute --run {run_dir} --db {out_dir / 'tracekit.duckdb'} --by layer"
-    )
+    console.print(f"wrote {plot}", soft_wrap=True)
+    console.print(f"run:  {run_dir}/manifest.json", soft_wrap=True)
+    console.print("next:")
+    nxt = ["tracekit", "attribute", "--run", str(run_dir), "--db", str(out_dir / "tracekit.duckdb"), "--by", "layer"]
+    for line in command_lines(nxt, console.width - 2):
+        console.print("  " + line, soft_wrap=True, markup=False, highlight=False)

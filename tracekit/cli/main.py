@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "export": "tracekit.cli.store_cmds:export",
     "collect": "tracekit.cli.collect_cmd:collect",
     "attribute": "tracekit.cli.attribute_cmd:attribute",
+    "diff": "tracekit.cli.diff_cmd:diff",
     "prune": "tracekit.cli.prune_cmd:prune",
     "train": "tracekit.cli.train_cmd:train",
     "demo": "tracekit.cli.demo_cmd:demo",
@@ -54,7 +55,7 @@ def cli() -> None:
     """tracekit: exact, SQL-queryable traces of Mamba-1/2 runs.
 
     \b
-    Pipeline:  collect -> ingest -> attribute -> prune
+    Pipeline:  collect -> ingest -> attribute -> diff -> prune
     Start with `tracekit demo` (CPU, offline) or `tracekit ingest TRACE.json.gz`.
     """
 

@@ -24,8 +24,8 @@ F = Callable[..., Any]
 class FormatChoice(click.Choice):
     """`table|json|csv`; with `text_alias`, `text` (the prune commands' old name of `table`) is accepted unlisted."""
 
-    def __init__(self, text_alias: bool = False):
-        super().__init__(FORMATS)
+    def __init__(self, text_alias: bool = False, extra: Sequence[str] = ()):
+        super().__init__(FORMATS + tuple(extra))
         self.text_alias = text_alias
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
@@ -56,9 +56,14 @@ class LazyChoice(click.Choice):
 
 
 def format_option(
-    default: str = "table", *, help: str | None = None, text_alias: bool = False, no_csv: str | None = None
+    default: str = "table",
+    *,
+    help: str | None = None,
+    text_alias: bool = False,
+    no_csv: str | None = None,
+    extra: Sequence[str] = (),
 ) -> Callable[[F], F]:
-    """--format table|json|csv (into the parameter `fmt`).
+    """--format table|json|csv (into the parameter `fmt`); `extra`: more formats of this command (diff: markdown).
 
     `text_alias`: also accept the old `text` (prune and train), not shown in --help. `no_csv`: the reason a
     command has no rows to write as CSV; `--format csv` is then refused with one line (exit 2) before any work.
@@ -72,7 +77,7 @@ def format_option(
     return click.option(
         "--format",
         "fmt",
-        type=FormatChoice(text_alias),
+        type=FormatChoice(text_alias, extra),
         default=default,
         show_default=True,
         help=help or (f"No csv: {no_csv}." if no_csv else None),

@@ -13,7 +13,7 @@ from tracekit.cli.options import db_option, format_option
 from tracekit.cli.paths import check_output_dir, require_exists
 from tracekit.errors import UsageError
 from tracekit.reports.ingest_summary import summary_frame
-from tracekit.reports.tables import write_frame
+from tracekit.reports.tables import DEFAULT_MAX_WIDTH, write_frame
 from tracekit.store.database import Database, default_db_path, expand_paths
 
 
@@ -57,7 +57,7 @@ def ingest(paths: tuple[str, ...], db_path: str | None, fmt: str, wait_s: float)
 
         results = db.ingest(files, on_file=on_file, keep_going=not single)
     summary = summary_frame(results, compact=fmt == "table")  # people: the columns that fit a terminal
-    write_frame(summary, fmt, title=f"ingest → {db_path or default_db_path()}")
+    write_frame(summary, fmt, title=f"ingest → {db_path or default_db_path()}", keep=("file", "status"))
     for r in results:  # events of a paired phase without a partner (docs/schema.md, "Chrome JSON")
         if r.notes:
             kept = ", ".join(f"{n} {note}" for note, n in r.notes.items())
@@ -83,7 +83,16 @@ def tables(db_path: str | None, fmt: str) -> None:
 @format_option()
 @click.option("--write", is_flag=True, help="Allow statements that write (the database or files); default: read only.")
 @click.option("--max-rows", type=int, default=200, show_default=True, help="Rows shown in table format.")
-def query(sql: str, db_path: str | None, fmt: str, write: bool, max_rows: int) -> None:
+@click.option(
+    "--max-width",
+    type=click.IntRange(min=4),
+    default=DEFAULT_MAX_WIDTH,
+    show_default=True,
+    metavar="N",
+    help="Characters per cell in table format (longer cells are cut in the middle; columns that do not fit "
+    "the terminal are named under the table).",
+)
+def query(sql: str, db_path: str | None, fmt: str, write: bool, max_rows: int, max_width: int) -> None:
     """Run SQL over the trace tables.
 
     \b
@@ -98,7 +107,7 @@ def query(sql: str, db_path: str | None, fmt: str, write: bool, max_rows: int) -
     Repeated output names get DuckDB's suffixes: name, name_1, name_2.
     """
     with Database(db_path, read_only=not write) as db:
-        write_frame(db.sql(sql), fmt, max_rows=max_rows)
+        write_frame(db.sql(sql), fmt, max_rows=max_rows, max_width=max_width)
 
 
 @click.command()

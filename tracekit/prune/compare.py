@@ -49,6 +49,9 @@ class CompareResult:
     batch: int
     rows: list[dict[str, Any]]
     out: str
+    # `tracekit diff` of each variant row against its dense row (component rows of docs/diff.md); absent in
+    # results written before it existed, whose compare.md then re-renders unchanged.
+    component_diff: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -233,9 +236,29 @@ def analyze_compare(out: Path) -> CompareResult:
         head["batch"],
         rows,
         str(out),
+        component_diff(rows),
     )
     write_outputs(result, out)
     return result
+
+
+def component_diff(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each variant row against the dense row of its (mode, batch, seqlen, graphs), through `tracekit diff`."""
+    from tracekit.analyzers.diff import diff, side_from_compare_row
+
+    def key(r: dict[str, Any]) -> tuple[Any, ...]:
+        return (r["mode"], r["batch"], r["seqlen"], r["cuda_graphs"])
+
+    dense = {key(r): r for r in rows if r["variant"] == "dense" and r.get("component_ns")}
+    out = []
+    for r in rows:
+        d = dense.get(key(r))
+        if r["variant"] == "dense" or d is None or not r.get("component_ns"):
+            continue
+        td = diff(side_from_compare_row(d, "dense"), side_from_compare_row(r, r["variant"]))
+        head = {k: r[k] for k in ("variant", "ratio", "mode", "batch", "seqlen", "cuda_graphs")}
+        out.append({**head, "threshold": td.threshold, "significant": td.significant, "components": td.components})
+    return out
 
 
 def _comp_ns(row: dict[str, Any]) -> int:
@@ -269,4 +292,12 @@ def write_outputs(result: CompareResult, out: Path) -> None:
     report.plot(result, out / "latency_vs_ratio.png")
 
 
-__all__ = ["CompareResult", "analyze_compare", "parse_floats", "run_compare", "to_backend", "write_outputs"]
+__all__ = [
+    "CompareResult",
+    "analyze_compare",
+    "component_diff",
+    "parse_floats",
+    "run_compare",
+    "to_backend",
+    "write_outputs",
+]

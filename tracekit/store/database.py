@@ -17,7 +17,7 @@ from tracekit.errors import MissingPathError, TraceError, TracekitError, UsageEr
 from tracekit.schema import SCHEMA_VERSION, schema_files
 from tracekit.schema.migrate import migrate
 from tracekit.store import kineto
-from tracekit.store.frames import frame
+from tracekit.store.frames import frame, integral_decimals
 from tracekit.store.ingest import IngestResult, ingest_prepared
 
 if TYPE_CHECKING:  # imported where frames are made, so an ingest-only process never loads polars
@@ -187,7 +187,7 @@ class Database:
         if self.read_only:
             self.check_reads_only(query)
         try:
-            return frame(self.con, query, params)
+            return integral_decimals(frame(self.con, query, params))
         except duckdb.Error as exc:
             raise TracekitError(f"query failed: {str(exc).splitlines()[0]}") from None
 

@@ -68,3 +68,18 @@ def frame(
     if unique != names:  # Arrow/polars need unique names: rename by position (#i), keeping every column
         rel = rel.project(", ".join(f"#{i} AS {_quote(n)}" for i, n in enumerate(unique, 1)))
     return pl.DataFrame(_ArrowStream(rel))
+
+
+def integral_decimals(df: Any) -> Any:
+    """Integral decimal columns (DuckDB's sum() of BIGINT is HUGEINT → DECIMAL(38,0)) as Int64 where every value
+    fits; others unchanged."""
+    import polars as pl
+
+    casts = []
+    for name, dtype in df.schema.items():
+        if isinstance(dtype, pl.Decimal) and (dtype.scale or 0) == 0:
+            col = df[name]
+            lo, hi = col.min(), col.max()
+            if lo is None or (int(lo) >= -(2**63) and int(hi) < 2**63):
+                casts.append(pl.col(name).cast(pl.Int64))
+    return df.with_columns(casts) if casts else df
