@@ -107,6 +107,10 @@ def _cpu_note(df: pl.DataFrame) -> str:
     return ""
 
 
+def _cpu_note_t(m: Measured, p: dict[str, Any]) -> str:
+    return " (CPU run)" if _cpu_note(_series(m.components, p)) else ""
+
+
 def _share(p: dict[str, Any], m: Measured) -> tuple[str, str, str]:
     df = _series(m.components, p)
     if not df.height:
@@ -137,7 +141,7 @@ def _largest(p: dict[str, Any], m: Measured) -> tuple[str, str, str]:
     desc = ", ".join(f"{c} at {n}" for c, n in counts.iter_rows())
     what = "FLOPs" if metric == "flops" else "time"
     measured = f"{p['component']} largest by {what} at {hits}/{top.height} points" + (f"; {desc}" if desc else "")
-    measured += _cpu_note(df)
+    measured += _cpu_note(df) if metric == "time_ms" else ""
     return (HOLDS if hits == top.height else FAILS), measured, ""
 
 
@@ -146,6 +150,9 @@ def _exponent(p: dict[str, Any], m: Measured) -> tuple[str, str, str]:
     df = df.filter(pl.col("component") == p["component"]) if df.height else df
     if not df.height:
         return UNMEASURED, "—", f"no {p['component']} series over ≥ 2 lengths for {_what(p)}"
+    if df["points"].max() < 3:
+        return UNMEASURED, "—", f"{_what(p)} measured at fewer than 3 lengths: no meaningful exponent"
+    df = df.filter(pl.col("points") >= 3)
     parts, ok = [], True
     for r in df.iter_rows(named=True):
         use_tail = r["tail_exponent"] is not None
@@ -153,7 +160,7 @@ def _exponent(p: dict[str, Any], m: Measured) -> tuple[str, str, str]:
         r2 = r["tail_r2"] if use_tail else r["r2"]
         lo = r["tail_from"] if use_tail else r["fit_from"]
         g = " graphs" if r["graphs"] else ""
-        parts.append(f"{r['arch']}{g} ∝ L^{e:.2f} (L {lo}…{r['fit_to']}, R² {r2:.2f})")
+        parts.append(f"{r['arch']}{g} ∝ L^{e:.2f} (L {lo}…{r['fit_to']}, R² {r2:.2f})" + _cpu_note_t(m, p))
         ok = ok and abs(e - p["expected"]) <= p["tol"]
     return (HOLDS if ok else FAILS), "; ".join(parts), ""
 

@@ -24,10 +24,11 @@ POINT_KEYS = ("run", "arch", "mode", "graphs", "batch")
 
 @dataclasses.dataclass(frozen=True)
 class Fit:
-    """log(time) = log(a) + exponent·log(L), least squares; `r2` on the log values."""
+    """log(time) = log(a) + exponent·log(L), least squares; `r2` on the log values (None for 2 lengths: a
+    line through two points says nothing about its fit)."""
 
     exponent: float
-    r2: float
+    r2: float | None
     lo: int
     hi: int
     n: int
@@ -49,6 +50,8 @@ def fit_exponent(seqlens: Sequence[float], values: Sequence[float]) -> Fit | Non
     ss_res = sum((b - (my + slope * (a - mx))) ** 2 for a, b in zip(lx, ly, strict=True))
     r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
     xs = [x for x, _ in pts]
+    if len(set(xs)) < 3:
+        r2 = None
     return Fit(slope, r2, int(min(xs)), int(max(xs)), n)
 
 

@@ -341,6 +341,8 @@ def sections(data: Any, fig_dir: Path) -> list[Section]:
     )
     xo = data.crossovers
     notes = list(data.notes)
+    if data.exponents.height and data.exponents["points"].max() < 3:
+        notes.append("each series has only 2 lengths: an exponent is the slope between two points (no R²)")
     if data.bottlenecks.height:
         if xo.height:
             for r in xo.iter_rows(named=True):
@@ -562,7 +564,8 @@ def print_summary(data: Any, written: Written, console: Console | None = None) -
             r2 = r["tail_r2"] if tail else r["r2"]
             lo = r["tail_from"] if tail else r["fit_from"]
             mode = r["mode"] + (" graphs" if r["graphs"] else "")
-            t.add_row(r["arch"], mode, r["component"], f"{k:.2f}", f"{r2:.2f}", f"{lo}…{r['fit_to']}")
+            r2s = "—" if r2 is None else f"{r2:.2f}"
+            t.add_row(r["arch"], mode, r["component"], f"{k:.2f}", r2s, f"{lo}…{r['fit_to']}")
         console.print(t)
     for r in data.crossovers.iter_rows(named=True):
         console.print(f"bottleneck change: {r['arch']} {r['mode']}: {r['before']} → {r['after']} at L = {r['seqlen']}")

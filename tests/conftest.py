@@ -51,3 +51,27 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     for p in paths or [SHARED_TRACES / n for n in BIG_TRACES]:
         if not p.exists():
             _missing(f"big real trace {p} not found (it lives in ../shared/traces)")
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory):
+    """One `tracekit demo --seqlens 64` (CPU, about half a minute), shared by the demo and report tests:
+    (output folder, the completed process)."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    r = subprocess.run(
+        [sys.executable, "-m", "tracekit.cli.main", "demo", "--out", str(out), "--seqlens", "64"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"COLUMNS": "100", "PATH": "/usr/bin:/bin", **_pythonpath()},
+    )
+    return out, r
+
+
+def _pythonpath() -> dict[str, str]:
+    """Keep PYTHONPATH for subprocesses (a worktree run against another checkout's venv needs it)."""
+    v = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": v} if v else {}
