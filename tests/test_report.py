@@ -4,15 +4,14 @@ results and on a tiny CPU run (the shared demo run of tests/conftest.py)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 from tracekit.analyzers import claims as cl
 from tracekit.analyzers import pruning, scaling
+
+from tests.conftest import run_report as _report
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -101,34 +100,6 @@ def test_packaged_claims_file_loads() -> None:
     ids = {c.id for c in claims}
     assert {"ssm-half-prefill-m1", "m2-prefill-gated-mlp", "prune-speedup-r09-16k", "accuracy-stable-r03"} <= ids
     assert len(claims) >= 8 and all(c.where and c.claim for c in claims)
-
-
-def _report(out: Path, *inputs: str | Path, db: Path) -> subprocess.CompletedProcess[str]:
-    env = {"COLUMNS": "160", "PATH": "/usr/bin:/bin"}
-    if "PYTHONPATH" in os.environ:
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    return subprocess.run(
-        [sys.executable, "-m", "tracekit.cli.main", "report", *map(str, inputs), "--out", str(out), "--db", str(db)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
-
-
-@pytest.fixture(scope="session")
-def h100_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    """`tracekit report` on the committed H100 collect sweep, prune-compare results and two accuracy results."""
-    tmp = tmp_path_factory.mktemp("h100report")
-    r = _report(
-        tmp / "rep",
-        RESULTS / "h100_collect_130m",
-        RESULTS / "h100_prune_compare",
-        RESULTS / "prune_accuracy_mqar_mamba2.json",
-        RESULTS / "prune_accuracy_bytes_mamba2.json",
-        db=tmp / "t.duckdb",
-    )
-    return tmp / "rep", r
 
 
 def test_report_cli_on_h100_results(h100_report) -> None:
