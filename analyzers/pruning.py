@@ -42,6 +42,7 @@ ACCURACY_SCHEMA = {
     "value": pl.Float64,
     "baseline": pl.Float64,
     "higher_is_better": pl.Boolean,
+    "machine": pl.Utf8,
 }
 
 
@@ -116,6 +117,7 @@ def accuracy_frame(source: str, doc: dict[str, Any]) -> pl.DataFrame:
                     "value": c.get(metric),
                     "baseline": base,
                     "higher_is_better": metric == "acc",
+                    "machine": doc.get("machine"),
                 }
             )
     return pl.DataFrame(rows, schema=ACCURACY_SCHEMA)

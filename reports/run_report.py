@@ -410,7 +410,8 @@ def sections(data: Any, fig_dir: Path) -> list[Section]:
             "pruning",
             "Pruning: speedup and memory (paper Table 2, Fig. 5)",
             "Speedup (dense median / pruned median) and peak-memory and inference-state reduction per length × "
-            "ratio, from `tracekit prune compare` runs (each variant collected and timed through the same pipeline).",
+            f"ratio on {_compare_devices(data, dev)}, from `tracekit prune compare` runs (each variant collected "
+            "and timed through the same pipeline).",
             [f] if f else [],
             [("Speedup and memory per length × ratio", data.speedups)] if data.speedups.height else [],
             [] if f else ["no prune-compare results among the inputs"],
@@ -428,7 +429,7 @@ def sections(data: Any, fig_dir: Path) -> list[Section]:
             "accuracy",
             "Accuracy vs pruning ratio (paper Fig. 4)",
             "Task accuracy (or perplexity) of the physically pruned model per ratio and scoring method, from "
-            "`prune_accuracy_*.json` results.",
+            f"`prune_accuracy_*.json` results (measured on {_machines(data)}).",
             [f] if f else [],
             [],
             acc_notes if f else ["no prune accuracy results among the inputs"],
@@ -446,6 +447,22 @@ def sections(data: Any, fig_dir: Path) -> list[Section]:
         )
     )
     return out
+
+
+def _compare_devices(data: Any, dev: str) -> str:
+    if not data.compare.height:
+        return dev
+    names = sorted({d for d in data.compare["device"].to_list() if d})
+    if names == ["cuda"]:
+        gpus = [d for d in data.devices if "nvidia" in d.lower() or "cuda" in d.lower()]
+        return ", ".join(gpus) if gpus else "a CUDA GPU (name not recorded in compare.json)"
+    return ", ".join(names) or dev
+
+
+def _machines(data: Any) -> str:
+    if not data.accuracy.height:
+        return "—"
+    return "; ".join(sorted({m for m in data.accuracy["machine"].to_list() if m})) or "an unrecorded machine"
 
 
 # ---- HTML / Markdown -------------------------------------------------------------------------------------

@@ -139,3 +139,12 @@ def test_report_cli_errors(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     r = _report(tmp_path / "rep", tmp_path / "empty", db=tmp_path / "t.duckdb")
     assert r.returncode == 2 and "no collect run" in r.stderr
+
+
+def test_compare_rows_take_p10_p90_from_variant_manifests() -> None:
+    doc = json.loads((RESULTS / "h100_prune_compare/prefill_b8/compare.json").read_text())
+    point = {"mode": "prefill", "seqlen": 2048, "cuda_graphs": False, "timing": {"p10_ms": 35.0, "p90_ms": 37.5}}
+    cmp = pruning.compare_frame("prefill_b8", doc, {"physical_r0.5": {"points": [point]}})
+    row = cmp.filter((pl.col("variant") == "physical") & (pl.col("seqlen") == 2048)).row(0, named=True)
+    assert (row["p10_ms"], row["p90_ms"]) == (35.0, 37.5)
+    assert cmp.filter(pl.col("variant") == "dense")["p10_ms"].null_count() == 2  # no manifest: no band
