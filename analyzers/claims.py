@@ -171,7 +171,12 @@ def _prune(p: dict[str, Any], m: Measured) -> tuple[str, str, str]:
         return UNMEASURED, "—", "no prune-compare results among the inputs"
     rows = df.filter((pl.col("variant") == "physical") & (pl.col("mode") == p["mode"]) & (pl.col("status") == "ok"))
     exact = rows.filter((pl.col("seqlen") == p["seqlen"]) & ((pl.col("ratio") - p["ratio"]).abs() < 1e-9))
-    fmt = (lambda v: f"{v:.2f}×") if p["metric"] == "speedup" else (lambda v: f"{100 * v:.1f}%")
+
+    def fmt(v: float | None) -> str:
+        if v is None:
+            return "not recorded"
+        return f"{v:.2f}×" if p["metric"] == "speedup" else f"{100 * v:.1f}%"
+
     if not exact.height:
         near = rows.sort([(pl.col("seqlen") - p["seqlen"]).abs(), (pl.col("ratio") - p["ratio"]).abs()])
         if near.height:
@@ -185,6 +190,12 @@ def _prune(p: dict[str, Any], m: Measured) -> tuple[str, str, str]:
         return UNMEASURED, "—", f"no physical {p['mode']} rows in the compare results"
     vals = exact[p["metric"]].to_list()
     measured = ", ".join(fmt(v) for v in vals)
+    if any(v is None for v in vals):
+        return (
+            UNMEASURED,
+            measured,
+            f"{p['metric']} not recorded in the compare rows (e.g. no CUDA memory stats on CPU)",
+        )
     ok = all(abs(v - p["expected"]) <= p["tol"] for v in vals)
     return (HOLDS if ok else FAILS), measured, ""
 

@@ -216,10 +216,10 @@ def fig_pruning(data: Any, path: Path) -> Figure | None:
     if not cmp.height:
         return None
     plt = _plt()
-    sources = sorted(set(cmp["source"].to_list()))
-    fig, axes = plt.subplots(1, len(sources), figsize=(4.6 * len(sources), 3.6), squeeze=False)
-    for ax, src in zip(axes[0], sources, strict=True):
-        g = cmp.filter(pl.col("source") == src)
+    panels = sorted({(r["source"], r["mode"]) for r in cmp.iter_rows(named=True)})
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
+    for ax, (src, mode) in zip(axes[0], panels, strict=True):
+        g = cmp.filter((pl.col("source") == src) & (pl.col("mode") == mode))
         for (seqlen, graphs, variant), s in g.group_by(["seqlen", "graphs", "variant"], maintain_order=True):
             if variant == "dense":
                 continue
@@ -237,7 +237,7 @@ def fig_pruning(data: Any, path: Path) -> Figure | None:
                 if r > 0 and sp is not None:
                     ax.annotate(f"{sp:.2f}×", (r, ms), fontsize=7, xytext=(4, 2), textcoords="offset points")
         ax.set_yscale("log")
-        ax.set_title(src, fontsize=9)
+        ax.set_title(f"{src} — {mode}", fontsize=9)
         ax.set_xlabel("pruning ratio r")
         ax.set_ylabel("median latency (ms)")
         ax.grid(True, which="both", alpha=0.25)
@@ -560,6 +560,14 @@ def write_report(data: Any, out_dir: Path, title: str = "tracekit report") -> Wr
     return Written(page, md, [f.path for s in secs for f in s.figures])
 
 
+def _x(v: float | None) -> str:
+    return "—" if v is None else f"{v:.2f}×"
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{100 * v:.1f}%"
+
+
 # ---- terminal --------------------------------------------------------------------------------------------
 def print_summary(data: Any, written: Written, console: Console | None = None) -> None:
     """A short terminal summary: devices, scaling exponents, bottleneck changes, pruning, claims, paths."""
@@ -597,8 +605,8 @@ def print_summary(data: Any, written: Written, console: Console | None = None) -
                 str(r["seqlen"]),
                 r["variant"],
                 f"{r['ratio']:g}",
-                f"{r['speedup']:.2f}×",
-                f"{100 * (r['mem_reduction'] or 0):.1f}%",
+                _x(r["speedup"]),
+                _pct(r["mem_reduction"]),
             )
         console.print(t)
     t = Table(title="paper vs measured", header_style="bold")
