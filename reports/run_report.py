@@ -360,8 +360,8 @@ def sections(data: Any, fig_dir: Path) -> list[Section]:
             f"Per-component latency vs sequence length on {dev}, from kernel times of each profiled pass attributed "
             "to Mamba block components (decode: per step), with the fitted log-log exponent per component.",
             [f] if f else [],
-            [("Fitted exponents (all lengths; tail = upper half of the lengths)", exps)],
-            notes,
+            [("Fitted exponents (all lengths; tail = upper half of the lengths)", exps)] if exps.height else [],
+            notes if exps.height else [*notes, "one length per series: no exponent to fit"],
         )
     )
     res = data.resources
@@ -396,9 +396,9 @@ def sections(data: Any, fig_dir: Path) -> list[Section]:
         Section(
             "roofline",
             "Roofline",
-            f"Each component as a point (arithmetic intensity, achieved FLOP/s) under the roofline of {dev} "
-            "(spec-sheet bandwidth and dense 16-bit tensor peak); a point far below its roof is launch- or "
-            "latency-bound.",
+            f"Each component as a point (arithmetic intensity, achieved FLOP/s) on {dev}, under the device's "
+            "roofline where its peak is known (spec-sheet bandwidth and dense 16-bit tensor peak; none for CPUs); "
+            "a point far below its roof is launch- or latency-bound.",
             [f] if f else [],
             [],
             hb_notes if f else ["no component with both FLOPs and I/O among the inputs"],
@@ -429,7 +429,7 @@ def sections(data: Any, fig_dir: Path) -> list[Section]:
             "accuracy",
             "Accuracy vs pruning ratio (paper Fig. 4)",
             "Task accuracy (or perplexity) of the physically pruned model per ratio and scoring method, from "
-            f"`prune_accuracy_*.json` results (measured on {_machines(data)}).",
+            "`prune_accuracy_*.json` results" + (f" (measured on {_machines(data)})." if data.accuracy.height else "."),
             [f] if f else [],
             [],
             acc_notes if f else ["no prune accuracy results among the inputs"],
