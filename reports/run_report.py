@@ -129,7 +129,16 @@ def fig_scaling(data: Any, path: Path) -> Figure | None:
                 if not g.height:
                     continue
                 lbl = "total (manifest median" + (", CUDA graphs)" if graphs else ")")
-                ax.plot(g["seqlen"], g["median_ms"], color="black", ls=":" if graphs else "-", lw=1.2, label=lbl)
+                ax.plot(
+                    g["seqlen"],
+                    g["median_ms"],
+                    color="black",
+                    ls=":" if graphs else "-",
+                    lw=1.2,
+                    marker="x",
+                    ms=4,
+                    label=lbl,
+                )
                 if g["p10_ms"].null_count() == 0:
                     ax.fill_between(g["seqlen"], g["p10_ms"], g["p90_ms"], color="black", alpha=0.12, lw=0)
             ax.set_xscale("log", base=2)
@@ -357,8 +366,9 @@ def sections(data: Any, fig_dir: Path) -> list[Section]:
         Section(
             "scaling",
             "Scaling with sequence length (paper Fig. 2)",
-            f"Per-component latency vs sequence length on {dev}, from kernel times of each profiled pass attributed "
-            "to Mamba block components (decode: per step), with the fitted log-log exponent per component.",
+            f"Per-component latency vs sequence length on {dev}: the time of each profiled pass attributed to the "
+            "Mamba block components (GPU kernel time; CPU self time on CPU runs; decode: per step), with the fitted "
+            "log-log exponent per component.",
             [f] if f else [],
             [("Fitted exponents (all lengths; tail = upper half of the lengths)", exps)] if exps.height else [],
             notes if exps.height else [*notes, "one length per series: no exponent to fit"],
