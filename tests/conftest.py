@@ -68,3 +68,55 @@ def run_cli(
         timeout=timeout,
         env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
     )
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory):
+    """One `tracekit demo --seqlens 64` (CPU, about half a minute), shared by the demo and report tests:
+    (output folder, the completed process)."""
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    r = subprocess.run(
+        [sys.executable, "-m", "tracekit.cli.main", "demo", "--out", str(out), "--seqlens", "64"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"COLUMNS": "100", "PATH": "/usr/bin:/bin", **_pythonpath()},
+    )
+    return out, r
+
+
+def _pythonpath() -> dict[str, str]:
+    """Keep PYTHONPATH for subprocesses (a worktree run against another checkout's venv needs it)."""
+    v = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": v} if v else {}
+
+
+_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+def run_report(out: Path, *inputs: str | Path, db: Path) -> subprocess.CompletedProcess[str]:
+    env = {"COLUMNS": "160", "PATH": "/usr/bin:/bin"}
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return subprocess.run(
+        [sys.executable, "-m", "tracekit.cli.main", "report", *map(str, inputs), "--out", str(out), "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+
+
+@pytest.fixture(scope="session")
+def h100_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """`tracekit report` on the committed H100 collect sweep, prune-compare results and two accuracy results."""
+    tmp = tmp_path_factory.mktemp("h100report")
+    r = run_report(
+        tmp / "rep",
+        _RESULTS / "h100_collect_130m",
+        _RESULTS / "h100_prune_compare",
+        _RESULTS / "prune_accuracy_mqar_mamba2.json",
+        _RESULTS / "prune_accuracy_bytes_mamba2.json",
+        db=tmp / "t.duckdb",
+    )
+    return tmp / "rep", r

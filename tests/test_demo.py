@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,13 +19,16 @@ def _demo(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=600,
-        env={"COLUMNS": "100", "PATH": "/usr/bin:/bin"},
+        env={
+            "COLUMNS": "100",
+            "PATH": "/usr/bin:/bin",
+            **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}),
+        },
     )
 
 
-def test_demo_collects_ingests_attributes_and_reports(tmp_path: Path) -> None:
-    out = tmp_path / "demo"
-    r = _demo(out, "--seqlens", "64")
+def test_demo_collects_ingests_attributes_and_reports(demo_run, tmp_path: Path) -> None:
+    out, r = demo_run  # `tracekit demo --out DIR --seqlens 64` (tests/conftest.py)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Traceback" not in r.stderr
     for c in COMPONENTS:
@@ -35,6 +40,9 @@ def test_demo_collects_ingests_attributes_and_reports(tmp_path: Path) -> None:
     assert layers == 2
     db.close()
     assert (out / "components.png").stat().st_size > 0
+    page = out / "report" / "report.html"  # the demo ends by writing the report and printing its path
+    assert page.stat().st_size > 0 and f"report:{page}" in "".join(r.stdout.split())
+    out = shutil.copytree(out, tmp_path / "demo")
     r = _demo(out, "--seqlens", "64")  # a previous demo's folder is replaced
     assert r.returncode == 0, r.stderr[-2000:]
 

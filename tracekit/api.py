@@ -21,7 +21,7 @@ from tracekit.analyzers.components import Rule
 from tracekit.analyzers.diff import TraceDiff
 from tracekit.analyzers.report_types import AttributeReport, RunAttribution
 from tracekit.model_config import ModelConfig
-from tracekit.pipeline import ConfigFlags, TraceRef, attribute_run, attribute_traces, diff_traces
+from tracekit.pipeline import ConfigFlags, TraceRef, attribute_run, attribute_traces, build_report, diff_traces
 from tracekit.store.database import Database
 
 
@@ -50,3 +50,7 @@ class TraceDB(Database):
     def run(self, run_dir: str | os.PathLike[str], *, by: str = "component") -> RunAttribution:
         """Attribute every trace of a `tracekit collect` run directory, with the configs of its manifest."""
         return attribute_run(self, run_dir, by=by)
+
+    def report(self, paths: Sequence[str | os.PathLike[str]], *, claims_file: str | os.PathLike[str] | None = None):
+        """The data of `tracekit report` (ReportData) for collect runs, prune-compare dirs and accuracy results."""
+        return build_report(self, paths, claims_file=claims_file)

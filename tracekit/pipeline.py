@@ -7,6 +7,8 @@ facade (`tracekit.open(...).attribute/run`) all go through these functions:
   config of its collect manifest, of the flags, or inferred from its shapes.
 * `attribute_run(db, run_dir)`: every trace a collect run's manifest lists.
 * `collect_and_attribute(spec, db_path)`: run a collect sweep, then `attribute_run` on its output.
+* `build_report(db, paths)`: detect collect runs, prune-compare dirs and prune accuracy results among
+  `paths`, attribute the runs' traces and compute every frame of `tracekit report` (ReportData).
 """
 
 from __future__ import annotations
@@ -414,3 +416,110 @@ def _compare_pairs(db: Any, a: str, b: str, rules: Sequence[Rule], flags: Config
     if not pairs:
         raise UsageError(f"diff: no row of {a} matches one of {b} (by mode/batch/seqlen/cuda_graphs)")
     return pairs
+
+
+# ---- tracekit report ---------------------------------------------------------------------------------
+def find_report_inputs(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], list[Path], list[Path]]:
+    """(collect run dirs, prune-compare dirs, prune accuracy files) among `paths`, detected by their files:
+    `manifest.json` → collect run, `compare.json` → prune compare, a JSON file with `curves` → accuracy.
+    A folder with neither marker is searched two levels down. UsageError when nothing is found."""
+    import json
+
+    runs: list[Path] = []
+    compares: list[Path] = []
+    accs: list[Path] = []
+
+    def visit(p: Path, depth: int) -> None:
+        if p.is_file():
+            if p.name == "manifest.json":
+                runs.append(p.parent)
+            elif p.name == "compare.json":
+                compares.append(p.parent)
+            elif p.suffix == ".json":
+                try:
+                    doc = json.loads(p.read_text())
+                except (OSError, ValueError):
+                    return
+                if isinstance(doc, dict) and isinstance(doc.get("curves"), dict):
+                    accs.append(p)
+            return
+        if (p / "compare.json").is_file():
+            compares.append(p)
+        elif (p / "manifest.json").is_file():
+            runs.append(p)
+        elif depth > 0:
+            for child in sorted(p.iterdir()):
+                if child.is_dir() or child.suffix == ".json":
+                    visit(child, depth - 1)
+
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists():
+            raise UsageError(f"{p}: no such file or directory")
+        visit(p, 2)
+    if not (runs or compares or accs):
+        raise UsageError(
+            "no collect run (manifest.json), prune-compare dir (compare.json) or prune accuracy result (JSON with "
+            f"`curves`) in {', '.join(map(str, paths))}"
+        )
+    return runs, compares, accs
+
+
+def build_report(
+    db: Any,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    claims_file: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> Any:
+    """The data of `tracekit report` (analyzers.run_report.ReportData) for the inputs among `paths`."""
+    import json
+
+    from tracekit.analyzers.claims import load_claims
+    from tracekit.analyzers.run_report import RunInput, analyze
+
+    run_dirs, cmp_dirs, acc_files = find_report_inputs(paths)
+    lines: list[str] = []
+    runs = []
+    for d in run_dirs:
+        run = attribute_run(db, d, progress=progress, require_traces=False)
+        label = _label(d)
+        n = len(run.manifest.get("points", []))
+        lines.append(
+            f"collect run {d} ({run.manifest.get('device')}): {n} points, {len(run.reports)} traces attributed"
+            + (f", {len(run.missing)} absent (manifest timings used)" if run.missing else "")
+        )
+        runs.append(RunInput(label, d, run.manifest, [r.to_dict() for r in run.reports], run.missing))
+    compares = []
+    for d in cmp_dirs:
+        try:
+            doc = json.loads((d / "compare.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{d / 'compare.json'}: cannot read: {exc}") from None
+        mans = {}
+        for m in sorted(d.glob("runs/*/manifest.json")):
+            try:
+                mans[m.parent.name] = json.loads(m.read_text())
+            except (OSError, ValueError):
+                continue
+        lines.append(
+            f"prune compare {d}: {len(doc.get('rows', []))} rows"
+            + (f", p10–p90 from {len(mans)} variant manifests" if mans else ", no variant manifests (no p10–p90)")
+        )
+        compares.append((_label(d), doc, mans))
+    accs = []
+    for f in acc_files:
+        doc = json.loads(f.read_text())
+        lines.append(f"prune accuracy {f}: methods {', '.join(doc['curves'])}")
+        accs.append((f.stem.removeprefix("prune_accuracy_"), doc))
+    return analyze(runs, compares, accs, load_claims(claims_file), inputs=lines)
+
+
+def _label(d: Path) -> str:
+    """A short name for an input folder: its name, with the parent's when the name alone is generic."""
+    d = d.resolve()
+    return (
+        f"{d.parent.name}/{d.name}"
+        if d.name in ("run", "runs", "out", "results") or d.parent.name.endswith("compare")
+        else d.name
+    )

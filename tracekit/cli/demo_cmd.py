@@ -21,7 +21,8 @@ from tracekit.errors import UsageError
     "out_dir",
     default="tracekit-demo",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for the run (traces + manifest), the database and the plot; a previous demo's is replaced.",
+    help="Folder for the run (traces + manifest), the database, the plot and the report; a previous demo's is "
+    "replaced.",
 )
 @click.option("--seqlens", default="64,256", help="Prompt lengths of the sweep.")
 @click.option("--by", type=click.Choice(("component", "layer")), default="component")
@@ -41,6 +42,7 @@ def demo(out_dir: Path, seqlens: str, by: str) -> None:
     from tracekit.reports.attribute_plot import plot_shares
     from tracekit.reports.attribute_table import render
     from tracekit.reports.collect_summary import summary_table
+    from tracekit.reports.run_report import write_report
     from tracekit.reports.units import command_lines
 
     try:
@@ -91,8 +93,12 @@ def demo(out_dir: Path, seqlens: str, by: str) -> None:
     for doc in docs:
         render(doc, by, console=console)
     plot = plot_shares(docs, out_dir / "components.png", title=f"tracekit demo: {run_dir}")
+    with tracekit.open(out_dir / "tracekit.duckdb") as db:
+        data = db.report([run_dir])
+    page = write_report(data, out_dir / "report", "tracekit demo: tiny Mamba-1/2 on CPU").html
     console.rule("[bold]done")
     console.print(f"wrote {plot}", soft_wrap=True)
+    console.print(f"report: {page}", soft_wrap=True)
     console.print(f"run:  {run_dir}/manifest.json", soft_wrap=True)
     console.print("next:")
     nxt = ["tracekit", "attribute", "--run", str(run_dir), "--db", str(out_dir / "tracekit.duckdb"), "--by", "layer"]

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "prune": "tracekit.cli.prune_cmd:prune",
     "train": "tracekit.cli.train_cmd:train",
     "demo": "tracekit.cli.demo_cmd:demo",
+    "report": "tracekit.cli.report_cmd:report",
 }
 
 

@@ -1,0 +1,147 @@
+"""Pruning results as frames for `tracekit report`: `prune compare` rows (speedup, memory per length × ratio)
+and `prune_accuracy_*.json` curves (accuracy or perplexity vs ratio per scoring method)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+COMPARE_SCHEMA = {
+    "source": pl.Utf8,
+    "arch": pl.Utf8,
+    "device": pl.Utf8,
+    "method": pl.Utf8,
+    "variant": pl.Utf8,
+    "ratio": pl.Float64,
+    "d_state": pl.Int64,
+    "k": pl.Int64,
+    "mode": pl.Utf8,
+    "graphs": pl.Boolean,
+    "batch": pl.Int64,
+    "seqlen": pl.Int64,
+    "status": pl.Utf8,
+    "median_ms": pl.Float64,
+    "p10_ms": pl.Float64,
+    "p90_ms": pl.Float64,
+    "speedup": pl.Float64,
+    "mem_reduction": pl.Float64,
+    "state_reduction": pl.Float64,
+    "peak_mem_bytes": pl.Int64,
+    "ssm_ms": pl.Float64,
+}
+
+ACCURACY_SCHEMA = {
+    "source": pl.Utf8,
+    "arch": pl.Utf8,
+    "task": pl.Utf8,
+    "metric": pl.Utf8,
+    "method": pl.Utf8,
+    "ratio": pl.Float64,
+    "k": pl.Int64,
+    "value": pl.Float64,
+    "baseline": pl.Float64,
+    "higher_is_better": pl.Boolean,
+    "machine": pl.Utf8,
+}
+
+
+def compare_frame(source: str, doc: dict[str, Any], manifests: dict[str, dict[str, Any]] | None = None) -> pl.DataFrame:
+    """One row per compare.json row; p10/p90 from the variant's collect manifest when it is at hand
+    (`manifests`: variant label such as `physical_r0.5` → manifest)."""
+    manifests = manifests or {}
+    rows = []
+    for r in doc.get("rows", []):
+        label = "dense" if r.get("variant") == "dense" else f"{r.get('variant')}_r{r.get('ratio')}"
+        p10 = p90 = None
+        for p in (manifests.get(label) or {}).get("points", []):
+            if (p.get("mode"), p.get("seqlen"), bool(p.get("cuda_graphs"))) == (
+                r.get("mode"),
+                r.get("seqlen"),
+                bool(r.get("cuda_graphs")),
+            ):
+                t = p.get("timing") or {}
+                p10, p90 = t.get("p10_ms"), t.get("p90_ms")
+        comp = r.get("component_ns") or {}
+        rows.append(
+            {
+                "source": source,
+                "arch": doc.get("arch"),
+                "device": doc.get("device"),
+                "method": doc.get("method"),
+                "variant": r.get("variant"),
+                "ratio": r.get("ratio"),
+                "d_state": r.get("d_state"),
+                "k": r.get("k"),
+                "mode": r.get("mode"),
+                "graphs": bool(r.get("cuda_graphs")),
+                "batch": r.get("batch"),
+                "seqlen": r.get("seqlen"),
+                "status": r.get("status"),
+                "median_ms": r.get("median_ms"),
+                "p10_ms": p10,
+                "p90_ms": p90,
+                "speedup": r.get("speedup"),
+                "mem_reduction": r.get("mem_reduction"),
+                "state_reduction": r.get("state_reduction"),
+                "peak_mem_bytes": r.get("peak_mem_bytes"),
+                "ssm_ms": comp["ssm"] / 1e6 if comp.get("ssm") is not None else None,
+            }
+        )
+    return pl.DataFrame(rows, schema=COMPARE_SCHEMA)
+
+
+def accuracy_frame(source: str, doc: dict[str, Any]) -> pl.DataFrame:
+    """One row per (method, ratio) of a prune_accuracy result; `baseline` is the method's ratio-0 value."""
+    task = doc.get("task")
+    task_name = task.get("task") if isinstance(task, dict) else (task or ("bytes-lm" if "corpus" in doc else None))
+    arch = (doc.get("model_config") or {}).get("arch")
+    rows = []
+    for method, curve in (doc.get("curves") or {}).items():
+        if not isinstance(curve, list) or not curve:
+            continue
+        metric = "acc" if "acc" in curve[0] else "ppl" if "ppl" in curve[0] else None
+        if metric is None:
+            continue
+        base = next((c[metric] for c in curve if c.get("ratio") == 0.0), None)
+        for c in curve:
+            rows.append(
+                {
+                    "source": source,
+                    "arch": arch,
+                    "task": task_name,
+                    "metric": metric,
+                    "method": method,
+                    "ratio": c.get("ratio"),
+                    "k": c.get("k"),
+                    "value": c.get(metric),
+                    "baseline": base,
+                    "higher_is_better": metric == "acc",
+                    "machine": doc.get("machine"),
+                }
+            )
+    return pl.DataFrame(rows, schema=ACCURACY_SCHEMA)
+
+
+def speedup_table(compare: pl.DataFrame) -> pl.DataFrame:
+    """Paper Table 2 from this run: speedup and memory reduction per (source, mode, graphs, seqlen, variant,
+    ratio), pruned rows only."""
+    if not compare.height:
+        return compare
+    return (
+        compare.filter((pl.col("variant") != "dense") & (pl.col("status") == "ok"))
+        .select(
+            "source",
+            "mode",
+            "graphs",
+            "batch",
+            "seqlen",
+            "variant",
+            "ratio",
+            "median_ms",
+            "speedup",
+            "mem_reduction",
+            "state_reduction",
+        )
+        .sort(["source", "mode", "graphs", "seqlen", "variant", "ratio"])
+    )
