@@ -145,3 +145,61 @@ def speedup_table(compare: pl.DataFrame) -> pl.DataFrame:
         )
         .sort(["source", "mode", "graphs", "seqlen", "variant", "ratio"])
     )
+
+
+TRADEOFF_SCHEMA = {
+    "source": pl.Utf8,
+    "task": pl.Utf8,
+    "metric": pl.Utf8,
+    "method": pl.Utf8,
+    "ratio": pl.Float64,
+    "value": pl.Float64,
+    "speedup": pl.Float64,
+}
+
+
+def tradeoff(compare: pl.DataFrame, accuracy: pl.DataFrame) -> tuple[pl.DataFrame, str, list[float], str]:
+    """The accuracy–latency trade-off (paper Fig. 6): accuracy joined to speedup by pruning ratio alone.
+
+    The speedups come from one compare point: decode with the largest batch (CUDA graphs preferred, then the
+    largest length), else the prefill row with the largest length. Returns (one row per accuracy result ×
+    method × common ratio, the point's description, the common ratios, why nothing was joined or "")."""
+    empty = pl.DataFrame(schema=TRADEOFF_SCHEMA)
+    if not compare.height or not accuracy.height:
+        return empty, "", [], "needs both prune-compare and prune accuracy results"
+    ok = compare.filter((pl.col("status") == "ok") & pl.col("variant").is_in(["dense", "physical"]))
+    pruned = ok.filter((pl.col("variant") == "physical") & pl.col("speedup").is_not_null())
+    if not pruned.height:
+        return empty, "", [], "no physical-variant compare row with a speedup"
+    dec = pruned.filter(pl.col("mode") == "decode")
+    if dec.height:
+        best = dec.sort(["graphs", "batch", "seqlen"], descending=True, nulls_last=True).row(0, named=True)
+    else:
+        best = pruned.sort(["seqlen", "batch"], descending=True, nulls_last=True).row(0, named=True)
+    key = ("source", "mode", "graphs", "batch", "seqlen")
+    pt = pruned.filter(pl.all_horizontal([pl.col(k).eq_missing(best[k]) for k in key]))
+    point = (
+        f"{best['source']} ({best['arch']}): {best['mode']}"
+        + (" with CUDA graphs" if best["graphs"] else "")
+        + f", batch {best['batch']}, L = {best['seqlen']}"
+    )
+    speed = {0.0: 1.0} | {round(r, 6): s for r, s in zip(pt["ratio"], pt["speedup"], strict=True)}
+    acc_ratios = {round(r, 6) for r in accuracy["ratio"].to_list() if r is not None}
+    common = sorted(r for r in speed if r in acc_ratios)
+    if not any(r > 0 for r in common):
+        got = ", ".join(f"{r:g}" for r in sorted(speed) if r > 0)
+        return (
+            empty,
+            point,
+            [],
+            f"no pruning ratio in common: the compare point has r = {got}, the accuracy results do not",
+        )
+    rows = [
+        {
+            **{k: r[k] for k in ("source", "task", "metric", "method", "ratio", "value")},
+            "speedup": speed[round(r["ratio"], 6)],
+        }
+        for r in accuracy.iter_rows(named=True)
+        if r["ratio"] is not None and round(r["ratio"], 6) in common
+    ]
+    return pl.DataFrame(rows, schema=TRADEOFF_SCHEMA).sort(["source", "method", "ratio"]), point, common, ""

@@ -41,6 +41,13 @@ class ReportData:
     accuracy: pl.DataFrame
     claims: list[claims_mod.ClaimResult]
     notes: list[str]
+    # prune score files (tracekit prune score): (label, tracekit.prune.scoring.ScoreSet)
+    scores: list[tuple[str, Any]] = dataclasses.field(default_factory=list)
+    # accuracy joined to speedup by pruning ratio (paper Fig. 6): rows, compare point, common ratios, why empty
+    tradeoff: pl.DataFrame = dataclasses.field(default_factory=lambda: pl.DataFrame(schema=pruning.TRADEOFF_SCHEMA))
+    tradeoff_point: str = ""
+    tradeoff_ratios: list[float] = dataclasses.field(default_factory=list)
+    tradeoff_reason: str = ""
 
     @property
     def claims_frame(self) -> pl.DataFrame:
@@ -53,8 +60,10 @@ def analyze(
     accuracies: list[tuple[str, dict[str, Any]]],
     claims: list[claims_mod.Claim],
     inputs: list[str] | None = None,
+    scores: list[tuple[str, Any]] | None = None,
 ) -> ReportData:
-    """All frames of the report from loaded inputs (compares: (label, compare.json, variant manifests))."""
+    """All frames of the report from loaded inputs (compares: (label, compare.json, variant manifests);
+    scores: (label, ScoreSet) from prune score files)."""
     notes: list[str] = []
     comp_parts, timing_parts, devices = [], [], []
     for run in runs:
@@ -98,6 +107,7 @@ def analyze(
         else pl.DataFrame(schema=pruning.ACCURACY_SCHEMA)
     )
     measured = claims_mod.Measured(components, exps, compare, accuracy)
+    trade, point, common, reason = pruning.tradeoff(compare, accuracy)
     return ReportData(
         inputs=inputs or [],
         devices=devices,
@@ -115,4 +125,9 @@ def analyze(
         accuracy=accuracy,
         claims=claims_mod.evaluate(claims, measured),
         notes=notes,
+        scores=list(scores or []),
+        tradeoff=trade,
+        tradeoff_point=point,
+        tradeoff_ratios=common,
+        tradeoff_reason=reason,
     )

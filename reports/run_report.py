@@ -303,6 +303,90 @@ def fig_accuracy(data: Any, path: Path) -> Figure | None:
     )
 
 
+def _calibration(cal: dict[str, Any]) -> str:
+    if not cal:
+        return "no calibration data: a data-free method"
+    return "calibration " + ", ".join(f"{k} {v}" for k, v in cal.items())
+
+
+def fig_heatmaps(data: Any, fig_dir: Path) -> list[Figure]:
+    """One state-importance heatmap (paper Fig. 3) per prune score file."""
+    from tracekit.reports.heatmap import save_heatmap
+
+    figs = []
+    for k, (label, ss) in enumerate(data.scores):
+        m = ss.model
+        n_layer, groups, n = tuple(ss.scores.shape)
+        path = save_heatmap(ss.scores, fig_dir / f"heatmap_{k}.png", f"{label}: {ss.method} scores ({m.arch})")
+        src = ss.source.get("pretrained") or (
+            f"random weights, seed {ss.source['seed']}" if "seed" in ss.source else ""
+        )
+        figs.append(
+            Figure(
+                f"fig-heatmap-{k}",
+                f"State importance: {label}",
+                f"The `{ss.method}` score of every SSM state from `tracekit prune score` "
+                f"({_calibration(ss.calibration)}) "
+                f"for a {m.arch} model of {n_layer} layers × {groups} group{'s' if groups > 1 else ''} × "
+                f"d_state {n}, d_model {m.d_model}" + (f", {src}" if src else "") + "; each layer's row is divided "
+                "by its maximum (top-k pruning keeps the highest-scored states within a layer).",
+                path,
+            )
+        )
+    return figs
+
+
+def fig_tradeoff(data: Any, path: Path) -> Figure | None:
+    """Accuracy vs speedup joined by pruning ratio (paper Fig. 6), one panel per accuracy result."""
+    t = data.tradeoff
+    if not t.height:
+        return None
+    plt = _plt()
+    sources = list(dict.fromkeys(t["source"].to_list()))
+    ncol = min(3, len(sources))
+    nrow = math.ceil(len(sources) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.4 * ncol, 3.3 * nrow), squeeze=False)
+    for k, src in enumerate(sources):
+        ax = axes[k // ncol][k % ncol]
+        g = t.filter(pl.col("source") == src)
+        for (method,), s in g.group_by(["method"], maintain_order=True):
+            s = s.sort("ratio")
+            ax.plot(s["speedup"], s["value"], marker="o", ms=3, label=method, lw=2 if method == "delta" else 1)
+        for r, sp in sorted(set(zip(g["ratio"], g["speedup"], strict=True))):
+            ax.axvline(sp, color="#999999", lw=0.6, ls=":")
+            ax.annotate(
+                f"r = {r:g}",
+                (sp, 0.03),
+                xycoords=ax.get_xaxis_transform(),
+                fontsize=7,
+                xytext=(3, 0),
+                textcoords="offset points",
+            )
+        metric = g["metric"][0]
+        ax.set_title(f"{src} ({g['task'][0]})", fontsize=9)
+        ax.set_xlabel("speedup over dense (×)")
+        ax.set_ylabel("accuracy" if metric == "acc" else "perplexity (lower is better)")
+        lo, hi = g["speedup"].min(), g["speedup"].max()
+        pad = max(0.05, 0.15 * (hi - lo))
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.grid(True, alpha=0.25)
+        ax.legend(fontsize=6.5, frameon=False)
+    for k in range(len(sources), nrow * ncol):
+        axes[k // ncol][k % ncol].axis("off")
+    fig.tight_layout()
+    _save(fig, path)
+    ratios = ", ".join(f"{r:g}" for r in data.tradeoff_ratios)
+    return Figure(
+        "fig-tradeoff",
+        "Accuracy–latency trade-off",
+        f"Accuracy (y) against speedup over the dense model (x), one line per accuracy result × scoring method, "
+        f"points labelled with their pruning ratio; speedups from {data.tradeoff_point}. Accuracy and latency come "
+        "from different models — the accuracy from small trained models, the latency from the prune-compare runs "
+        f"(130m shapes, random weights) — joined only by the pruning ratio, at the ratios both measured: r = {ratios}.",
+        path,
+    )
+
+
 # ---- sections ----------------------------------------------------------------------------------------------
 def _fmt_df(df: pl.DataFrame, digits: int = 3) -> pl.DataFrame:
     out = []
@@ -415,32 +499,36 @@ def sections(data: Any, fig_dir: Path) -> list[Section]:
         )
     )
     f = fig_pruning(data, fig_dir / "pruning.png")
+    heat = fig_heatmaps(data, fig_dir)
+    prune_notes = [] if f else ["no prune-compare results among the inputs"]
+    if not heat:
+        prune_notes.append(
+            "no prune score files (`tracekit prune score` .pt) among the inputs: no state-importance heatmap"
+        )
     out.append(
         Section(
             "pruning",
-            "Pruning: speedup and memory (paper Table 2, Fig. 5)",
+            "Pruning: speedup, memory and state importance (paper Table 2, Fig. 3, 5)",
             "Speedup (dense median / pruned median) and peak-memory and inference-state reduction per length × "
             f"ratio on {_compare_devices(data, dev)}, from `tracekit prune compare` runs (each variant collected "
             "and timed through the same pipeline).",
-            [f] if f else [],
+            ([f] if f else []) + heat,
             [("Speedup and memory per length × ratio", data.speedups)] if data.speedups.height else [],
-            [] if f else ["no prune-compare results among the inputs"],
+            prune_notes,
         )
     )
     f = fig_accuracy(data, fig_dir / "accuracy.png")
     acc_notes = []
-    if data.accuracy.height:
-        acc_notes.append(
-            "accuracy–latency trade-off (paper Fig. 6) not drawn: the accuracy results and the latency results "
-            "come from different models (small trained models vs 130m shapes with random weights)"
-        )
+    ft = fig_tradeoff(data, fig_dir / "tradeoff.png")
+    if data.accuracy.height and not ft:
+        acc_notes.append(f"accuracy–latency trade-off (paper Fig. 6) not drawn: {data.tradeoff_reason}")
     out.append(
         Section(
             "accuracy",
-            "Accuracy vs pruning ratio (paper Fig. 4)",
+            "Accuracy vs pruning ratio and vs speedup (paper Fig. 4, 6)",
             "Task accuracy (or perplexity) of the physically pruned model per ratio and scoring method, from "
             "`prune_accuracy_*.json` results" + (f" (measured on {_machines(data)})." if data.accuracy.height else "."),
-            [f] if f else [],
+            [x for x in (f, ft) if x],
             [],
             acc_notes if f else ["no prune accuracy results among the inputs"],
         )

@@ -120,3 +120,27 @@ def h100_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subproc
         db=tmp / "t.duckdb",
     )
     return tmp / "rep", r
+
+
+@pytest.fixture(scope="session")
+def prune_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """`tracekit report` on a tiny prune score file (made here, data-free), the committed prune-compare results
+    and one accuracy result: the pruning figures only (heatmap, latency, accuracy, trade-off)."""
+    tmp = tmp_path_factory.mktemp("prunereport")
+    args = ["prune", "score", "--arch", "mamba2", "--preset", "tiny", "--method", "magnitude"]
+    score = subprocess.run(
+        [sys.executable, "-m", "tracekit.cli.main", *args, "--out", str(tmp / "tiny_magnitude.pt")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"COLUMNS": "100", "PATH": "/usr/bin:/bin", **_pythonpath()},
+    )
+    assert score.returncode == 0, score.stderr[-2000:]
+    r = run_report(
+        tmp / "rep",
+        tmp / "tiny_magnitude.pt",
+        _RESULTS / "h100_prune_compare",
+        _RESULTS / "prune_accuracy_mqar_mamba2.json",
+        db=tmp / "t.duckdb",
+    )
+    return tmp / "rep", r

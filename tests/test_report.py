@@ -109,9 +109,10 @@ def test_report_cli_on_h100_results(h100_report) -> None:
     for section in ("scaling", "resources", "roofline", "pruning", "accuracy", "claims"):
         assert f'<section id="{section}">' in page
     assert "NVIDIA H100 80GB HBM3" in page and "36 of the manifest" in page
-    assert page.count('src="data:image/png;base64,') == 4
+    assert page.count('src="data:image/png;base64,') == 5
     assert "<script" not in page and 'src="http' not in page and "<link" not in page  # offline, self-contained
-    for f in ("scaling", "roofline", "pruning", "accuracy"):
+    assert "no state-importance heatmap" in page  # no score file given
+    for f in ("scaling", "roofline", "pruning", "accuracy", "tradeoff"):
         assert (out / "figures" / f"{f}.png").stat().st_size > 10_000
     md = (out / "report.md").read_text()
     assert "![Roofline](figures/roofline.png)" in md and "| ssm-half-prefill-m1 |" in md
@@ -148,3 +149,30 @@ def test_compare_rows_take_p10_p90_from_variant_manifests() -> None:
     row = cmp.filter((pl.col("variant") == "physical") & (pl.col("seqlen") == 2048)).row(0, named=True)
     assert (row["p10_ms"], row["p90_ms"]) == (35.0, 37.5)
     assert cmp.filter(pl.col("variant") == "dense")["p10_ms"].null_count() == 2  # no manifest: no band
+
+
+def test_report_with_score_file_draws_heatmap_and_tradeoff(prune_report) -> None:
+    out, r = prune_report
+    assert r.returncode == 0, r.stderr[-3000:]
+    page = (out / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,') == 4  # pruning, heatmap, accuracy, trade-off
+    assert 'id="fig-heatmap-0"' in page and 'id="fig-tradeoff"' in page
+    assert (out / "figures" / "heatmap_0.png").stat().st_size > 5_000
+    assert (out / "figures" / "tradeoff.png").stat().st_size > 10_000
+    heat = page[page.index('id="fig-heatmap-0"') :]
+    assert "`magnitude` score" in heat and "mamba2 model of 2 layers" in heat and "data-free" in heat
+    trade = page[page.index('id="fig-tradeoff"') :]
+    assert "different models" in trade and "r = 0, 0.5" in trade and "decode with CUDA graphs, batch 64" in trade
+    assert "not drawn" not in page
+    assert "prune scores" in r.stdout or "tiny_magnitude" in page
+
+
+def test_tradeoff_joins_only_common_ratios() -> None:
+    doc = json.loads((RESULTS / "h100_prune_compare/prefill_b8/compare.json").read_text())
+    cmp = pruning.compare_frame("prefill_b8", doc)
+    acc = pruning.accuracy_frame("a", json.loads((RESULTS / "prune_accuracy_mqar_mamba2.json").read_text()))
+    t, point, common, reason = pruning.tradeoff(cmp, acc)
+    assert common == [0.0, 0.5] and not reason and "prefill" in point and "L = 16384" in point
+    assert set(t["ratio"]) == {0.0, 0.5} and t.filter(pl.col("ratio") == 0.0)["speedup"].to_list() == [1.0] * 6
+    t, _, common, reason = pruning.tradeoff(cmp, acc.filter(pl.col("ratio") != 0.5))
+    assert not t.height and not common and "no pruning ratio in common" in reason

@@ -121,3 +121,9 @@ def test_cpu_demo_report_renders_in_chromium(demo_run, tmp_path: Path) -> None:
     out, r = demo_run
     assert r.returncode == 0, r.stderr[-2000:]
     check_page(out / "report" / "report.html", tmp_path, "report_cpu_demo")
+
+
+def test_prune_report_renders_in_chromium(prune_report, tmp_path: Path) -> None:
+    out, r = prune_report
+    assert r.returncode == 0, r.stderr[-2000:]
+    check_page(out / "report.html", tmp_path, "report_prune")

@@ -24,7 +24,7 @@ from tracekit.analyzers.breakdown import RunContext, config_matches, summarize
 from tracekit.analyzers.components import Rule, load_rules
 from tracekit.analyzers.report_types import AttributeReport, ConfigSource, LayerSource, RunAttribution, TimeSource
 from tracekit.analyzers.run_manifest import RunTrace, find_for_trace, read_manifest, run_traces
-from tracekit.errors import TraceError, UsageError
+from tracekit.errors import TraceError, TracekitError, UsageError
 from tracekit.model_config import ModelConfig, config_from_flags
 
 TraceRef = RunTrace | int | str | os.PathLike[str]  # a manifest entry, an ingested trace_id, or a trace file
@@ -419,15 +419,19 @@ def _compare_pairs(db: Any, a: str, b: str, rules: Sequence[Rule], flags: Config
 
 
 # ---- tracekit report ---------------------------------------------------------------------------------
-def find_report_inputs(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], list[Path], list[Path]]:
-    """(collect run dirs, prune-compare dirs, prune accuracy files) among `paths`, detected by their files:
-    `manifest.json` → collect run, `compare.json` → prune compare, a JSON file with `curves` → accuracy.
-    A folder with neither marker is searched two levels down. UsageError when nothing is found."""
+def find_report_inputs(
+    paths: Sequence[str | os.PathLike[str]],
+) -> tuple[list[Path], list[Path], list[Path], list[tuple[Path, Any]]]:
+    """(collect run dirs, prune-compare dirs, prune accuracy files, (prune score file, ScoreSet)) among `paths`,
+    detected by their files: `manifest.json` → collect run, `compare.json` → prune compare, a JSON file with
+    `curves` → accuracy, a `.pt` file that loads as a `tracekit prune score` file → scores (torch is imported
+    only then). A folder with none of these is searched two levels down. UsageError when nothing is found."""
     import json
 
     runs: list[Path] = []
     compares: list[Path] = []
     accs: list[Path] = []
+    scores: list[tuple[Path, Any]] = []
 
     def visit(p: Path, depth: int) -> None:
         if p.is_file():
@@ -442,6 +446,13 @@ def find_report_inputs(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Pa
                     return
                 if isinstance(doc, dict) and isinstance(doc.get("curves"), dict):
                     accs.append(p)
+            elif p.suffix == ".pt":
+                from tracekit.prune.scoring import load_scores
+
+                try:
+                    scores.append((p, load_scores(p)))
+                except TracekitError:
+                    return
             return
         if (p / "compare.json").is_file():
             compares.append(p)
@@ -449,7 +460,7 @@ def find_report_inputs(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Pa
             runs.append(p)
         elif depth > 0:
             for child in sorted(p.iterdir()):
-                if child.is_dir() or child.suffix == ".json":
+                if child.is_dir() or child.suffix in (".json", ".pt"):
                     visit(child, depth - 1)
 
     for raw in paths:
@@ -457,12 +468,12 @@ def find_report_inputs(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Pa
         if not p.exists():
             raise UsageError(f"{p}: no such file or directory")
         visit(p, 2)
-    if not (runs or compares or accs):
+    if not (runs or compares or accs or scores):
         raise UsageError(
-            "no collect run (manifest.json), prune-compare dir (compare.json) or prune accuracy result (JSON with "
-            f"`curves`) in {', '.join(map(str, paths))}"
+            "no collect run (manifest.json), prune-compare dir (compare.json), prune accuracy result (JSON with "
+            f"`curves`) or prune score file (.pt) in {', '.join(map(str, paths))}"
         )
-    return runs, compares, accs
+    return runs, compares, accs, scores
 
 
 def build_report(
@@ -478,7 +489,7 @@ def build_report(
     from tracekit.analyzers.claims import load_claims
     from tracekit.analyzers.run_report import RunInput, analyze
 
-    run_dirs, cmp_dirs, acc_files = find_report_inputs(paths)
+    run_dirs, cmp_dirs, acc_files, score_files = find_report_inputs(paths)
     lines: list[str] = []
     runs = []
     for d in run_dirs:
@@ -512,7 +523,13 @@ def build_report(
         doc = json.loads(f.read_text())
         lines.append(f"prune accuracy {f}: methods {', '.join(doc['curves'])}")
         accs.append((f.stem.removeprefix("prune_accuracy_"), doc))
-    return analyze(runs, compares, accs, load_claims(claims_file), inputs=lines)
+    score_sets = []
+    for f, ss in score_files:
+        lines.append(
+            f"prune scores {f}: method {ss.method}, {ss.model.arch} {tuple(ss.scores.shape)} (layers, groups, N)"
+        )
+        score_sets.append((f.stem, ss))
+    return analyze(runs, compares, accs, load_claims(claims_file), inputs=lines, scores=score_sets)
 
 
 def _label(d: Path) -> str:
