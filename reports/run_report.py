@@ -266,17 +266,24 @@ def fig_pruning(data: Any, path: Path) -> Figure | None:
     )
 
 
+def _panels(plt: Any, frame: pl.DataFrame) -> tuple[Any, list[tuple[Any, str]]]:
+    """A grid of up to 3 panels a row, one per `source` of `frame` (in order): (figure, [(axes, source)])."""
+    sources = list(dict.fromkeys(frame["source"].to_list()))
+    ncol = min(3, len(sources))
+    nrow = math.ceil(len(sources) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.4 * ncol, 3.3 * nrow), squeeze=False)
+    for k in range(len(sources), nrow * ncol):  # the grid's unused panels
+        axes[k // ncol][k % ncol].axis("off")
+    return fig, [(axes[k // ncol][k % ncol], src) for k, src in enumerate(sources)]
+
+
 def fig_accuracy(data: Any, path: Path) -> Figure | None:
     acc = data.accuracy
     if not acc.height:
         return None
     plt = _plt()
-    sources = list(dict.fromkeys(acc["source"].to_list()))
-    ncol = min(3, len(sources))
-    nrow = math.ceil(len(sources) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.4 * ncol, 3.3 * nrow), squeeze=False)
-    for k, src in enumerate(sources):
-        ax = axes[k // ncol][k % ncol]
+    fig, panels = _panels(plt, acc)
+    for ax, src in panels:
         g = acc.filter(pl.col("source") == src)
         for (method,), s in g.group_by(["method"], maintain_order=True):
             s = s.sort("ratio")
@@ -290,8 +297,6 @@ def fig_accuracy(data: Any, path: Path) -> Figure | None:
         ax.axvspan(0, 0.3, color="#1a7f37", alpha=0.06)
         ax.grid(True, alpha=0.25)
         ax.legend(fontsize=6.5, frameon=False)
-    for k in range(len(sources), nrow * ncol):
-        axes[k // ncol][k % ncol].axis("off")
     fig.tight_layout()
     _save(fig, path)
     return Figure(
@@ -342,12 +347,8 @@ def fig_tradeoff(data: Any, path: Path) -> Figure | None:
     if not t.height:
         return None
     plt = _plt()
-    sources = list(dict.fromkeys(t["source"].to_list()))
-    ncol = min(3, len(sources))
-    nrow = math.ceil(len(sources) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.4 * ncol, 3.3 * nrow), squeeze=False)
-    for k, src in enumerate(sources):
-        ax = axes[k // ncol][k % ncol]
+    fig, panels = _panels(plt, t)
+    for ax, src in panels:
         g = t.filter(pl.col("source") == src)
         for (method,), s in g.group_by(["method"], maintain_order=True):
             s = s.sort("ratio")
@@ -371,8 +372,6 @@ def fig_tradeoff(data: Any, path: Path) -> Figure | None:
         ax.set_xlim(lo - pad, hi + pad)
         ax.grid(True, alpha=0.25)
         ax.legend(fontsize=6.5, frameon=False)
-    for k in range(len(sources), nrow * ncol):
-        axes[k // ncol][k % ncol].axis("off")
     fig.tight_layout()
     _save(fig, path)
     ratios = ", ".join(f"{r:g}" for r in data.tradeoff_ratios)

@@ -75,36 +75,16 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory):
     """One `tracekit demo --seqlens 64` (CPU, about half a minute), shared by the demo and report tests:
     (output folder, the completed process)."""
     out = tmp_path_factory.mktemp("demo") / "demo"
-    r = subprocess.run(
-        [sys.executable, "-m", "tracekit.cli.main", "demo", "--out", str(out), "--seqlens", "64"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={"COLUMNS": "100", "PATH": "/usr/bin:/bin", **_pythonpath()},
-    )
+    r = run_cli("demo", "--out", str(out), "--seqlens", "64", cwd=out.parent, env={"COLUMNS": "100"}, timeout=600)
     return out, r
-
-
-def _pythonpath() -> dict[str, str]:
-    """Keep PYTHONPATH for subprocesses (a worktree run against another checkout's venv needs it)."""
-    v = os.environ.get("PYTHONPATH")
-    return {"PYTHONPATH": v} if v else {}
 
 
 _RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 
 def run_report(out: Path, *inputs: str | Path, db: Path) -> subprocess.CompletedProcess[str]:
-    env = {"COLUMNS": "160", "PATH": "/usr/bin:/bin"}
-    if "PYTHONPATH" in os.environ:
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    return subprocess.run(
-        [sys.executable, "-m", "tracekit.cli.main", "report", *map(str, inputs), "--out", str(out), "--db", str(db)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+    args = ["report", *map(str, inputs), "--out", str(out), "--db", str(db)]
+    return run_cli(*args, cwd=out.parent, env={"COLUMNS": "160"}, timeout=600)
 
 
 @pytest.fixture(scope="session")
@@ -128,13 +108,7 @@ def prune_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subpro
     and one accuracy result: the pruning figures only (heatmap, latency, accuracy, trade-off)."""
     tmp = tmp_path_factory.mktemp("prunereport")
     args = ["prune", "score", "--arch", "mamba2", "--preset", "tiny", "--method", "magnitude"]
-    score = subprocess.run(
-        [sys.executable, "-m", "tracekit.cli.main", *args, "--out", str(tmp / "tiny_magnitude.pt")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"COLUMNS": "100", "PATH": "/usr/bin:/bin", **_pythonpath()},
-    )
+    score = run_cli(*args, "--out", str(tmp / "tiny_magnitude.pt"), cwd=tmp, env={"COLUMNS": "100"})
     assert score.returncode == 0, score.stderr[-2000:]
     r = run_report(
         tmp / "rep",
