@@ -197,7 +197,7 @@ def gpu_reason(c: DocCommand) -> str | None:
         return "--cuda-graphs " + opts["--cuda-graphs"]
     if "--preset" in opts and opts["--preset"] != "tiny":
         return f"--preset {opts['--preset']} (published shapes)"
-    if "..." in argv:
+    if any(t.endswith("...") for t in argv):  # `...` or a usage line's `RUN_DIR...`
         return "elided arguments (...)"
     if re.search(r"\bGPU\b", c.comment, re.IGNORECASE):
         return f"comment: {c.comment}"
@@ -241,6 +241,8 @@ PLACEHOLDERS = {
     "wiki.txt": lambda d: _copy(ROOT / "README.md", d),  # any text ≥ one 256-byte window
     "calib.txt": lambda d: _copy(ROOT / "README.md", d),
     "models/my-mamba": _tiny_model,  # "real weights, local dir": a saved tiny model
+    "A": lambda d: _copy(TRACE, d),  # `tracekit diff A B`: two real traces
+    "B": lambda d: _copy(DATA / "h100" / "mamba1-tiny_2layer_b2_l512_h100.json.gz", d),
 }
 
 
@@ -252,6 +254,8 @@ def _readme_run(root: Path) -> Path:
 STAND_INS: dict[str, object] = {
     "runs/h100-130m": lambda root, d: _copy(_readme_run(root), d),  # README's CPU collect
     "RUN_DIR": lambda root, d: _copy(_readme_run(root), d),
+    "runs/before": lambda root, d: _copy(_readme_run(root), d),  # `diff runs/before runs/after`: two collect runs
+    "runs/after": lambda root, d: _copy(_readme_run(root), d),
     "cmp": "prune compare --arch mamba2 --preset tiny --ratios 0.5 --variants physical --seqlens 64 "
     "--mode prefill --repeats 1 --phase collect --out cmp",
     "scores.pt": "prune score --arch mamba2 --preset tiny --method magnitude --out scores.pt",
@@ -277,7 +281,10 @@ def _ensure_inputs(argv: list[str], root: Path, cwd: Path) -> None:
         dst = cwd / name
         if not name or dst.exists():
             continue
-        if name in PLACEHOLDERS:
+        head = name.split("/")[0]
+        if head in ("tests", "benchmarks") and (ROOT / name.split("#")[0]).exists():  # repo files the docs name
+            (cwd / head).symlink_to(ROOT / head)
+        elif name in PLACEHOLDERS:
             PLACEHOLDERS[name](dst)
         elif name in STAND_INS:
             make = STAND_INS[name]

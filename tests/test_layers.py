@@ -22,7 +22,8 @@ LAYERS: dict[str, tuple[list[Path], set[str]]] = {
     "analyzers": ([ROOT / "analyzers"], BASE | {"store", "analyzers"}),
     "reports": ([ROOT / "reports"], BASE | {"store", "collectors", "analyzers", "reports"}),
     "prune": ([ROOT / "tracekit/prune"], BASE | {"store", "collectors", "analyzers", "reports", "prune", "pipeline"}),
-    "pipeline": ([ROOT / "tracekit/pipeline.py"], BASE | {"store", "collectors", "analyzers"}),
+    # the top layer (pipeline, facade, prune) may use each other; prune's score files feed the report
+    "pipeline": ([ROOT / "tracekit/pipeline.py"], BASE | {"store", "collectors", "analyzers", "prune"}),
     "api": ([ROOT / "tracekit/api.py"], BASE | {"store", "analyzers", "pipeline"}),
 }
 
