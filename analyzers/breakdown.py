@@ -21,6 +21,7 @@ from tracekit.analyzers.gemm_shapes import parse_dims
 from tracekit.analyzers.host import host_diagnosis
 from tracekit.analyzers.intervals import union_ns, union_ns_by
 from tracekit.analyzers.io_bytes import layer_io_bytes, lm_head_io_bytes
+from tracekit.analyzers.memory_peak import memory_peak
 from tracekit.analyzers.phases import phase_summary, split_forwards
 
 from tracekit.store.frames import frame
@@ -207,10 +208,12 @@ def summarize(
     by: str = "component",
     context: RunContext | None = None,
     trace_name: str | None = None,
+    memory_out: list[Any] | None = None,
 ) -> dict[str, Any]:
     """The stable JSON document of `tracekit attribute` for one trace (docs/attribute.md).
 
-    `notes` lists, one line each, what could not be computed and why (fields then hold null).
+    `notes` lists, one line each, what could not be computed and why (fields then hold null). With
+    `memory_out`, the `MemoryPeak` (analyzers/memory_peak.py; timeline for the plot) or None is appended.
     """
     ctx = context or RunContext()  # filled in below (batch, seqlen, dtype inferred)
     notes: list[str] = []
@@ -238,6 +241,11 @@ def summarize(
     busy = union_ns(units) if gpu else None
     gw = _gpu_work(con, att.trace_id)
     mem, peak_source = _memory(con, att)
+    mpeak, mpeak_note = memory_peak(con, att, mem, lo)
+    if mpeak_note is not None:
+        notes.append(mpeak_note)
+    if memory_out is not None:
+        memory_out.append(mpeak)
     device = _device_name(con, att.trace_id, ctx) if gpu or gw["events"] else (ctx.device or "cpu")
     peak = device_peak(device) if gpu else None
 
@@ -302,6 +310,7 @@ def summarize(
             **(state or {"conv_state_bytes": None, "ssm_state_bytes": None, "state_bytes": None}),
         },
         "peak": dataclasses.asdict(peak) if peak else None,
+        "memory_peak": mpeak.to_dict() if mpeak is not None else None,
         "timing": {"ttft_ms": ctx.ttft_ms, "tpot_ms": ctx.tpot_ms, "median_ms": ctx.median_ms},
         "phases": phases,
         "host": host_diagnosis(

@@ -51,6 +51,8 @@ class AttributeReport:
     """
 
     doc: dict[str, Any]
+    # The MemoryPeak (analyzers/memory_peak.py) behind doc["memory_peak"], with its timeline; not in the JSON.
+    memory: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document itself (json.dumps(..., indent=2) is byte-identical to the CLI's output)."""

@@ -182,7 +182,7 @@ def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None
     if timing.get("tpot_ms") is not None:
         line += f" · TPOT {duration(timing['tpot_ms'] * 1e6)} (unprofiled)"
     console.print(line)
-    for extra in (phase_line(doc.get("phases")), host_line(doc.get("host"))):
+    for extra in (phase_line(doc.get("phases")), host_line(doc.get("host")), memory_line(doc.get("memory_peak"))):
         if extra:
             console.print(escape(extra))
     hta = doc.get("hta")
@@ -268,6 +268,28 @@ def host_line(host: dict[str, Any] | None) -> str | None:
     if not host or not host.get("verdict"):
         return None
     return f"host: {host['verdict']}"
+
+
+def _bytes(v: int | None) -> str:
+    if v is None:
+        return "–"
+    s = _si(v)
+    return f"{s[:-1]} {s[-1]}B" if s[-1].isalpha() else f"{s} B"
+
+
+def memory_line(mp: dict[str, Any] | None, top: int = 4) -> str | None:
+    """The memory-peak line (docs/attribute.md, "Memory peak"): what is live at the peak, by component."""
+    if not mp:
+        return None
+    at = f" at {duration(mp['peak_at_ns'])}" if mp.get("peak_at_ns") is not None else ""
+    comps = mp.get("by_component") or []
+    parts = [f"{c['component']} {_bytes(c['bytes'])} ({c['top_op']})" for c in comps[:top]]
+    if len(comps) > top:
+        parts.append(f"{len(comps) - top} more {_bytes(sum(c['bytes'] for c in comps[top:]))}")
+    line = f"memory peak {_bytes(mp['peak_bytes'])}{at}: " + (", ".join(parts) or "no allocation of the trace live")
+    if mp.get("before_trace_live_bytes") is not None:
+        line += f"; {_bytes(mp['before_trace_live_bytes'])} allocated before the trace"
+    return line
 
 
 def _render_phase_table(phases: dict[str, Any] | None, console: Console) -> None:

@@ -168,7 +168,10 @@ def _attribute_one(
     with_hta: bool,
 ) -> AttributeReport:
     att, notes = _attribution(db, item, trace_id, rules, by, flags, config)
-    doc = summarize(db.con, att, by=by, context=dataclasses.replace(item.point), trace_name=item.trace.name)
+    memory: list[Any] = []
+    doc = summarize(
+        db.con, att, by=by, context=dataclasses.replace(item.point), trace_name=item.trace.name, memory_out=memory
+    )
     if with_hta:
         from tracekit.analyzers.hta_check import temporal_breakdown
 
@@ -179,7 +182,7 @@ def _attribute_one(
                 "note": "HTA's temporal breakdown needs GPU kernels (none here; HTA raises on CPU-only traces)"
             }
     doc["notes"] = notes + doc.get("notes", [])
-    return AttributeReport(doc)
+    return AttributeReport(doc, memory=memory[0] if memory else None)
 
 
 def _attribution(

@@ -54,6 +54,12 @@ BY = ("component", "layer", "kernel", "category", "stream")
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write a bar chart of component shares (PNG/SVG/PDF by suffix).",
 )
+@click.option(
+    "--memory-plot",
+    "memory_plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write live GPU memory over time, stacked by component, peak marked (PNG/SVG/PDF by suffix).",
+)
 def attribute(
     traces: tuple[Path, ...],
     run_dir: Path | None,
@@ -66,6 +72,7 @@ def attribute(
     overrides: tuple[str, ...],
     with_hta: bool,
     plot_path: Path | None,
+    memory_plot_path: Path | None,
 ) -> None:
     """Attribute GPU time (or CPU self time), FLOPs, memory and I/O to block components.
 
@@ -82,6 +89,8 @@ def attribute(
         raise UsageError("give --trace FILE or --run RUN_DIR")
     if plot_path is not None:  # before any work: a bad --plot must not cost a whole attribution
         check_output_file(plot_path, "--plot", suffixes=image_suffixes())
+    if memory_plot_path is not None:
+        check_output_file(memory_plot_path, "--memory-plot", suffixes=image_suffixes())
     items: list[pipeline.TraceRef] = []
     if run_dir is not None:
         present, missing = pipeline.run_items(run_dir)
@@ -122,3 +131,17 @@ def attribute(
         run = str(run_dir) if run_dir is not None else ", ".join(t.name for t in traces)
         plot_shares(docs, plot_path, title=run)
         click.echo(f"wrote {plot_path}", err=fmt != "table")  # stdout stays pure JSON/CSV
+    if memory_plot_path is not None:
+        with_mem = [(str(r.trace or r.trace_id), r.memory) for r in reports if r.memory is not None]
+        if not with_mem:
+            click.echo(
+                "tracekit: note: --memory-plot: no trace has [memory] events with addresses "
+                "(memory_peak is null); not written",
+                err=True,
+            )
+        else:
+            from tracekit.reports.memory_plot import plot_memory
+
+            run = str(run_dir) if run_dir is not None else ", ".join(t.name for t in traces)
+            plot_memory(with_mem, memory_plot_path, title=run)
+            click.echo(f"wrote {memory_plot_path}", err=fmt != "table")
