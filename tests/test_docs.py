@@ -283,7 +283,8 @@ def _ensure_inputs(argv: list[str], root: Path, cwd: Path) -> None:
             continue
         head = name.split("/")[0]
         if head in ("tests", "benchmarks") and (ROOT / name.split("#")[0]).exists():  # repo files the docs name
-            (cwd / head).symlink_to(ROOT / head)
+            if not (cwd / head).is_symlink():
+                (cwd / head).symlink_to(ROOT / head)
         elif name in PLACEHOLDERS:
             PLACEHOLDERS[name](dst)
         elif name in STAND_INS:
