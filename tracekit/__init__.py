@@ -4,6 +4,7 @@ Public API (`__all__`)::
 
     import tracekit
     db = tracekit.open("tracekit.duckdb")                 # a TraceDB
+    lake = tracekit.open_lake("lake/")                    # a TraceLake: the same views over Parquet
     db.ingest(["run.json.gz"])
     df = db.sql("select name, sum(dur_ns) from kernels group by 1")   # polars.DataFrame
     report = db.attribute("run.json.gz")                  # AttributeReport; report.to_dict() is the JSON
@@ -30,6 +31,7 @@ if _os.path.isfile(_os.path.join(_root, "pyproject.toml")) and _os.path.isdir(_o
 # public name -> module that defines it
 _EXPORTS = {
     "TraceDB": "tracekit.api",
+    "TraceLake": "tracekit.api",
     "AttributeReport": "tracekit.analyzers.report_types",
     "RunAttribution": "tracekit.analyzers.report_types",
     "TimeSource": "tracekit.analyzers.report_types",
@@ -44,7 +46,7 @@ _EXPORTS = {
     "UsageError": "tracekit.errors",
 }
 
-__all__ = ["__version__", "open", *_EXPORTS]
+__all__ = ["__version__", "open", "open_lake", *_EXPORTS]
 
 
 def open(path: str | _os.PathLike[str] | None = None, *, read_only: bool = False):
@@ -52,6 +54,14 @@ def open(path: str | _os.PathLike[str] | None = None, *, read_only: bool = False
     from tracekit.api import TraceDB
 
     return TraceDB(path, read_only=read_only)
+
+
+def open_lake(path: str | _os.PathLike[str]):
+    """Open a trace lake (a folder written by `tracekit ingest --lake`; docs/lake.md): a `TraceLake`, the same
+    tables and views as `open` over Parquet, SQL read-only."""
+    from tracekit.api import TraceLake
+
+    return TraceLake(path)
 
 
 def __getattr__(name: str) -> _Any:

@@ -23,6 +23,7 @@ from tracekit.analyzers.report_types import AttributeReport, RunAttribution
 from tracekit.model_config import ModelConfig
 from tracekit.pipeline import ConfigFlags, TraceRef, attribute_run, attribute_traces, build_report, diff_traces
 from tracekit.store.database import Database
+from tracekit.store.lake import Lake
 
 
 class TraceDB(Database):
@@ -54,3 +55,9 @@ class TraceDB(Database):
     def report(self, paths: Sequence[str | os.PathLike[str]], *, claims_file: str | os.PathLike[str] | None = None):
         """The data of `tracekit report` (ReportData) for collect runs, prune-compare dirs and accuracy results."""
         return build_report(self, paths, claims_file=claims_file)
+
+
+class TraceLake(Lake, TraceDB):
+    """A trace lake (docs/lake.md) with everything a `TraceDB` has: the same views over Parquet (SQL read-only),
+    `ingest` that commits traces to the lake, and attribution, which also stores each attributed trace's
+    per-kernel components in the lake (`kernel_components`)."""

@@ -168,6 +168,7 @@ def _attribute_one(
     with_hta: bool,
 ) -> AttributeReport:
     att, notes = _attribution(db, item, trace_id, rules, by, flags, config)
+    db.record_attribution(trace_id, att.units)
     memory: list[Any] = []
     doc = summarize(
         db.con, att, by=by, context=dataclasses.replace(item.point), trace_name=item.trace.name, memory_out=memory

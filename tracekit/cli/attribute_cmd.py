@@ -29,6 +29,14 @@ BY = ("component", "layer", "kernel", "category", "stream")
 )
 @db_option
 @click.option(
+    "--lake",
+    "lake_path",
+    default=None,
+    metavar="DIR",
+    help="Work on a trace lake (docs/lake.md): traces are ingested into it, and each attributed trace's "
+    "per-kernel components are stored there (kernel_components).",
+)
+@click.option(
     "--by",
     type=click.Choice(BY),
     default="component",
@@ -64,6 +72,7 @@ def attribute(
     traces: tuple[Path, ...],
     run_dir: Path | None,
     db_path: str | None,
+    lake_path: str | None,
     by: str,
     fmt: str,
     rules_file: Path | None,
@@ -106,7 +115,14 @@ def attribute(
             )
     items.extend(pipeline.trace_item(t) for t in traces)
     rules = load_rules(rules_file)
-    db = tracekit.open(db_path)
+    if lake_path is not None and db_path is not None:
+        raise UsageError("give --db or --lake, not both")
+    if lake_path is not None:
+        from tracekit.api import TraceLake
+
+        db = TraceLake(lake_path, create=True)
+    else:
+        db = tracekit.open(db_path)
     try:
         reports = pipeline.attribute_traces(
             db,

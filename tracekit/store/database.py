@@ -234,16 +234,31 @@ class Database:
 
     # ---- ingest ---------------------------------------------------------------
     def ingest(
-        self, paths: Iterable[str | os.PathLike[str]], *, on_file: ProgressFn | None = None, keep_going: bool = True
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        on_file: ProgressFn | None = None,
+        keep_going: bool = True,
+        workers: int | None = 1,
+        on_result: Callable[[IngestResult], None] | None = None,
+        ray_address: str | None = None,
     ) -> list[IngestResult]:
         """Ingest trace files (folders are searched for *.json, *.json.gz, .xz, .bz2, .zst).
 
         Each trace is one transaction: a failure leaves the database as it was. With `keep_going`, a
         bad file is recorded in its result's `error` and the rest continue; otherwise it raises.
+        `workers` > 1 (None: one per core) parses several traces at once in worker processes, or
+        `ray_address` in Ray tasks (tracekit/store/parallel.py); the stored rows are the same.
         """
         if self.read_only:
             raise TracekitError(f"{self.path}: opened read-only")
         files = expand_paths(paths)
+        if ray_address is not None or (workers != 1 and len(files) > 1):
+            from tracekit.store import parallel
+
+            return parallel.ingest_db(
+                self, files, workers=workers, keep_going=keep_going, on_result=on_result, ray_address=ray_address
+            )
         results: list[IngestResult] = []
         for i, f in enumerate(files):
             if on_file:
@@ -254,6 +269,8 @@ class Database:
                 if not keep_going:
                     raise
                 results.append(IngestResult(path=str(f), trace_id=None, skipped=False, error=exc.problem))
+            if on_result:
+                on_result(results[-1])
         return results
 
     def ingest_file(self, path: str | os.PathLike[str]) -> IngestResult:
@@ -284,29 +301,16 @@ class Database:
         result.seconds = time.perf_counter() - t0
         return result
 
+    def record_attribution(self, trace_id: int, units: Any) -> None:
+        """Called by attribution with its per-unit result; a DuckDB store recomputes it, a lake keeps it."""
+
     # ---- export ---------------------------------------------------------------
     def export_parquet(self, directory: str | os.PathLike[str]) -> list[Path]:
-        """Write every base table as Parquet partitioned by trace_id (Hive layout: table/trace_id=N/)."""
-        out = Path(directory)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise TracekitError(f"{out}: cannot create the export folder ({exc.strerror or exc})") from None
-        written = []
-        for table in BASE_TABLES:
-            target = out / table
-            if target.exists() and any(target.iterdir()):
-                raise TracekitError(f"{target}: already exists and is not empty")
-            target_sql = str(target).replace("'", "''")
-            try:
-                self.con.execute(
-                    f"COPY (SELECT * FROM {table}) TO '{target_sql}' "
-                    "(FORMAT parquet, PARTITION_BY (trace_id), OVERWRITE_OR_IGNORE)"
-                )
-            except duckdb.Error as exc:
-                raise TracekitError(f"{target}: export failed ({str(exc).splitlines()[0]})") from None
-            written.append(target)
-        return written
+        """Write every trace to the lake `directory` (docs/lake.md; created if needed, traces it holds
+        already are skipped). Returns the trace folders written."""
+        from tracekit.store import lake
+
+        return lake.export_db(self.con, directory)
 
 
 class ReadOnlyError(UsageError):
