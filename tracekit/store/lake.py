@@ -322,9 +322,10 @@ class Lake(Database):
         dirs = trace_dirs(self.root)
         last = max(dirs, default=0)
         have_kc = any((d / "kernel_components.parquet").is_file() for d in dirs.values())
+        kinds = dict(self.con.execute("SELECT table_name, table_type FROM information_schema.tables").fetchall())
         for table, (ddl, cols) in _table_ddl().items():
-            self.con.execute(f"DROP VIEW IF EXISTS {table}")
-            self.con.execute(f"DROP TABLE IF EXISTS {table}")
+            if table in kinds:
+                self.con.execute(f"DROP {'VIEW' if kinds[table] == 'VIEW' else 'TABLE'} {table}")
             if not dirs or (table in LAKE_ONLY_TABLES and not have_kc):
                 self.con.execute(ddl)  # an empty table of the right types
                 continue
