@@ -24,7 +24,7 @@ from tracekit.store import lake, parallel
 from tracekit.store.database import BASE_TABLES, Database
 
 DATA = REPO / "tests" / "data"
-CORPUS = sorted((DATA / "conformance").glob("*.json")) + [DATA / "h100" / "mamba2-tiny_2layer_b2_l512_h100.json.gz"]
+CORPUS = [*sorted((DATA / "conformance").glob("*.json")), DATA / "h100" / "mamba2-tiny_2layer_b2_l512_h100.json.gz"]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 
@@ -86,7 +86,9 @@ def test_lake_round_trip_equals_db(serial_db: Path, lake_dir: Path) -> None:
         assert db.con.execute("SELECT count(*) FROM async_slices").fetchone()[0] > 0
         views = "SELECT table_name FROM information_schema.tables WHERE table_type = 'VIEW' ORDER BY 1"
         db_views = [r[0] for r in db.con.execute(views).fetchall()]
-        assert set(db_views) <= {r[0] for r in lk.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        assert set(db_views) <= {
+            r[0] for r in lk.con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
         for view in db_views:
             assert _types(db.con, view) == _types(lk.con, view), view
             assert _rows_or_error(db.con, view) == _rows_or_error(lk.con, view), view
@@ -260,9 +262,9 @@ def test_spark_sums_per_component_like_duckdb(tmp_path: Path) -> None:
     spark = SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false").getOrCreate()
     try:
         for table in SPARK_SQL_TABLES:
-            spark.read.option("basePath", str(root)).parquet(f"{root}/trace_id=*/{table}.parquet").createOrReplaceTempView(
-                table
-            )
+            spark.read.option("basePath", str(root)).parquet(
+                f"{root}/trace_id=*/{table}.parquet"
+            ).createOrReplaceTempView(table)
         got = sorted(tuple(r) for r in spark.sql(sql).collect())
     finally:
         spark.stop()

@@ -1,0 +1,132 @@
+"""Folder ingest: many small traces, serial vs worker processes vs a lake, in one run.
+
+    python benchmarks/bench_ingest_folder.py                       # 54 traces: 3 distinct copies of each
+                                                                   # trace of h100_collect_130m
+    python benchmarks/bench_ingest_folder.py --copies 1 --out benchmarks/results/ingest_folder_cpu.json
+
+The folder holds `--copies` distinct copies of every trace of benchmarks/results/h100_collect_130m (a copy
+differs by one top-level key, so its content hash differs and it is really ingested; the events are the
+same). Each row is `tracekit ingest FOLDER` in a fresh process (cold imports and worker start-up included,
+as a user sees it), into a new DuckDB file or lake; the peer is the serial ingest (`--workers 1`, today's
+path). MB/s counts decompressed JSON. Every row's tables are checked equal to the serial row's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "benchmarks" / "results" / "h100_collect_130m"
+
+
+def build_folder(out: Path, copies: int) -> tuple[int, int]:
+    """(traces, JSON bytes) of the folder written to `out`."""
+    n = total = 0
+    for src in sorted(SRC.glob("*.json.gz")):
+        doc = json.loads(gzip.decompress(src.read_bytes()))
+        for c in range(copies):
+            doc["benchCopy"] = c
+            data = json.dumps(doc).encode()
+            (out / f"{src.name.removesuffix('.json.gz')}_c{c}.json.gz").write_bytes(gzip.compress(data, 1))
+            n += 1
+            total += len(data)
+    return n, total
+
+
+def run(args: list[str]) -> float:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "tracekit.cli.main", *args], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr[-2000:])
+    return wall
+
+
+def tables_digest(store: Path, lake: bool) -> list:
+    """Per base table: row count and an order-independent hash of its rows, with each row's trace named by
+    its content hash (a lake written by several workers numbers traces in commit order); ingested_at left out."""
+    sys.path.insert(0, str(ROOT))
+    import tracekit
+    from tracekit.store.database import BASE_TABLES
+
+    db = tracekit.open_lake(store) if lake else tracekit.open(store, read_only=True)
+    out = []
+    try:
+        for t in BASE_TABLES:
+            cols = [r[0] for r in db.con.execute(f"DESCRIBE {t}").fetchall() if r[0] not in ("ingested_at", "trace_id")]
+            sel = ", ".join(f'x."{c}"' for c in cols)
+            out.append(
+                db.con.execute(
+                    f"SELECT count(*), sum(hash((s.sha256, {sel}))) FROM {t} x "
+                    "JOIN (SELECT trace_id, sha256 FROM traces) s USING (trace_id)"
+                ).fetchone()
+            )
+    finally:
+        db.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--copies", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--out", type=Path, help="write the results as JSON here")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-folder-") as tmp:
+        tmp = Path(tmp)
+        folder = tmp / "traces"
+        folder.mkdir()
+        n, json_bytes = build_folder(folder, a.copies)
+        rows = []
+        cases = [
+            ("serial (--workers 1)", ["--db", str(tmp / "serial.duckdb"), "--workers", "1"], False),
+            (f"workers {a.workers} → DuckDB", ["--db", str(tmp / "par.duckdb"), "--workers", str(a.workers)], False),
+            (f"workers {a.workers} → lake", ["--lake", str(tmp / "lake"), "--workers", str(a.workers)], True),
+        ]
+        digests = {}
+        for name, extra, lake in cases:
+            store = Path(extra[1])
+            wall = run(["ingest", str(folder), *extra, "--format", "csv"])
+            digests[name] = tables_digest(store, lake)
+            rows.append(
+                {
+                    "case": name,
+                    "seconds": round(wall, 2),
+                    "mb_per_s": round(json_bytes / 1e6 / wall, 1),
+                    "traces_per_s": round(n / wall, 2),
+                }
+            )
+        base = rows[0]["seconds"]
+        for r in rows:
+            r["speedup_vs_serial"] = round(base / r["seconds"], 2)
+            r["same_tables_as_serial"] = digests[r["case"]] == digests[rows[0]["case"]]
+    result = {
+        "machine": f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores "
+        f"(this process may use), {platform.python_version()}",
+        "traces": n,
+        "json_mb": round(json_bytes / 1e6, 1),
+        "rows": rows,
+    }
+    print(f"{n} traces, {json_bytes / 1e6:.1f} MB of JSON; {result['machine']}")
+    print(f"{'case':28} {'s':>7} {'MB/s':>7} {'traces/s':>9} {'× serial':>9}  same tables")
+    for r in rows:
+        print(
+            f"{r['case']:28} {r['seconds']:7.2f} {r['mb_per_s']:7.1f} {r['traces_per_s']:9.2f} "
+            f"{r['speedup_vs_serial']:9.2f}  {r['same_tables_as_serial']}"
+        )
+    if a.out:
+        a.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
