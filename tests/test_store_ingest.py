@@ -179,10 +179,11 @@ def test_export_parquet_partitions_by_trace(db, tmp_path: Path) -> None:
                 )
             ]
         )
-    db.export_parquet(tmp_path / "pq")
-    assert sorted(p.name for p in (tmp_path / "pq" / "events").iterdir()) == ["trace_id=1", "trace_id=2"]
-    back = pl.read_parquet(tmp_path / "pq" / "events" / "**" / "*.parquet", hive_partitioning=True)
-    assert back.height == 2
+    written = db.export_parquet(tmp_path / "pq")  # a trace lake (docs/lake.md): one folder per trace
+    assert [p.name for p in written] == ["trace_id=1", "trace_id=2"]
+    back = pl.read_parquet(tmp_path / "pq" / "*" / "events.parquet", hive_partitioning=True)
+    assert sorted(back.select("trace_id", "name").rows()) == [(1, "a0"), (2, "a1")]
+    assert db.export_parquet(tmp_path / "pq") == []  # traces it holds already are skipped
 
 
 def test_gpu_time_per_layer_scope_query_from_docs(db) -> None:
