@@ -143,17 +143,20 @@ def test_concurrent_writers_one_lake(corpus: Path, tmp_path: Path) -> None:
 def test_bad_trace_leaves_nothing(corpus: Path, tmp_path: Path) -> None:
     """One truncated trace in a folder: one line for it, the others land, nothing of it is written."""
     folder = tmp_path / "in"
-    shutil.copytree(corpus, folder)
+    folder.mkdir()
+    good = CORPUS[:3]
+    for f in good:
+        shutil.copy(f, folder / f.name)
     (folder / "zz_truncated.json").write_bytes(CORPUS[1].read_bytes()[:300])
     for target in (["--lake", "lake"], ["--db", "t.duckdb"]):
         r = run_cli("ingest", str(folder), *target, "--workers", "2", "--format", "csv", cwd=tmp_path)
         assert r.returncode == 1
         assert "zz_truncated.json" in r.stdout and "truncated JSON" in r.stdout
-        assert "1 of 28 files failed" in r.stderr and "Traceback" not in r.stderr
+        assert "1 of 4 files failed" in r.stderr and "Traceback" not in r.stderr
     with tracekit.open_lake(tmp_path / "lake") as lk, Database(tmp_path / "t.duckdb", read_only=True) as db:
         for store in (lk, db):
             names = [n for (n,) in store.con.execute("SELECT name FROM traces").fetchall()]
-            assert len(names) == len(CORPUS) and "zz_truncated.json" not in names
+            assert sorted(names) == [f.name for f in good]
     assert not any((tmp_path / "lake" / lake.STAGING).iterdir())
 
 

@@ -51,7 +51,8 @@ def open_store(db_path: str | None, lake_path: str | None, *, read_only: bool) -
     type=click.IntRange(min=1),
     default=None,
     metavar="N",
-    help="Traces parsed at once, in worker processes (default: one per core; 1: in this process).",
+    help="Traces parsed at once, in worker processes (default: one per core when the files hold more than "
+    "~64 MB of JSON, else 1: in this process).",
 )
 @click.option(
     "--ray",

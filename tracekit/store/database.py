@@ -247,15 +247,16 @@ class Database:
 
         Each trace is one transaction: a failure leaves the database as it was. With `keep_going`, a
         bad file is recorded in its result's `error` and the rest continue; otherwise it raises.
-        `workers` > 1 (None: one per core) parses several traces at once in worker processes, or
+        `workers` > 1 (None: one per core for folders big enough, `parallel.auto_workers`) parses several
+        traces at once in worker processes, or
         `ray_address` in Ray tasks (tracekit/store/parallel.py); the stored rows are the same.
         """
         if self.read_only:
             raise TracekitError(f"{self.path}: opened read-only")
         files = expand_paths(paths)
-        if ray_address is not None or (workers != 1 and len(files) > 1):
-            from tracekit.store import parallel
+        from tracekit.store import parallel  # imported here: it imports this module
 
+        if ray_address is not None or (len(files) > 1 and (workers or parallel.auto_workers(files)) > 1):
             return parallel.ingest_db(
                 self, files, workers=workers, keep_going=keep_going, on_result=on_result, ray_address=ray_address
             )

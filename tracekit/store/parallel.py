@@ -10,6 +10,7 @@ lake's commit is safe with many writers). A bad trace gives its result an `error
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing
 import os
 import shutil
@@ -33,6 +34,23 @@ def default_workers() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+POOL_MIN_JSON = 64 << 20  # a worker process starts in about a second: the time a serial ingest needs for ~40-60 MB
+COMPRESSED_RATIO = 15  # Kineto JSON compresses 15-40x: a low estimate of the JSON behind a compressed file
+
+
+def auto_workers(files: Sequence[Path]) -> int:
+    """Workers for `--workers` left out: one per core (at most one per file) when the files hold enough JSON
+    to repay the workers' start-up (POOL_MIN_JSON, estimated from the sizes on disk), else 1 (in process)."""
+    estimate = 0
+    for f in files:
+        with contextlib.suppress(OSError):
+            size = f.stat().st_size
+            estimate += size * (1 if f.name.endswith(".json") else COMPRESSED_RATIO)
+    if len(files) < 2 or estimate < POOL_MIN_JSON:
+        return 1
+    return min(default_workers(), len(files))
 
 
 def _threads(workers: int) -> int:
@@ -118,7 +136,7 @@ def ingest_db(
     """Ingest `files` into `db`: `workers` processes (default: the cores), or Ray tasks at `ray_address`,
     parse; this process inserts each trace in one transaction, in file order."""
     known = frozenset(r[0] for r in db.con.execute("SELECT sha256 FROM traces").fetchall())
-    workers = workers or default_workers()
+    workers = workers or auto_workers(files)
     results: list[IngestResult] = []
     with tempfile.TemporaryDirectory(prefix="tracekit-stage-") as tmp:
         root = Path(tmp)
@@ -175,7 +193,7 @@ def ingest_lake(
     dirs = lake.trace_dirs(root)
     known = lake.shas_of(dirs.values())
     since = max(dirs, default=0)
-    workers = workers or default_workers()
+    workers = workers or auto_workers(files)
     args = [(str(f), str(root), known, since) for f in files]
     pool = None
     if ray_address is not None:
