@@ -104,6 +104,11 @@ def test_folder_ingest_in_workers_equals_serial(corpus: Path, serial_db: Path, t
         again = par.ingest([corpus], workers=2)  # idempotent: the content hash is checked before parsing
         assert all(r.skipped for r in again)
         assert [r.trace_id for r in again] == [r.trace_id for r in results]
+        twins = [tmp_path / "a.json", tmp_path / "b.json"]  # one new content twice in one batch: stored once
+        for t in twins:
+            t.write_text(CORPUS[0].read_text().replace("{", '{"twin": 1, ', 1))
+        first, second = par.ingest(twins, workers=2)
+        assert (first.skipped, second.skipped) == (False, True) and first.trace_id == second.trace_id
 
 
 def test_lake_is_idempotent(lake_dir: Path, corpus: Path, tmp_path: Path) -> None:
