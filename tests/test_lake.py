@@ -18,7 +18,7 @@ import duckdb
 import pytest
 
 import tracekit
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, _missing, run_cli
 from tracekit.errors import TracekitError, UsageError
 from tracekit.store import lake, parallel
 from tracekit.store.database import BASE_TABLES, Database
@@ -230,9 +230,10 @@ def test_not_a_lake(tmp_path: Path) -> None:
 
 
 @pytest.mark.ray
-@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray not installed (pip install 'tracekit[ray]')")
 def test_ray_ingest_equals_serial(corpus: Path, serial_db: Path, tmp_path: Path) -> None:
     """--ray against a local Ray cluster started here: into a DuckDB file and into a lake."""
+    if importlib.util.find_spec("ray") is None:
+        _missing("ray not installed (pip install 'tracekit[ray]')")
     files = sorted(corpus.iterdir())
     try:
         with Database(tmp_path / "ray.duckdb") as db:
@@ -252,13 +253,11 @@ SPARK_SQL_TABLES = ("events", "kernel_components")
 
 
 @pytest.mark.spark
-@pytest.mark.skipif(
-    importlib.util.find_spec("pyspark") is None or shutil.which("java") is None,
-    reason="needs pyspark and a Java runtime (benchmarks/results/lake_spark.md has a recorded run)",
-)
 def test_spark_sums_per_component_like_duckdb(tmp_path: Path) -> None:
     """The documented per-component SQL, run by Spark SQL (local mode) over the lake's Parquet, gives the
     numbers DuckDB gives."""
+    if importlib.util.find_spec("pyspark") is None or shutil.which("java") is None:
+        _missing("needs pyspark and a Java runtime (benchmarks/results/lake_spark.md has a recorded run)")
     from pyspark.sql import SparkSession
 
     trace = DATA / "h100" / "mamba2-tiny_2layer_b2_l512_h100.json.gz"
