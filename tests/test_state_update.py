@@ -20,7 +20,6 @@ import pytest
 import torch
 
 from tests.conftest import _missing
-from tracekit.kernels import state_update as su  # imported before the fixture below sets TRITON_INTERPRET
 
 REPO = Path(__file__).resolve().parents[1]
 SDIST = REPO.parent / "shared" / "kernels" / "src" / "mamba_ssm-2.3.2.post1.tar.gz"
@@ -231,18 +230,19 @@ def test_the_comparison_can_fail(tk, mssm):
     assert not torch.equal(s_tk, s_short)
 
 
-def test_cpu_path_without_interpreter_is_the_reference():
-    """The installed module (no TRITON_INTERPRET at import) runs CPU tensors through the PyTorch reference."""
-    if su.INTERPRET:
-        pytest.skip("TRITON_INTERPRET=1 was set when tracekit.kernels.state_update was first imported")
+def test_cpu_path_without_interpreter_is_the_reference(tk, monkeypatch):
+    """Imported without TRITON_INTERPRET, CPU tensors go through the PyTorch reference."""
+    monkeypatch.setattr(tk, "INTERPRET", False)
     inp = _inputs(40)
-    s1, o1 = _run(su.selective_state_update, inp, dt_softplus=True)
-    s2, o2 = _run(su.state_update_ref, inp, dt_softplus=True)
+    s1, o1 = _run(tk.selective_state_update, inp, dt_softplus=True)
+    s2, o2 = _run(tk.state_update_ref, inp, dt_softplus=True)
     assert torch.equal(s1, s2) and torch.equal(o1, o2)
 
 
 def test_use_state_kernel_patches_and_restores(monkeypatch):
     import types
+
+    from tracekit.kernels import state_update as su
 
     fake = types.ModuleType("mamba_ssm.modules.mamba2")
     orig = object()
@@ -254,6 +254,5 @@ def test_use_state_kernel_patches_and_restores(monkeypatch):
     assert fake.selective_state_update is orig
     with su.use_state_kernel("mamba-ssm") as patched:
         assert patched == [] and fake.selective_state_update is orig
-    with pytest.raises(ValueError, match="choose from"):
-        with su.use_state_kernel("cuda"):
-            pass
+    with pytest.raises(ValueError, match="choose from"), su.use_state_kernel("cuda"):
+        pass
