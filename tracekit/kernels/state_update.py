@@ -53,9 +53,8 @@ if triton is not None:
         return tl.math.log(tl.math.exp(dt) + 1)  # mamba-ssm's (triton >= 3) form, for identical results
 
     @triton.jit
-    def _column_block(
+    def _load_block(
         state_ptr,
-        A_ptr,
         B_ptr,
         C_ptr,
         offs_m,
@@ -63,10 +62,35 @@ if triton is not None:
         dstate,
         stride_state_dim,
         stride_state_dstate,
-        stride_A_dim,
-        stride_A_dstate,
         stride_B_dstate,
         stride_C_dstate,
+        N0: tl.constexpr,
+        NB: tl.constexpr,
+    ):
+        """Columns [N0, N0 + NB) of the state tile as stored, and of B and C (every block is loaded before
+        any is written, so all of a program's loads are in flight together)."""
+        offs_n = N0 + tl.arange(0, NB)
+        mask = (offs_m[:, None] < dim) & (offs_n[None, :] < dstate)
+        ptrs = state_ptr + offs_m[:, None] * stride_state_dim + offs_n[None, :] * stride_state_dstate
+        state = tl.load(ptrs, mask=mask, other=0.0)
+        B = tl.load(B_ptr + offs_n * stride_B_dstate, mask=offs_n < dstate, other=0.0).to(tl.float32)
+        C = tl.load(C_ptr + offs_n * stride_C_dstate, mask=offs_n < dstate, other=0.0).to(tl.float32)
+        return state, B, C
+
+    @triton.jit
+    def _column_block(
+        state,
+        B,
+        C,
+        state_ptr,
+        A_ptr,
+        offs_m,
+        dim,
+        dstate,
+        stride_state_dim,
+        stride_state_dstate,
+        stride_A_dim,
+        stride_A_dstate,
         x,
         dt,
         dA_tied,
@@ -74,13 +98,10 @@ if triton is not None:
         NB: tl.constexpr,
         TIE_HDIM: tl.constexpr,
     ):
-        """Update columns [N0, N0 + NB) of the state tile; return their share of the output rows."""
+        """Update and store columns [N0, N0 + NB) of the state tile; return their share of the output rows."""
         offs_n = N0 + tl.arange(0, NB)
         mask = (offs_m[:, None] < dim) & (offs_n[None, :] < dstate)
         ptrs = state_ptr + offs_m[:, None] * stride_state_dim + offs_n[None, :] * stride_state_dstate
-        state = tl.load(ptrs, mask=mask, other=0.0)
-        B = tl.load(B_ptr + offs_n * stride_B_dstate, mask=offs_n < dstate, other=0.0).to(tl.float32)
-        C = tl.load(C_ptr + offs_n * stride_C_dstate, mask=offs_n < dstate, other=0.0).to(tl.float32)
         if TIE_HDIM:
             dB = B * dt
             state = state * dA_tied + dB[None, :] * x[:, None]
@@ -193,9 +214,9 @@ if triton is not None:
                 dt = tl.where(dt <= 20.0, _softplus(dt), dt)
             dA_tied = tl.exp(tl.load(A_ptr).to(tl.float32) * dt)
 
-        out = _column_block(
+        # every column block's loads are issued before the first store: more bytes in flight per program
+        s0, B0, C0 = _load_block(
             state_ptr,
-            A_ptr,
             B_ptr,
             C_ptr,
             offs_m,
@@ -203,10 +224,99 @@ if triton is not None:
             dstate,
             stride_state_dim,
             stride_state_dstate,
-            stride_A_dim,
-            stride_A_dstate,
             stride_B_dstate,
             stride_C_dstate,
+            0,
+            NB0,
+        )
+        if NB1 > 0:
+            s1, B1, C1 = _load_block(
+                state_ptr,
+                B_ptr,
+                C_ptr,
+                offs_m,
+                dim,
+                dstate,
+                stride_state_dim,
+                stride_state_dstate,
+                stride_B_dstate,
+                stride_C_dstate,
+                NB0,
+                NB1,
+            )
+        if NB2 > 0:
+            s2, B2, C2 = _load_block(
+                state_ptr,
+                B_ptr,
+                C_ptr,
+                offs_m,
+                dim,
+                dstate,
+                stride_state_dim,
+                stride_state_dstate,
+                stride_B_dstate,
+                stride_C_dstate,
+                NB0 + NB1,
+                NB2,
+            )
+        if NB3 > 0:
+            s3, B3, C3 = _load_block(
+                state_ptr,
+                B_ptr,
+                C_ptr,
+                offs_m,
+                dim,
+                dstate,
+                stride_state_dim,
+                stride_state_dstate,
+                stride_B_dstate,
+                stride_C_dstate,
+                NB0 + NB1 + NB2,
+                NB3,
+            )
+        if NB4 > 0:
+            s4, B4, C4 = _load_block(
+                state_ptr,
+                B_ptr,
+                C_ptr,
+                offs_m,
+                dim,
+                dstate,
+                stride_state_dim,
+                stride_state_dstate,
+                stride_B_dstate,
+                stride_C_dstate,
+                NB0 + NB1 + NB2 + NB3,
+                NB4,
+            )
+        if NB5 > 0:
+            s5, B5, C5 = _load_block(
+                state_ptr,
+                B_ptr,
+                C_ptr,
+                offs_m,
+                dim,
+                dstate,
+                stride_state_dim,
+                stride_state_dstate,
+                stride_B_dstate,
+                stride_C_dstate,
+                NB0 + NB1 + NB2 + NB3 + NB4,
+                NB5,
+            )
+        out = _column_block(
+            s0,
+            B0,
+            C0,
+            state_ptr,
+            A_ptr,
+            offs_m,
+            dim,
+            dstate,
+            stride_state_dim,
+            stride_state_dstate,
+            stride_A_dim,
+            stride_A_dstate,
             x,
             dt,
             dA_tied,
@@ -216,10 +326,11 @@ if triton is not None:
         )
         if NB1 > 0:
             out += _column_block(
+                s1,
+                B1,
+                C1,
                 state_ptr,
                 A_ptr,
-                B_ptr,
-                C_ptr,
                 offs_m,
                 dim,
                 dstate,
@@ -227,8 +338,6 @@ if triton is not None:
                 stride_state_dstate,
                 stride_A_dim,
                 stride_A_dstate,
-                stride_B_dstate,
-                stride_C_dstate,
                 x,
                 dt,
                 dA_tied,
@@ -238,10 +347,11 @@ if triton is not None:
             )
         if NB2 > 0:
             out += _column_block(
+                s2,
+                B2,
+                C2,
                 state_ptr,
                 A_ptr,
-                B_ptr,
-                C_ptr,
                 offs_m,
                 dim,
                 dstate,
@@ -249,8 +359,6 @@ if triton is not None:
                 stride_state_dstate,
                 stride_A_dim,
                 stride_A_dstate,
-                stride_B_dstate,
-                stride_C_dstate,
                 x,
                 dt,
                 dA_tied,
@@ -260,10 +368,11 @@ if triton is not None:
             )
         if NB3 > 0:
             out += _column_block(
+                s3,
+                B3,
+                C3,
                 state_ptr,
                 A_ptr,
-                B_ptr,
-                C_ptr,
                 offs_m,
                 dim,
                 dstate,
@@ -271,8 +380,6 @@ if triton is not None:
                 stride_state_dstate,
                 stride_A_dim,
                 stride_A_dstate,
-                stride_B_dstate,
-                stride_C_dstate,
                 x,
                 dt,
                 dA_tied,
@@ -282,10 +389,11 @@ if triton is not None:
             )
         if NB4 > 0:
             out += _column_block(
+                s4,
+                B4,
+                C4,
                 state_ptr,
                 A_ptr,
-                B_ptr,
-                C_ptr,
                 offs_m,
                 dim,
                 dstate,
@@ -293,8 +401,6 @@ if triton is not None:
                 stride_state_dstate,
                 stride_A_dim,
                 stride_A_dstate,
-                stride_B_dstate,
-                stride_C_dstate,
                 x,
                 dt,
                 dA_tied,
@@ -304,10 +410,11 @@ if triton is not None:
             )
         if NB5 > 0:
             out += _column_block(
+                s5,
+                B5,
+                C5,
                 state_ptr,
                 A_ptr,
-                B_ptr,
-                C_ptr,
                 offs_m,
                 dim,
                 dstate,
@@ -315,8 +422,6 @@ if triton is not None:
                 stride_state_dstate,
                 stride_A_dim,
                 stride_A_dstate,
-                stride_B_dstate,
-                stride_C_dstate,
                 x,
                 dt,
                 dA_tied,
