@@ -37,7 +37,8 @@ from tracekit.kernels import state_update as tk  # noqa: E402
 NS = [32, 48, 64, 80, 96, 112, 128]
 BATCHES = [8, 64, 256]
 LAYERS, NHEADS, HEADDIM = 24, 24, 64
-SWEEP = [*tk.CONFIGS, (8, 2), (32, 2)]  # each timed alone too, to check what autotuning picks
+# every launch config timed alone: (BLOCK_M, num_warps, split N); padded only differs for N not a power of 2
+SWEEP = [(m, w, sp) for m in (16, 32, 64) for w in (2, 4) for sp in (True, False)]
 
 
 def mamba_ssm_kernel():
@@ -172,6 +173,10 @@ def copy_bandwidth(dev):
     return 2 * 2 * n / statistics.median(ts) / 1e12  # TB/s
 
 
+def cname(c):
+    return f"tracekit_m{c[0]}w{c[1]}{'s' if c[2] else 'p'}"
+
+
 def table(mssm, dev, copy_tbs, batches, ns):
     rows = []
     gen = torch.Generator(device=dev).manual_seed(1)
@@ -184,20 +189,28 @@ def table(mssm, dev, copy_tbs, batches, ns):
                 return lambda: [call(fn, inp, s, **kw) for s in inp["states"]]
 
             row = {"batch": batch, "N": n, "state_bytes_rw": nbytes}
-            for name, fn, kw in [("mamba_ssm", mssm, {}), ("tracekit", tk.selective_state_update, {})] + [
-                (f"tracekit_m{m}w{w}", tk.selective_state_update, {"config": (m, w)}) for m, w in SWEEP
-            ]:
+            sweep = [c for c in SWEEP if c[2] or n & (n - 1)]
+            runs = [("mamba_ssm", mssm, {}), ("tracekit", tk.selective_state_update, {})]
+            runs += [("tracekit_autotune", tk.selective_state_update, {"config": "autotune"})]
+            runs += [(cname(c), tk.selective_state_update, {"config": c}) for c in sweep]
+            pairs = [(torch.empty_like(s), s) for s in inp["states"]]
+            us = graph_time_us(lambda pairs=pairs: [c.copy_(s) for c, s in pairs]) / LAYERS
+            row["copy_same_bytes_us"] = us
+            row["copy_same_bytes_pct_copy"] = 100 * nbytes / (us * 1e-6) / (copy_tbs * 1e12)
+            del pairs
+            for name, fn, kw in runs:
                 us = graph_time_us(layers(fn, kw)) / LAYERS
                 row[name + "_us"] = us
                 row[name + "_pct_copy"] = 100 * nbytes / (us * 1e-6) / (copy_tbs * 1e12)
             row["autotuned"] = str(getattr(tk._tuned_kernel, "best_config", None))
-            best = min(SWEEP, key=lambda c: row[f"tracekit_m{c[0]}w{c[1]}_us"])
+            best = min(sweep, key=lambda c: row[cname(c) + "_us"])
             row["best_config"] = list(best)
+            row["default_config"] = list(tk.default_config(HEADDIM, n))
             rows.append(row)
             print(f"b{batch} N{n}: mamba-ssm {row['mamba_ssm_us']:.1f} µs ({row['mamba_ssm_pct_copy']:.0f}%), "
                   f"tracekit {row['tracekit_us']:.1f} µs ({row['tracekit_pct_copy']:.0f}%), best {best} "
-                  f"{row[f'tracekit_m{best[0]}w{best[1]}_us']:.1f} µs", flush=True)  # fmt: skip
-            del inp
+                  f"{row[cname(best) + '_us']:.1f} µs; same-size copy {row['copy_same_bytes_us']:.1f} µs",
+                  flush=True)  # fmt: skip
     return rows
 
 
@@ -215,7 +228,7 @@ def decode(dev, batch, ks):
         tok = torch.randint(0, 1000, (batch, 1), device=dev)
         pos = torch.zeros(batch, 1, dtype=torch.long, device=dev)
         for kind in ("mamba-ssm", "tracekit"):
-            with tk.use_state_kernel(kind) as patched:
+            with tk.use_state_kernel(kind) as patched, torch.inference_mode():
                 cache = update_graph_cache(model, None, batch, 16, 16 + 4096)
                 ip = cache.inference_params
                 ip.seqlen_offset = 16

@@ -209,13 +209,14 @@ def test_state_batch_indices_and_padding_slots(tk, mssm):
     assert torch.equal(s_tk[untouched], inp["state"][untouched])
 
 
-@pytest.mark.parametrize("config", [(16, 2), (32, 4), (64, 8)])
-def test_every_tuned_config_gives_the_same_result(tk, config):
-    """Autotuning picks among CONFIGS: each must compute the same function (headdim 64 spans 1-4 blocks)."""
+@pytest.mark.parametrize("config", [(16, 2, False), (32, 4, True), (64, 8, False)])
+def test_every_launch_config_gives_the_same_result(tk, config):
+    """Split or padded N, 1-4 row blocks per head (headdim 64): the same function."""
     inp = _inputs(112, dim=64, nheads=2)
-    base = _run(tk.selective_state_update, inp, dt_softplus=True, config=(16, 4))
+    base = _run(tk.selective_state_update, inp, dt_softplus=True, config=(16, 4, True))
     s, o = _run(tk.selective_state_update, inp, dt_softplus=True, config=config)
-    assert torch.equal(s, base[0]) and torch.equal(o, base[1])
+    assert torch.equal(s, base[0])
+    assert torch.equal(o, base[1]) if config[2] else _rel(o, base[1]) < 1e-6  # padded: one sum, other order
 
 
 def test_the_comparison_can_fail(tk, mssm):

@@ -34,7 +34,10 @@ INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 GRANULE = 8  # N is covered in power-of-two column blocks of at least this many states
 MAX_BLOCKS = 6
 # (BLOCK_M rows of headdim, num_warps): the autotuned set; chosen from a sweep on an H200 (benchmarks/results)
-CONFIGS = [(16, 2), (16, 4), (32, 4), (32, 8), (64, 4), (64, 8)]
+# (BLOCK_M rows of headdim, num_warps, split N into blocks): the opt-in autotuning set (config="autotune").
+# Not the default: triton times its candidates on the same state over and over, so the state sits in L2,
+# and on an H200 it picked a config 2.4x slower than the best once states were cycled (benchmarks/results).
+CONFIGS = [(16, 2, True), (32, 2, True), (64, 4, True), (16, 2, False), (32, 2, False), (64, 4, False)]
 
 
 def column_blocks(dstate: int) -> list[int]:
@@ -173,7 +176,9 @@ if triton is not None:
         NB3: tl.constexpr,
         NB4: tl.constexpr,
         NB5: tl.constexpr,
+        NPAD: tl.constexpr,
         BLOCK_SIZE_M: tl.constexpr,
+        SPLIT_N: tl.constexpr,
     ):
         pid_m = tl.program_id(axis=0)
         pid_b = tl.program_id(axis=1)
@@ -214,23 +219,9 @@ if triton is not None:
                 dt = tl.where(dt <= 20.0, _softplus(dt), dt)
             dA_tied = tl.exp(tl.load(A_ptr).to(tl.float32) * dt)
 
-        # every column block's loads are issued before the first store: more bytes in flight per program
-        s0, B0, C0 = _load_block(
-            state_ptr,
-            B_ptr,
-            C_ptr,
-            offs_m,
-            dim,
-            dstate,
-            stride_state_dim,
-            stride_state_dstate,
-            stride_B_dstate,
-            stride_C_dstate,
-            0,
-            NB0,
-        )
-        if NB1 > 0:
-            s1, B1, C1 = _load_block(
+        if SPLIT_N:  # power-of-two column blocks covering dstate rounded up to GRANULE
+            # every column block's loads are issued before the first store: more bytes in flight per program
+            s0, B0, C0 = _load_block(
                 state_ptr,
                 B_ptr,
                 C_ptr,
@@ -241,94 +232,88 @@ if triton is not None:
                 stride_state_dstate,
                 stride_B_dstate,
                 stride_C_dstate,
+                0,
                 NB0,
-                NB1,
             )
-        if NB2 > 0:
-            s2, B2, C2 = _load_block(
-                state_ptr,
-                B_ptr,
-                C_ptr,
-                offs_m,
-                dim,
-                dstate,
-                stride_state_dim,
-                stride_state_dstate,
-                stride_B_dstate,
-                stride_C_dstate,
-                NB0 + NB1,
-                NB2,
-            )
-        if NB3 > 0:
-            s3, B3, C3 = _load_block(
-                state_ptr,
-                B_ptr,
-                C_ptr,
-                offs_m,
-                dim,
-                dstate,
-                stride_state_dim,
-                stride_state_dstate,
-                stride_B_dstate,
-                stride_C_dstate,
-                NB0 + NB1 + NB2,
-                NB3,
-            )
-        if NB4 > 0:
-            s4, B4, C4 = _load_block(
-                state_ptr,
-                B_ptr,
-                C_ptr,
-                offs_m,
-                dim,
-                dstate,
-                stride_state_dim,
-                stride_state_dstate,
-                stride_B_dstate,
-                stride_C_dstate,
-                NB0 + NB1 + NB2 + NB3,
-                NB4,
-            )
-        if NB5 > 0:
-            s5, B5, C5 = _load_block(
-                state_ptr,
-                B_ptr,
-                C_ptr,
-                offs_m,
-                dim,
-                dstate,
-                stride_state_dim,
-                stride_state_dstate,
-                stride_B_dstate,
-                stride_C_dstate,
-                NB0 + NB1 + NB2 + NB3 + NB4,
-                NB5,
-            )
-        out = _column_block(
-            s0,
-            B0,
-            C0,
-            state_ptr,
-            A_ptr,
-            offs_m,
-            dim,
-            dstate,
-            stride_state_dim,
-            stride_state_dstate,
-            stride_A_dim,
-            stride_A_dstate,
-            x,
-            dt,
-            dA_tied,
-            0,
-            NB0,
-            TIE_HDIM,
-        )
-        if NB1 > 0:
-            out += _column_block(
-                s1,
-                B1,
-                C1,
+            if NB1 > 0:
+                s1, B1, C1 = _load_block(
+                    state_ptr,
+                    B_ptr,
+                    C_ptr,
+                    offs_m,
+                    dim,
+                    dstate,
+                    stride_state_dim,
+                    stride_state_dstate,
+                    stride_B_dstate,
+                    stride_C_dstate,
+                    NB0,
+                    NB1,
+                )
+            if NB2 > 0:
+                s2, B2, C2 = _load_block(
+                    state_ptr,
+                    B_ptr,
+                    C_ptr,
+                    offs_m,
+                    dim,
+                    dstate,
+                    stride_state_dim,
+                    stride_state_dstate,
+                    stride_B_dstate,
+                    stride_C_dstate,
+                    NB0 + NB1,
+                    NB2,
+                )
+            if NB3 > 0:
+                s3, B3, C3 = _load_block(
+                    state_ptr,
+                    B_ptr,
+                    C_ptr,
+                    offs_m,
+                    dim,
+                    dstate,
+                    stride_state_dim,
+                    stride_state_dstate,
+                    stride_B_dstate,
+                    stride_C_dstate,
+                    NB0 + NB1 + NB2,
+                    NB3,
+                )
+            if NB4 > 0:
+                s4, B4, C4 = _load_block(
+                    state_ptr,
+                    B_ptr,
+                    C_ptr,
+                    offs_m,
+                    dim,
+                    dstate,
+                    stride_state_dim,
+                    stride_state_dstate,
+                    stride_B_dstate,
+                    stride_C_dstate,
+                    NB0 + NB1 + NB2 + NB3,
+                    NB4,
+                )
+            if NB5 > 0:
+                s5, B5, C5 = _load_block(
+                    state_ptr,
+                    B_ptr,
+                    C_ptr,
+                    offs_m,
+                    dim,
+                    dstate,
+                    stride_state_dim,
+                    stride_state_dstate,
+                    stride_B_dstate,
+                    stride_C_dstate,
+                    NB0 + NB1 + NB2 + NB3 + NB4,
+                    NB5,
+                )
+            out = _column_block(
+                s0,
+                B0,
+                C0,
                 state_ptr,
                 A_ptr,
                 offs_m,
@@ -341,94 +326,124 @@ if triton is not None:
                 x,
                 dt,
                 dA_tied,
+                0,
                 NB0,
-                NB1,
                 TIE_HDIM,
             )
-        if NB2 > 0:
-            out += _column_block(
-                s2,
-                B2,
-                C2,
-                state_ptr,
-                A_ptr,
-                offs_m,
-                dim,
-                dstate,
-                stride_state_dim,
-                stride_state_dstate,
-                stride_A_dim,
-                stride_A_dstate,
-                x,
-                dt,
-                dA_tied,
-                NB0 + NB1,
-                NB2,
-                TIE_HDIM,
-            )
-        if NB3 > 0:
-            out += _column_block(
-                s3,
-                B3,
-                C3,
-                state_ptr,
-                A_ptr,
-                offs_m,
-                dim,
-                dstate,
-                stride_state_dim,
-                stride_state_dstate,
-                stride_A_dim,
-                stride_A_dstate,
-                x,
-                dt,
-                dA_tied,
-                NB0 + NB1 + NB2,
-                NB3,
-                TIE_HDIM,
-            )
-        if NB4 > 0:
-            out += _column_block(
-                s4,
-                B4,
-                C4,
-                state_ptr,
-                A_ptr,
-                offs_m,
-                dim,
-                dstate,
-                stride_state_dim,
-                stride_state_dstate,
-                stride_A_dim,
-                stride_A_dstate,
-                x,
-                dt,
-                dA_tied,
-                NB0 + NB1 + NB2 + NB3,
-                NB4,
-                TIE_HDIM,
-            )
-        if NB5 > 0:
-            out += _column_block(
-                s5,
-                B5,
-                C5,
-                state_ptr,
-                A_ptr,
-                offs_m,
-                dim,
-                dstate,
-                stride_state_dim,
-                stride_state_dstate,
-                stride_A_dim,
-                stride_A_dstate,
-                x,
-                dt,
-                dA_tied,
-                NB0 + NB1 + NB2 + NB3 + NB4,
-                NB5,
-                TIE_HDIM,
-            )
+            if NB1 > 0:
+                out += _column_block(
+                    s1,
+                    B1,
+                    C1,
+                    state_ptr,
+                    A_ptr,
+                    offs_m,
+                    dim,
+                    dstate,
+                    stride_state_dim,
+                    stride_state_dstate,
+                    stride_A_dim,
+                    stride_A_dstate,
+                    x,
+                    dt,
+                    dA_tied,
+                    NB0,
+                    NB1,
+                    TIE_HDIM,
+                )
+            if NB2 > 0:
+                out += _column_block(
+                    s2,
+                    B2,
+                    C2,
+                    state_ptr,
+                    A_ptr,
+                    offs_m,
+                    dim,
+                    dstate,
+                    stride_state_dim,
+                    stride_state_dstate,
+                    stride_A_dim,
+                    stride_A_dstate,
+                    x,
+                    dt,
+                    dA_tied,
+                    NB0 + NB1,
+                    NB2,
+                    TIE_HDIM,
+                )
+            if NB3 > 0:
+                out += _column_block(
+                    s3,
+                    B3,
+                    C3,
+                    state_ptr,
+                    A_ptr,
+                    offs_m,
+                    dim,
+                    dstate,
+                    stride_state_dim,
+                    stride_state_dstate,
+                    stride_A_dim,
+                    stride_A_dstate,
+                    x,
+                    dt,
+                    dA_tied,
+                    NB0 + NB1 + NB2,
+                    NB3,
+                    TIE_HDIM,
+                )
+            if NB4 > 0:
+                out += _column_block(
+                    s4,
+                    B4,
+                    C4,
+                    state_ptr,
+                    A_ptr,
+                    offs_m,
+                    dim,
+                    dstate,
+                    stride_state_dim,
+                    stride_state_dstate,
+                    stride_A_dim,
+                    stride_A_dstate,
+                    x,
+                    dt,
+                    dA_tied,
+                    NB0 + NB1 + NB2 + NB3,
+                    NB4,
+                    TIE_HDIM,
+                )
+            if NB5 > 0:
+                out += _column_block(
+                    s5,
+                    B5,
+                    C5,
+                    state_ptr,
+                    A_ptr,
+                    offs_m,
+                    dim,
+                    dstate,
+                    stride_state_dim,
+                    stride_state_dstate,
+                    stride_A_dim,
+                    stride_A_dstate,
+                    x,
+                    dt,
+                    dA_tied,
+                    NB0 + NB1 + NB2 + NB3 + NB4,
+                    NB5,
+                    TIE_HDIM,
+                )
+        else:  # one masked block of NPAD = next_power_of_2(dstate) columns (mamba-ssm's layout)
+            s0, B0, C0 = _load_block(
+                state_ptr, B_ptr, C_ptr, offs_m, dim, dstate, stride_state_dim, stride_state_dstate,
+                stride_B_dstate, stride_C_dstate, 0, NPAD,
+            )  # fmt: skip
+            out = _column_block(
+                s0, B0, C0, state_ptr, A_ptr, offs_m, dim, dstate, stride_state_dim, stride_state_dstate,
+                stride_A_dim, stride_A_dstate, x, dt, dA_tied, 0, NPAD, TIE_HDIM,
+            )  # fmt: skip
         if HAS_D:
             D = tl.load(D_ptr + pid_h * stride_D_head + offs_m * stride_D_dim, mask=mask_m, other=0.0)
             out += x * D.to(tl.float32)
@@ -439,17 +454,17 @@ if triton is not None:
         tl.store(out_ptrs, out, mask=mask_m)
 
     _tuned_kernel = triton.autotune(
-        configs=[triton.Config({"BLOCK_SIZE_M": m}, num_warps=w) for m, w in CONFIGS],
+        configs=[triton.Config({"BLOCK_SIZE_M": m, "SPLIT_N": sp}, num_warps=w) for m, w, sp in CONFIGS],
         key=["batch", "nheads", "dim", "dstate"],
         restore_value=["state_ptr"],  # tuning runs the update several times: put the state back each time
     )(_tk_selective_state_update_kernel)
 
 
-def default_config(dim: int, dstate: int) -> tuple[int, int]:
-    """(BLOCK_M, num_warps) without tuning: about 8 KiB of fp32 state per program."""
-    block_m = max(16, min(64, triton.next_power_of_2(max(1, 2048 // max(dstate, 1)))))
-    block_m = min(block_m, max(16, triton.next_power_of_2(dim)))
-    return block_m, 4
+def default_config(dim: int, dstate: int) -> tuple[int, int, bool]:
+    """(BLOCK_M, num_warps, split N) measured best or near it for every N on an H200 (benchmarks/results):
+    two warps, so that even a 16-column block gives each thread whole 16-byte vectors."""
+    block_m = 32 if dstate <= 32 else 16
+    return min(block_m, max(8, triton.next_power_of_2(dim))), 2, True
 
 
 def _heads_form(state, x, dt, A, B, C, D, z, dt_bias):
@@ -550,12 +565,12 @@ def selective_state_update(
     dt_softplus=False,
     state_batch_indices=None,
     *,
-    config: tuple[int, int] | None = None,
+    config: tuple[int, int, bool] | str | None = None,
 ):
     """Drop-in for mamba-ssm's `selective_state_update` (same arguments, same in-place update, same output).
 
-    `config=(BLOCK_M, num_warps)` fixes the launch; by default CUDA autotunes over CONFIGS (state restored)
-    and the interpreter uses `default_config`.
+    `config=(BLOCK_M, num_warps, split_n)` fixes the launch (default: `default_config`); `config="autotune"`
+    lets triton choose among CONFIGS on CUDA (restoring the state after each trial).
     """
     if not _use_triton(state):
         return state_update_ref(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus, state_batch_indices)
@@ -606,16 +621,19 @@ def selective_state_update(
         "HAS_Z": z is not None,
         "HAS_STATE_BATCH_INDICES": state_batch_indices is not None,
         **{f"NB{i}": nb[i] for i in range(MAX_BLOCKS)},
+        "NPAD": max(GRANULE, triton.next_power_of_2(dstate)),
     }
-    if config is None and state.is_cuda and not INTERPRET:
+    if config == "autotune" and state.is_cuda and not INTERPRET:
         grid = lambda meta: (triton.cdiv(dim, meta["BLOCK_SIZE_M"]), batch, nheads)  # noqa: E731
         with torch.cuda.device(state.device):
             _tuned_kernel[grid](*args, **flags)
     else:
-        block_m, warps = config or default_config(dim, dstate)
+        block_m, warps, split = default_config(dim, dstate) if config in (None, "autotune") else config
         grid = (triton.cdiv(dim, block_m), batch, nheads)
         with torch.cuda.device(state.device) if state.is_cuda else contextlib.nullcontext():
-            _tk_selective_state_update_kernel[grid](*args, **flags, BLOCK_SIZE_M=block_m, num_warps=warps)
+            _tk_selective_state_update_kernel[grid](
+                *args, **flags, BLOCK_SIZE_M=block_m, SPLIT_N=split, num_warps=warps
+            )
     return out if has_heads else out.squeeze(1)
 
 
