@@ -177,7 +177,7 @@ def cname(c):
     return f"tracekit_m{c[0]}w{c[1]}{'s' if c[2] else 'p'}"
 
 
-def table(mssm, dev, copy_tbs, batches, ns):
+def table(mssm, dev, copy_tbs, batches, ns, do_sweep=True):
     rows = []
     gen = torch.Generator(device=dev).manual_seed(1)
     for batch in batches:
@@ -189,9 +189,10 @@ def table(mssm, dev, copy_tbs, batches, ns):
                 return lambda: [call(fn, inp, s, **kw) for s in inp["states"]]
 
             row = {"batch": batch, "N": n, "state_bytes_rw": nbytes}
-            sweep = [c for c in SWEEP if c[2] or n & (n - 1)]
+            sweep = [c for c in SWEEP if c[2] or n & (n - 1)] if do_sweep else []
             runs = [("mamba_ssm", mssm, {}), ("tracekit", tk.selective_state_update, {})]
-            runs += [("tracekit_autotune", tk.selective_state_update, {"config": "autotune"})]
+            if do_sweep:
+                runs += [("tracekit_autotune", tk.selective_state_update, {"config": "autotune"})]
             runs += [(cname(c), tk.selective_state_update, {"config": c}) for c in sweep]
             pairs = [(torch.empty_like(s), s) for s in inp["states"]]
             us = graph_time_us(lambda pairs=pairs: [c.copy_(s) for c, s in pairs]) / LAYERS
@@ -202,14 +203,16 @@ def table(mssm, dev, copy_tbs, batches, ns):
                 us = graph_time_us(layers(fn, kw)) / LAYERS
                 row[name + "_us"] = us
                 row[name + "_pct_copy"] = 100 * nbytes / (us * 1e-6) / (copy_tbs * 1e12)
-            row["autotuned"] = str(getattr(tk._tuned_kernel, "best_config", None))
-            best = min(sweep, key=lambda c: row[cname(c) + "_us"])
-            row["best_config"] = list(best)
             row["default_config"] = list(tk.default_config(HEADDIM, n))
+            best = min(sweep, key=lambda c: row[cname(c) + "_us"]) if sweep else tuple(row["default_config"])
+            row["best_config"] = list(best)
+            if do_sweep:
+                row["autotuned"] = str(getattr(tk._tuned_kernel, "best_config", None))
             rows.append(row)
             print(f"b{batch} N{n}: mamba-ssm {row['mamba_ssm_us']:.1f} µs ({row['mamba_ssm_pct_copy']:.0f}%), "
                   f"tracekit {row['tracekit_us']:.1f} µs ({row['tracekit_pct_copy']:.0f}%), best {best} "
-                  f"{row[cname(best) + '_us']:.1f} µs; same-size copy {row['copy_same_bytes_us']:.1f} µs",
+                  f"{row.get(cname(best) + '_us', row['tracekit_us']):.1f} µs; "
+                  f"same-size copy {row['copy_same_bytes_us']:.1f} µs",
                   flush=True)  # fmt: skip
     return rows
 
@@ -256,7 +259,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="state_update.json")
     ap.add_argument("--cpu-check", action="store_true", help="tiny shapes through the interpreter, no timing")
-    ap.add_argument("--skip", default="", help="comma list of parts to skip: equiv,table,decode")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: equiv,table,decode,sweep")
     args = ap.parse_args()
     skip = set(args.skip.split(","))
     mssm, mssm_src = mamba_ssm_kernel()
@@ -282,7 +285,7 @@ def main() -> None:
         res["copy_tbs"] = copy_bandwidth(dev)
         print(f"copy bandwidth (bf16, read+write): {res['copy_tbs']:.2f} TB/s", flush=True)
         if "table" not in skip:
-            res["table"] = table(mssm, dev, res["copy_tbs"], BATCHES, NS)
+            res["table"] = table(mssm, dev, res["copy_tbs"], BATCHES, NS, do_sweep="sweep" not in skip)
             save()
             print(f"table done {time.time() - t0:.0f} s", flush=True)
         if "decode" not in skip:
