@@ -1,11 +1,13 @@
 """The decode step's SSM state update (`selective_state_update`) for any number of kept states k.
 
-mamba-ssm's kernel loads a (4 rows of headdim) × next_power_of_two(N) tile per program: at N = 96 it does the
-work of N = 128, and each program keeps too few bytes in flight to stream the state at the memory limit
-(issue #14). This kernel takes a whole (batch, head) tile of headdim × N per program (BLOCK_M rows), and
-covers N with a static sequence of power-of-two column blocks (N rounded up to 8: 96 = 64 + 32, 80 = 64 + 16,
-37 → 40 = 32 + 8) so no lane loads padding. Arithmetic per element is mamba-ssm's, in the same order, so the
-new state is bit-identical in fp32; the output sums the columns block by block (the order of a sum differs).
+mamba-ssm's kernel gives each program 4 rows of headdim × next_power_of_two(N) (2 KiB of bf16 state at
+N = 128) under 4 warps: too few bytes in flight to stream the state, so it runs at 28-48% of the copy
+bandwidth and N = 96 costs what N = 128 costs (issue #14). Here a program takes BLOCK_M = 32 rows under
+2 warps and all its loads are issued before the first store; N is covered either by one masked block of
+next_power_of_two(N) columns (the default: measured fastest on an H200) or by power-of-two column blocks
+over N rounded up to 8 (96 = 64 + 32), selectable per launch. Arithmetic per element is mamba-ssm's, in the
+same order: the new state matched mamba-ssm's bit for bit on the H200 at every k from 2 to 128 (fp32, bf16);
+the output's sum may round differently.
 
 `selective_state_update` keeps mamba-ssm's signature (Mamba-2 `(batch, nheads, headdim, dstate)` and Mamba-1
 `(batch, dim, dstate)` states); on CPU tensors it runs the PyTorch `state_update_ref` unless
@@ -36,7 +38,7 @@ MAX_BLOCKS = 6
 # (BLOCK_M rows of headdim, num_warps): the autotuned set; chosen from a sweep on an H200 (benchmarks/results)
 # (BLOCK_M rows of headdim, num_warps, split N into blocks): the opt-in autotuning set (config="autotune").
 # Not the default: triton times its candidates on the same state over and over, so the state sits in L2,
-# and on an H200 it picked a config 2.4x slower than the best once states were cycled (benchmarks/results).
+# and on an H200 it picked configs up to 24% slower than the best once states were cycled (benchmarks/results).
 CONFIGS = [(16, 2, True), (32, 2, True), (64, 4, True), (16, 2, False), (32, 2, False), (64, 4, False)]
 
 
@@ -463,9 +465,9 @@ if triton is not None:
 def default_config(dim: int, dstate: int) -> tuple[int, int, bool]:
     """(BLOCK_M, num_warps, split N): 32 rows of headdim, two warps, one masked block of next_power_of_2(N).
 
-    Measured on an H200 (benchmarks/results/h200_state_update_sweep.json, 12 configs × 21 shapes): within 3%
+    Measured on an H200 (benchmarks/results/h200_state_update_sweep.json, 12 configs × 21 shapes): within 2%
     of the best config at every batch >= 64 and N; for N not a power of two the padded block beat the split
-    blocks by 10-17% at batch 64 (the narrow 16- and 32-column blocks cost more than the masked lanes).
+    blocks by 2-16% at batch 64 (the narrow 16- and 32-column blocks cost more than the masked lanes).
     """
     return min(32, max(8, triton.next_power_of_2(dim))), 2, False
 
