@@ -669,7 +669,7 @@ def use_state_kernel(kind: str = "tracekit") -> Iterator[list[str]]:
         for name in DECODE_MODULES:
             mod = sys.modules.get(name)
             if mod is None and name.startswith("mamba_ssm"):
-                with contextlib.suppress(ImportError):
+                with contextlib.suppress(Exception):  # absent, or unusable on this machine
                     mod = __import__(name, fromlist=["_"])
             if mod is not None and getattr(mod, "selective_state_update", None) is not None:
                 saved.append((mod, mod.selective_state_update))
