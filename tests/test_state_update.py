@@ -11,7 +11,6 @@ under CI=true. Speed is measured on the GPU by benchmarks/state_update.py, not h
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 import tarfile
 from pathlib import Path
@@ -31,32 +30,27 @@ def _need(mod: str) -> None:
         _missing(f"{mod} is not installed (pip install -e '.[dev]')")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def interpret():
-    """TRITON_INTERPRET=1 for this module only (triton reads it when decorating and when launching)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TRITON_INTERPRET", "1")
-        yield
-
-
 def _load(path: Path, name: str):
-    """Import `path` as a fresh module `name`, so its kernels are decorated under the interpreter."""
-    assert os.environ.get("TRITON_INTERPRET") == "1"
+    """Import `path` as module `name` (triton resolves a kernel's globals through its module)."""
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # triton resolves the kernels' globals through the module
+    sys.modules[name] = mod
     spec.loader.exec_module(mod)
     return mod
 
 
 @pytest.fixture(scope="module")
-def tk(interpret):
+def tk():
     _need("triton")
-    return _load(REPO / "tracekit" / "kernels" / "state_update.py", "tk_state_update_interp")
+    from tracekit.kernels import state_update
+
+    if not state_update.INTERPRET:  # tests/conftest.py sets TRITON_INTERPRET=1 before triton is imported
+        pytest.fail("TRITON_INTERPRET=1 was not set when tracekit.kernels.state_update was imported")
+    return state_update
 
 
 @pytest.fixture(scope="module")
-def mssm(interpret, tmp_path_factory):
+def mssm(tk, tmp_path_factory):
     """mamba-ssm 2.3.2's selective_state_update.py from the sdist, unchanged but for two import lines."""
     _need("triton")
     _need("einops")
