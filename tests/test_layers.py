@@ -19,9 +19,14 @@ LAYERS: dict[str, tuple[list[Path], set[str]]] = {
     "model_config": ([ROOT / "tracekit/model_config.py"], {"errors"}),
     "store": ([ROOT / "tracekit/store", ROOT / "tracekit/schema"], BASE | {"store"}),
     "collectors": ([ROOT / "collectors"], BASE | {"collectors"}),
+    # GPU kernels (torch/triton only), used by prune and usable on any model
+    "kernels": ([ROOT / "tracekit/kernels"], BASE),
     "analyzers": ([ROOT / "analyzers"], BASE | {"store", "analyzers"}),
     "reports": ([ROOT / "reports"], BASE | {"store", "collectors", "analyzers", "reports"}),
-    "prune": ([ROOT / "tracekit/prune"], BASE | {"store", "collectors", "analyzers", "reports", "prune", "pipeline"}),
+    "prune": (
+        [ROOT / "tracekit/prune"],
+        BASE | {"store", "collectors", "kernels", "analyzers", "reports", "prune", "pipeline"},
+    ),
     # the top layer (pipeline, facade, prune) may use each other; prune's score files feed the report
     "pipeline": ([ROOT / "tracekit/pipeline.py"], BASE | {"store", "collectors", "analyzers", "prune"}),
     "api": ([ROOT / "tracekit/api.py"], BASE | {"store", "analyzers", "pipeline"}),

@@ -273,6 +273,13 @@ def check_eval_tasks(specs: list[str], model_dir: Path | None, limit: int | None
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option(
+    "--state-kernel",
+    type=click.Choice(["tracekit", "mamba-ssm"]),
+    default="tracekit",
+    show_default=True,
+    help="Decode-step SSM state update on the mamba-ssm backend (docs/prune.md, 'The state-update kernel').",
+)
+@click.option(
     "--phase",
     type=click.Choice(["all", "collect", "analyze"]),
     default="all",
@@ -318,6 +325,7 @@ def compare(**kw: Any) -> None:
         scores_path=kw["scores_path"],
         console=stderr_console(),
         phase=kw["phase"],
+        state_kernel=kw["state_kernel"],
     )
     if result is None:
         click.echo(f"collected; finish with: tracekit prune compare --phase analyze --out {kw['out']}")

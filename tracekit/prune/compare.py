@@ -52,6 +52,8 @@ class CompareResult:
     # `tracekit diff` of each variant row against its dense row (component rows of docs/diff.md); absent in
     # results written before it existed, whose compare.md then re-renders unchanged.
     component_diff: list[dict[str, Any]] | None = None
+    # the decode state update the mamba-ssm backend ran (`--state-kernel`); None in results from before it
+    state_kernel: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -113,6 +115,7 @@ def run_compare(
     console: Any = None,
     scores_path: str | None = None,
     phase: str = "all",
+    state_kernel: str = "tracekit",
 ) -> CompareResult | None:
     """Collect every variant, then ingest and attribute it; write compare.json / compare.md / plots.
 
@@ -122,6 +125,10 @@ def run_compare(
     """
     from tracekit.collectors.spec import CollectSpec
     from tracekit.collectors.sweep import run_collect
+    from tracekit.kernels.state_update import KINDS, use_state_kernel
+
+    if state_kernel not in KINDS:
+        raise UsageError(f"--state-kernel: unknown {state_kernel!r}; choose from {', '.join(KINDS)}")
 
     plan = _variants(variants, ratios)
     spec = CollectSpec(
@@ -159,7 +166,8 @@ def run_compare(
         model = to_backend(
             pr.model if variant != "dense" else build_model(cfg, seed), pr.cfg, rs.backend, rs.device, rs.dtype, seed
         )
-        run_collect(dataclasses.replace(spec, out_dir=str(out / "runs" / label)), models={arch: model})
+        with use_state_kernel(state_kernel):  # mamba-ssm's decode step (no effect on other paths)
+            run_collect(dataclasses.replace(spec, out_dir=str(out / "runs" / label)), models={arch: model})
         del model
         entries.append(
             {"label": label, "variant": variant, "ratio": ratio, "d_state": pr.cfg.d_state, "k": pr.info["k"]}
@@ -172,6 +180,7 @@ def run_compare(
         "device": rs.device,
         "dtype": rs.dtype,
         "batch": batch,
+        "state_kernel": state_kernel,
         "variants": entries,
     }
     (out / PLAN).write_text(json.dumps(head, indent=2) + "\n")
@@ -237,6 +246,7 @@ def analyze_compare(out: Path) -> CompareResult:
         rows,
         str(out),
         component_diff(rows),
+        state_kernel=head.get("state_kernel"),
     )
     write_outputs(result, out)
     return result
