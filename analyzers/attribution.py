@@ -208,6 +208,8 @@ def attribute(
 
 
 GRAPH_LAUNCH = "cudaGraphLaunch"
+# The user annotation around the eager template step of a CUDA-graph decode trace (collectors/scopes.py).
+TEMPLATE_SCOPE = "tracekit.template"
 GEMM_KERNEL = r"(?i)nvjet|gemm|cutlass|xmma"
 
 
