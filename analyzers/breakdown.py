@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import polars as pl
 from tracekit.analyzers import flops as F
-from tracekit.analyzers.attribution import Attribution, type_bytes
+from tracekit.analyzers.attribution import Attribution, fill_graph_gemms, type_bytes
 from tracekit.analyzers.components import COMPONENTS
 from tracekit.analyzers.devices import device_peak
 from tracekit.analyzers.gemm_shapes import parse_dims
@@ -92,12 +92,17 @@ def _infer_batch(att: Attribution, con: duckdb.DuckDBPyConnection) -> tuple[int 
         params={"tid": att.trace_id},
     ).fetchall()
     seen: Counter[tuple[int, int]] = Counter()
+    logits: Counter[int] = Counter()
     for d, n in rows:
         for shape in parse_dims(d) or []:
             if len(shape) == 3 and shape[2] == cfg.d_model:
                 seen[(shape[0], shape[1])] += n
+            elif len(shape) in (2, 3) and shape[-1] in (cfg.vocab_size, cfg.padded_vocab) and cfg.vocab_size > 1:
+                logits[shape[0]] += n
     if not seen:
-        return None, None
+        # CUDA-graph decode traces: the model runs inside the replays, only the sampling ops outside record
+        # shapes; their logits [B, (1,) vocab] give the batch (the prompt length is not in the trace)
+        return (logits.most_common(1)[0][0], None) if logits else (None, None)
     (b, l_), _ = seen.most_common(1)[0]
     return b, l_
 
@@ -226,6 +231,7 @@ def summarize(
         b, l_ = _infer_batch(att, con)
         ctx.batch = ctx.batch or b
         ctx.seqlen = ctx.seqlen or l_
+    fill_graph_gemms(att, ctx.batch)
     mode_given = ctx.mode is not None
     if ctx.mode is None and ctx.batch and config_matches(att):
         calls = att.gemms.filter(pl.col("role") == "in_proj")["tokens"].drop_nulls()
@@ -336,6 +342,8 @@ def summarize(
         elif given[0] is None and ctx.batch is not None and ctx.mode != "generate":
             notes.append(
                 f"batch {ctx.batch} and seqlen {ctx.seqlen} inferred from the most common [B, L, d_model] input shape"
+                if ctx.seqlen is not None
+                else f"batch {ctx.batch} inferred from the logits shape [B, vocab] of the sampling ops (seqlen unknown)"
             )
     if phase_note is not None:
         notes.append(phase_note)
@@ -569,12 +577,7 @@ def _notes(
                 f"{n_unlinked} of {units.height} kernels have no launching CPU op ({why}): "
                 "they were classified by kernel name and GPU annotations only"
             )
-        n_graph = units.filter(pl.col("reason") == "graph position").height
-        if n_graph:
-            out.append(
-                f"{n_graph} GEMM kernels of CUDA-graph replays have no shapes: their roles (and components) are "
-                "inferred from their position in each graph launch"
-            )
+        out.extend(_graph_notes(att, tot["time_ns"]))
         if doc["device"] is None:
             out.append(
                 "no deviceProperties (or no device name in them) in the trace: device unknown, roofline_pct null"
@@ -596,6 +599,30 @@ def _notes(
     out.extend(_memory_notes(con, att, mem, peak_source))
     if by == "stream" and not gw["events"]:
         out.append("--by stream: the trace has no GPU events, so no streams")
+    return out
+
+
+def _graph_notes(att: Attribution, total_ns: int) -> list[str]:
+    """How the kernels of CUDA-graph replays were attributed: by the template step, or inferred (with how much)."""
+    ga = att.graph
+    if ga is None:
+        return []
+    out: list[str] = []
+    pct = (lambda ns: f"{100 * ns / total_ns:.1f}%") if total_ns else (lambda ns: "–")
+    if ga.template:
+        out.append(
+            f"CUDA-graph replays attributed by the template step: {ga.aligned} of {ga.replayed} replayed kernels "
+            f"({ga.replays} replays) aligned with the eager step recorded before them (reason `graph template`); "
+            f"the template step itself ({ga.template_kernels} kernels, {_ms(ga.template_ns)}) is not counted"
+        )
+    if ga.inferred:
+        n_pos = att.units.filter(pl.col("reason") == "graph position").height
+        why = "not aligned with the template step" if ga.template else "no template step in the trace"
+        out.append(
+            f"{ga.inferred} of {ga.replayed} kernels of CUDA-graph replays ({ga.inferred_ns} ns, {pct(ga.inferred_ns)} "
+            f"of kernel time) are inferred ({why}): {n_pos} GEMMs by their position in each graph launch, the rest "
+            f"by kernel-name rules; {ga.inferred_other_ns} ns ({pct(ga.inferred_other_ns)}) of them fell to `other`"
+        )
     return out
 
 
