@@ -319,6 +319,7 @@ def summarize(
         "memory_peak": mpeak.to_dict() if mpeak is not None else None,
         "timing": {"ttft_ms": ctx.ttft_ms, "tpot_ms": ctx.tpot_ms, "median_ms": ctx.median_ms},
         "phases": phases,
+        "graph": att.graph.to_dict() if att.graph is not None else None,
         "host": host_diagnosis(
             con,
             att,
