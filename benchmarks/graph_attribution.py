@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from tracekit.analyzers.components import COMPONENTS
 
 import tracekit
-from tracekit.analyzers.components import COMPONENTS
 
 
 def _other_kernels(db: Any, report: Any) -> list[dict[str, Any]]:
@@ -71,7 +71,7 @@ def points(db: Any, run_dir: Path) -> list[dict[str, Any]]:
                 "graph_flops": {c: grows[c]["flops"] for c in COMPONENTS},
                 "graph_gbps": {c: grows[c]["achieved_gbps"] for c in COMPONENTS},
                 "graph_roofline_pct": {c: grows[c]["roofline_pct"] for c in COMPONENTS},
-                "eager_flops": {c: r["flops"] for c in COMPONENTS for r in eager.to_dict()["components"] if r["component"] == c},
+                "eager_flops": {r["component"]: r["flops"] for r in eager.to_dict()["components"]},
                 "graph_other_kernels": _other_kernels(db, graph),
                 "graph_notes": gdoc["notes"],
             }
@@ -102,7 +102,8 @@ def markdown(rows: list[dict[str, Any]], device: str) -> str:
             f"Replays: {g['replays']}, {g['aligned']} of {g['replayed']} kernels aligned with the template "
             f"({g['template_kernels']} kernels); largest share difference {r['max_abs_diff_points']:.2f} points.",
             "",
-            "| component | eager decode | graph decode | difference (points) | graph GFLOP | graph GB/s | graph roofline |",
+            "| component | eager decode | graph decode | difference (points) | graph GFLOP | graph GB/s "
+            "| graph roofline |",
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]
         for c in COMPONENTS:
