@@ -57,11 +57,22 @@ class RunContext:
     eager_ms_per_step: float | None = None
 
 
-def _span(con: duckdb.DuckDBPyConnection, trace_id: int) -> tuple[int | None, int | None]:
+def _since(att: Attribution) -> int:
+    """Where the analysed part of the trace starts: after a CUDA-graph trace's template step (its CPU range and
+    its kernels, which a synchronisation separates from the replays), else at the beginning."""
+    if att.template_window is None:
+        return -(2**62)
+    ends = [att.template_window[1]]
+    if att.template is not None and att.template.height:
+        ends.append(int(att.template["end_ns"].max()))
+    return max(ends)
+
+
+def _span(con: duckdb.DuckDBPyConnection, trace_id: int, since: int) -> tuple[int | None, int | None]:
     cats = ", ".join(f"'{c}'" for c in SPAN_CATS)
     lo, hi = con.sql(
-        f"SELECT min(ts_ns), max(end_ns) FROM events WHERE trace_id = $tid AND category IN ({cats})",
-        params={"tid": trace_id},
+        f"SELECT min(ts_ns), max(end_ns) FROM events WHERE trace_id = $tid AND category IN ({cats}) AND ts_ns >= $s",
+        params={"tid": trace_id, "s": since},
     ).fetchall()[0]
     return lo, hi
 
@@ -242,10 +253,11 @@ def summarize(
     units = att.units
     time_col = "dur_ns" if gpu else "self_ns"
     total_ns = int(units[time_col].sum() or 0)
-    lo, hi = _span(con, att.trace_id)
+    since = _since(att)
+    lo, hi = _span(con, att.trace_id, since)
     span = (hi - lo) if lo is not None and hi is not None else None
     busy = union_ns(units) if gpu else None
-    gw = _gpu_work(con, att.trace_id)
+    gw = _gpu_work(con, att.trace_id, since)
     mem, peak_source = _memory(con, att)
     mpeak, mpeak_note = memory_peak(con, att, mem, lo)
     if mpeak_note is not None:
@@ -412,14 +424,15 @@ def _ms(ns: int) -> str:
     return f"{ns / 1e6:.3f} ms"
 
 
-def _gpu_work(con: duckdb.DuckDBPyConnection, trace_id: int) -> dict[str, Any]:
-    """Kernels, memcpy and memset of the trace: exact sums per category and per (device, stream)."""
+def _gpu_work(con: duckdb.DuckDBPyConnection, trace_id: int, since: int) -> dict[str, Any]:
+    """Kernels, memcpy and memset of the trace (from `since`: after a template step): exact sums per category
+    and per (device, stream)."""
     cats = ", ".join(f"'{c}'" for c in GPU_CATS)
     ev = frame(
         con,
         f"""SELECT category AS cat, device, stream, ts_ns, dur_ns, end_ns FROM events
-            WHERE trace_id = $tid AND category IN ({cats})""",
-        {"tid": trace_id},
+            WHERE trace_id = $tid AND category IN ({cats}) AND ts_ns >= $s""",
+        {"tid": trace_id, "s": since},
     )
     out: dict[str, Any] = {"events": ev.height, "busy_ns": union_ns(ev), "by_category": [], "by_stream": []}
     busy_cat, busy_stream = union_ns_by(ev, ["cat"]), union_ns_by(ev, ["device", "stream"])

@@ -51,6 +51,10 @@ def test_every_replayed_kernel_is_aligned_with_the_template(reports):
         assert g["replays"] == 6 and g["aligned"] == g["replayed"] and g["inferred_ns"] == 0, key
         # the template step counts in no total: kernels = replays + the eager ops around them
         assert graph["total"]["kernels"] + g["template_kernels"] == _kernel_count(d[True][1], graph["trace_id"])
+        # span, by_category and GPU busy start after the template too: the kernel row equals the units' total
+        [krow] = [r for r in graph["by_category"] if r["category"] == "kernel"]
+        assert krow["gpu_time_ns"] == graph["total"]["gpu_time_ns"] and krow["count"] == graph["total"]["kernels"]
+        assert graph["gpu_busy"] > 0.5, key  # replays keep the GPU busy (the eager template would not)
         assert not any("matches none" in n for n in graph["notes"])
         assert graph["model"]["mode"] == "decode" and graph["layer_source"] == "scope"
 
