@@ -14,8 +14,10 @@ Each unit gets exactly one component, so component times sum to the total exactl
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -44,6 +46,37 @@ class Attribution:
     config_source: ConfigSource  # manifest | flags | inferred | none
     walk: pl.DataFrame  # event_id -> comp, layer, chain (for memory attribution)
     layer_source: LayerSource | None = None  # "scope" (layer.{i}), "inferred" (in_proj order, GPU only) or None
+    # CUDA-graph traces: the eager template step (kernels held out of `units`), its CPU window, and how the
+    # replays were attributed (GraphAlignment); None on traces without graph replays.
+    template: pl.DataFrame | None = None
+    template_window: tuple[int, int] | None = None
+    graph: GraphAlignment | None = None
+
+
+@dataclasses.dataclass
+class GraphAlignment:
+    """How the kernels of CUDA-graph replays got their component (docs/attribute.md, "CUDA-graph replays").
+
+    `template`: the trace holds a template step; `replayed`/`replayed_ns`: kernels launched by
+    `cudaGraphLaunch` and their time; `aligned`/`aligned_ns`: those given the component and layer of the
+    template kernel they align with (reason "graph template"); the rest (`inferred`, `inferred_ns`) were
+    attributed by graph position (GEMMs) and kernel-name rules, `inferred_other_ns` of it falling to `other`.
+    """
+
+    template: bool
+    template_kernels: int
+    template_ns: int
+    replays: int
+    replayed: int
+    replayed_ns: int
+    aligned: int
+    aligned_ns: int
+    inferred: int
+    inferred_ns: int
+    inferred_other_ns: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 def _ssm_param_shapes(cfg: ModelConfig | None) -> set[tuple[int, ...]]:
@@ -169,13 +202,14 @@ def attribute(
 
     units = _gpu_units(con, trace_id, walk, ops) if time_source == "gpu" else _cpu_units(con, trace_id, walk, ops)
     units = _classify(units, clf)
-    if time_source == "gpu" and config is not None:
-        units = _graph_gemm_roles(units, config)
+    template, window = None, None
+    if time_source == "gpu":
+        units, template, window = _split_template(con, trace_id, units)
+        units = _align_graph(units, template)
+        if config is not None:
+            units = _graph_gemm_roles(units, config)
 
     g = innermost.join(walk.select("event_id", "comp", "layer", "chain"), on="event_id", how="left")
-    if time_source == "gpu":
-        ran = units.select("gemm_id").drop_nulls().unique()["gemm_id"]
-        g = g.filter(pl.col("event_id").is_in(ran.implode()))
     g = g.select(
         pl.col("event_id").alias("gemm_id"),
         pl.lit(None, dtype=pl.String).alias("kernel"),
@@ -189,6 +223,12 @@ def attribute(
         pl.col("types"),
     )
     g = _classify(g, clf)
+    graph = None
+    if time_source == "gpu":
+        units = _graph_gemm_ids(units)
+        ran = units.select("gemm_id").drop_nulls().unique()["gemm_id"]
+        g = pl.concat([g.filter(pl.col("gemm_id").is_in(ran.implode())), _graph_gemms(units, g)])
+        graph = _graph_summary(units, template)
     layer_source = LayerSource.SCOPE if units["layer"].drop_nulls().len() else None
     if layer_source is None and time_source == "gpu" and config is not None:
         inferred = infer_layers(units, config.n_layer)
@@ -204,10 +244,15 @@ def attribute(
             "tokens", [_tokens(s, clf.roles, sc) for s, sc in zip(shapes, g["scope"], strict=True)], dtype=pl.Int64
         ),
     )
-    return Attribution(trace_id, time_source, units, g, config, config_source, walk, layer_source)
+    units = units.drop("tmpl_gemm", strict=False)
+    return Attribution(
+        trace_id, time_source, units, g, config, config_source, walk, layer_source, template, window, graph
+    )
 
 
 GRAPH_LAUNCH = "cudaGraphLaunch"
+# The user annotation around the eager template step of a CUDA-graph decode trace (collectors/scopes.py).
+TEMPLATE_SCOPE = "tracekit.template"
 GEMM_KERNEL = r"(?i)nvjet|gemm|cutlass|xmma"
 
 
@@ -254,6 +299,189 @@ def _graph_gemm_roles(units: pl.DataFrame, cfg: ModelConfig) -> pl.DataFrame:
         pl.when(hit).then(pl.lit("graph position")).otherwise(pl.col("reason")).alias("reason"),
         pl.when(hit).then(pl.col("_role")).otherwise(pl.col("role")).alias("role"),
     ).drop("_component", "_role")
+
+
+def _split_template(
+    con: duckdb.DuckDBPyConnection, trace_id: int, units: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame | None, tuple[int, int] | None]:
+    """(units without the template step, the template step's kernels or None, its CPU window or None).
+
+    The template's kernels are those launched inside the `tracekit.template` annotation (by launch time, so
+    Triton kernels launched without an aten op count too). They are not decode steps: they are held out of
+    the units (and so of every total) and serve only as the pattern replays are aligned with.
+    """
+    wins = con.sql(schema.query("attribution", "template_windows"), params={"tid": trace_id, "name": TEMPLATE_SCOPE})
+    rows = wins.fetchall()
+    if not rows:
+        return units, None, None
+    lo, hi = rows[0]
+    inside = pl.col("launch_ts").is_between(lo, hi) & pl.col("launch_ts").is_not_null()
+    template = units.filter(inside).sort("ts_ns")
+    if template.is_empty():
+        return units, None, (lo, hi)
+    return units.filter(~inside.fill_null(False)), template, (lo, hi)
+
+
+def _alignment(template: Sequence[str], replay: Sequence[str]) -> list[int | None]:
+    """For each replayed kernel, the index of the template kernel it aligns with (None: no counterpart).
+
+    Identical sequences map one to one; otherwise the longest matching blocks of kernel names in order
+    (difflib's SequenceMatcher, no junk heuristic), so a few extra, missing or renamed kernels leave the rest
+    aligned.
+    """
+    if list(template) == list(replay):
+        return list(range(len(replay)))
+    out: list[int | None] = [None] * len(replay)
+    sm = difflib.SequenceMatcher(None, list(template), list(replay), autojunk=False)
+    for a, b, n in sm.get_matching_blocks():
+        for i in range(n):
+            out[b + i] = a + i
+    return out
+
+
+def _align_graph(units: pl.DataFrame, template: pl.DataFrame | None) -> pl.DataFrame:
+    """Give each kernel of a CUDA-graph replay the component, layer and GEMM role of its template kernel.
+
+    Replays are the kernels launched by `cudaGraphLaunch`, one sequence per launch in GPU start order; each
+    is aligned with the template's kernel sequence by name and order (`_alignment`, memoised per distinct
+    sequence: every replay of one graph is the same). Aligned kernels get reason "graph template" and
+    `tmpl_gemm` (the template kernel's GEMM op, for FLOPs); the others keep what rules gave them.
+    """
+    units = units.with_columns(pl.lit(None, dtype=pl.Int64).alias("tmpl_gemm"))
+    if template is None:
+        return units
+    rep = units.filter(pl.col("launcher") == GRAPH_LAUNCH).sort("launch_id", "ts_ns", "event_id")
+    if rep.is_empty():
+        return units
+    t_names = template["kernel"].to_list()
+    t_rows = template.select("component", "layer", "role", "gemm_id").rows()
+    memo: dict[tuple[str, ...], list[int | None]] = {}
+    ids, comps, layers, roles, gemms = [], [], [], [], []
+    for (_launch,), grp in rep.group_by("launch_id", maintain_order=True):
+        names = tuple(grp["kernel"].to_list())
+        if names not in memo:
+            memo[names] = _alignment(t_names, names)
+        for eid, j in zip(grp["event_id"].to_list(), memo[names], strict=True):
+            if j is None:
+                continue
+            c, layer, role, gid = t_rows[j]
+            ids.append(eid)
+            comps.append(c)
+            layers.append(layer)
+            roles.append(role)
+            gemms.append(gid)
+    if not ids:
+        return units
+    fix = pl.DataFrame(
+        {"event_id": ids, "_c": comps, "_l": layers, "_r": roles, "_g": gemms},
+        schema={"event_id": pl.Int64, "_c": pl.String, "_l": pl.Int32, "_r": pl.String, "_g": pl.Int64},
+    ).with_columns(pl.col("event_id").cast(units.schema["event_id"]), pl.col("_l").cast(units.schema["layer"]))
+    out = units.join(fix, on="event_id", how="left")
+    hit = pl.col("_c").is_not_null()
+    return out.with_columns(
+        pl.when(hit).then(pl.col("_c")).otherwise(pl.col("component")).alias("component"),
+        pl.when(hit).then(pl.col("_l")).otherwise(pl.col("layer")).alias("layer"),
+        pl.when(hit).then(pl.col("_r")).otherwise(pl.col("role")).alias("role"),
+        pl.when(hit).then(pl.lit("graph template")).otherwise(pl.col("reason")).alias("reason"),
+        pl.when(hit).then(pl.col("_g")).otherwise(pl.col("tmpl_gemm")).alias("tmpl_gemm"),
+    ).drop("_c", "_l", "_r", "_g")
+
+
+def _graph_gemm_ids(units: pl.DataFrame) -> pl.DataFrame:
+    """`gemm_id` for replayed GEMM kernels (which have no GEMM op): one id per GEMM call of a replay.
+
+    Template-aligned: the kernels of one launch aligned with the same template GEMM op form one call (a
+    split-K GEMM and its reduction count once), id = their first kernel's event id. Graph position: each
+    kernel is one call (id = its event id).
+    """
+    first = pl.col("event_id").min().over("launch_id", "tmpl_gemm")
+    return units.with_columns(
+        pl.when(pl.col("tmpl_gemm").is_not_null())
+        .then(first)
+        .when(pl.col("reason") == "graph position")
+        .then(pl.col("event_id"))
+        .otherwise(pl.col("gemm_id"))
+        .alias("gemm_id")
+    )
+
+
+def _graph_gemms(units: pl.DataFrame, gemm_ops: pl.DataFrame) -> pl.DataFrame:
+    """Rows of the GEMM frame for replayed GEMM calls (same columns as `gemm_ops`).
+
+    Template-aligned calls copy their template GEMM op's shapes (so FLOPs and tokens follow from them);
+    position-inferred ones have a role but no shapes (FLOPs and tokens filled from the batch by
+    `fill_graph_gemms`).
+    """
+    calls = (
+        units.filter(pl.col("reason").is_in(["graph template", "graph position"]) & pl.col("gemm_id").is_not_null())
+        .sort("ts_ns")
+        .group_by("gemm_id", maintain_order=True)
+        .agg(pl.col("kernel", "tmpl_gemm", "layer", "component", "reason", "role").first())
+    )
+    cols = gemm_ops.columns
+    if calls.is_empty():
+        return gemm_ops.clear()
+    tmpl = gemm_ops.drop("layer", "component", "reason", "role").rename({"gemm_id": "tmpl_gemm"})
+    tmpl = tmpl.drop("kernel")
+    out = calls.join(tmpl, on="tmpl_gemm", how="left")
+    out = out.with_columns(
+        *(pl.lit(None, dtype=gemm_ops.schema[c]).alias(c) for c in cols if c not in out.columns),
+    )
+    out = out.with_columns(pl.col("chain").fill_null([]))
+    return out.select([pl.col(c).cast(gemm_ops.schema[c]) for c in cols])
+
+
+def _graph_summary(units: pl.DataFrame, template: pl.DataFrame | None) -> GraphAlignment | None:
+    rep = units.filter(pl.col("launcher") == GRAPH_LAUNCH)
+    if rep.is_empty() and template is None:
+        return None
+    aligned = rep.filter(pl.col("reason") == "graph template")
+    inferred = rep.filter(pl.col("reason") != "graph template")
+
+    def ns(f: pl.DataFrame) -> int:
+        return int(f["dur_ns"].sum() or 0)
+
+    return GraphAlignment(
+        template=template is not None,
+        template_kernels=template.height if template is not None else 0,
+        template_ns=ns(template) if template is not None else 0,
+        replays=rep["launch_id"].n_unique(),
+        replayed=rep.height,
+        replayed_ns=ns(rep),
+        aligned=aligned.height,
+        aligned_ns=ns(aligned),
+        inferred=inferred.height,
+        inferred_ns=ns(inferred),
+        inferred_other_ns=ns(inferred.filter(pl.col("component") == "other")),
+    )
+
+
+def fill_graph_gemms(att: Attribution, batch: int | None) -> None:
+    """Tokens and FLOPs of position-inferred replay GEMMs from the batch (a decode step: one token per
+    sequence) and the weight shape of their role; in place. Without a batch or config they stay null."""
+    cfg = att.config
+    g = att.gemms
+    if cfg is None or not batch or g.is_empty():
+        return
+    pairs = _role_pairs(cfg)
+    todo = (pl.col("reason") == "graph position") & pl.col("tokens").is_null() & pl.col("role").is_in(list(pairs))
+    flops = pl.col("role").replace_strict(
+        {r: 2 * batch * i * o for r, (i, o) in pairs.items()}, default=None, return_dtype=pl.Int64
+    )
+    att.gemms = g.with_columns(
+        pl.when(todo).then(pl.lit(batch, dtype=pl.Int64)).otherwise(pl.col("tokens")).alias("tokens"),
+        pl.when(todo).then(flops).otherwise(pl.col("flops")).alias("flops"),
+    )
+
+
+def _role_pairs(cfg: ModelConfig) -> dict[str, tuple[int, int]]:
+    """(in_features, out_features) of each projection role (lm_head: mamba-ssm's padded vocabulary)."""
+    pairs = {"in_proj": (cfg.d_model, cfg.in_proj_out), "out_proj": (cfg.d_inner, cfg.d_model)}
+    if cfg.arch == "mamba1":
+        r, n = cfg.dt_rank_value, cfg.d_state
+        pairs |= {"x_proj": (cfg.d_inner, r + 2 * n), "dt_proj": (r, cfg.d_inner)}
+    pairs["lm_head"] = (cfg.d_model, cfg.padded_vocab)
+    return pairs
 
 
 def _tokens(g: Gemm | None, roles: GemmRoles | None, scope: str | None) -> int | None:

@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import polars as pl
 from tracekit.analyzers import flops as F
-from tracekit.analyzers.attribution import Attribution, type_bytes
+from tracekit.analyzers.attribution import Attribution, fill_graph_gemms, type_bytes
 from tracekit.analyzers.components import COMPONENTS
 from tracekit.analyzers.devices import device_peak
 from tracekit.analyzers.gemm_shapes import parse_dims
@@ -57,11 +57,22 @@ class RunContext:
     eager_ms_per_step: float | None = None
 
 
-def _span(con: duckdb.DuckDBPyConnection, trace_id: int) -> tuple[int | None, int | None]:
+def _since(att: Attribution) -> int:
+    """Where the analysed part of the trace starts: after a CUDA-graph trace's template step (its CPU range and
+    its kernels, which a synchronisation separates from the replays), else at the beginning."""
+    if att.template_window is None:
+        return -(2**62)
+    ends = [att.template_window[1]]
+    if att.template is not None and att.template.height:
+        ends.append(int(att.template["end_ns"].max()))
+    return max(ends)
+
+
+def _span(con: duckdb.DuckDBPyConnection, trace_id: int, since: int) -> tuple[int | None, int | None]:
     cats = ", ".join(f"'{c}'" for c in SPAN_CATS)
     lo, hi = con.sql(
-        f"SELECT min(ts_ns), max(end_ns) FROM events WHERE trace_id = $tid AND category IN ({cats})",
-        params={"tid": trace_id},
+        f"SELECT min(ts_ns), max(end_ns) FROM events WHERE trace_id = $tid AND category IN ({cats}) AND ts_ns >= $s",
+        params={"tid": trace_id, "s": since},
     ).fetchall()[0]
     return lo, hi
 
@@ -92,12 +103,17 @@ def _infer_batch(att: Attribution, con: duckdb.DuckDBPyConnection) -> tuple[int 
         params={"tid": att.trace_id},
     ).fetchall()
     seen: Counter[tuple[int, int]] = Counter()
+    logits: Counter[int] = Counter()
     for d, n in rows:
         for shape in parse_dims(d) or []:
             if len(shape) == 3 and shape[2] == cfg.d_model:
                 seen[(shape[0], shape[1])] += n
+            elif len(shape) in (2, 3) and shape[-1] in (cfg.vocab_size, cfg.padded_vocab) and cfg.vocab_size > 1:
+                logits[shape[0]] += n
     if not seen:
-        return None, None
+        # CUDA-graph decode traces: the model runs inside the replays, only the sampling ops outside record
+        # shapes; their logits [B, (1,) vocab] give the batch (the prompt length is not in the trace)
+        return (logits.most_common(1)[0][0], None) if logits else (None, None)
     (b, l_), _ = seen.most_common(1)[0]
     return b, l_
 
@@ -226,6 +242,7 @@ def summarize(
         b, l_ = _infer_batch(att, con)
         ctx.batch = ctx.batch or b
         ctx.seqlen = ctx.seqlen or l_
+    fill_graph_gemms(att, ctx.batch)
     mode_given = ctx.mode is not None
     if ctx.mode is None and ctx.batch and config_matches(att):
         calls = att.gemms.filter(pl.col("role") == "in_proj")["tokens"].drop_nulls()
@@ -236,10 +253,11 @@ def summarize(
     units = att.units
     time_col = "dur_ns" if gpu else "self_ns"
     total_ns = int(units[time_col].sum() or 0)
-    lo, hi = _span(con, att.trace_id)
+    since = _since(att)
+    lo, hi = _span(con, att.trace_id, since)
     span = (hi - lo) if lo is not None and hi is not None else None
     busy = union_ns(units) if gpu else None
-    gw = _gpu_work(con, att.trace_id)
+    gw = _gpu_work(con, att.trace_id, since)
     mem, peak_source = _memory(con, att)
     mpeak, mpeak_note = memory_peak(con, att, mem, lo)
     if mpeak_note is not None:
@@ -313,6 +331,7 @@ def summarize(
         "memory_peak": mpeak.to_dict() if mpeak is not None else None,
         "timing": {"ttft_ms": ctx.ttft_ms, "tpot_ms": ctx.tpot_ms, "median_ms": ctx.median_ms},
         "phases": phases,
+        "graph": att.graph.to_dict() if att.graph is not None else None,
         "host": host_diagnosis(
             con,
             att,
@@ -336,6 +355,8 @@ def summarize(
         elif given[0] is None and ctx.batch is not None and ctx.mode != "generate":
             notes.append(
                 f"batch {ctx.batch} and seqlen {ctx.seqlen} inferred from the most common [B, L, d_model] input shape"
+                if ctx.seqlen is not None
+                else f"batch {ctx.batch} inferred from the logits shape [B, vocab] of the sampling ops (seqlen unknown)"
             )
     if phase_note is not None:
         notes.append(phase_note)
@@ -403,14 +424,15 @@ def _ms(ns: int) -> str:
     return f"{ns / 1e6:.3f} ms"
 
 
-def _gpu_work(con: duckdb.DuckDBPyConnection, trace_id: int) -> dict[str, Any]:
-    """Kernels, memcpy and memset of the trace: exact sums per category and per (device, stream)."""
+def _gpu_work(con: duckdb.DuckDBPyConnection, trace_id: int, since: int) -> dict[str, Any]:
+    """Kernels, memcpy and memset of the trace (from `since`: after a template step): exact sums per category
+    and per (device, stream)."""
     cats = ", ".join(f"'{c}'" for c in GPU_CATS)
     ev = frame(
         con,
         f"""SELECT category AS cat, device, stream, ts_ns, dur_ns, end_ns FROM events
-            WHERE trace_id = $tid AND category IN ({cats})""",
-        {"tid": trace_id},
+            WHERE trace_id = $tid AND category IN ({cats}) AND ts_ns >= $s""",
+        {"tid": trace_id, "s": since},
     )
     out: dict[str, Any] = {"events": ev.height, "busy_ns": union_ns(ev), "by_category": [], "by_stream": []}
     busy_cat, busy_stream = union_ns_by(ev, ["cat"]), union_ns_by(ev, ["device", "stream"])
@@ -569,12 +591,7 @@ def _notes(
                 f"{n_unlinked} of {units.height} kernels have no launching CPU op ({why}): "
                 "they were classified by kernel name and GPU annotations only"
             )
-        n_graph = units.filter(pl.col("reason") == "graph position").height
-        if n_graph:
-            out.append(
-                f"{n_graph} GEMM kernels of CUDA-graph replays have no shapes: their roles (and components) are "
-                "inferred from their position in each graph launch"
-            )
+        out.extend(_graph_notes(att, tot["time_ns"]))
         if doc["device"] is None:
             out.append(
                 "no deviceProperties (or no device name in them) in the trace: device unknown, roofline_pct null"
@@ -596,6 +613,30 @@ def _notes(
     out.extend(_memory_notes(con, att, mem, peak_source))
     if by == "stream" and not gw["events"]:
         out.append("--by stream: the trace has no GPU events, so no streams")
+    return out
+
+
+def _graph_notes(att: Attribution, total_ns: int) -> list[str]:
+    """How the kernels of CUDA-graph replays were attributed: by the template step, or inferred (with how much)."""
+    ga = att.graph
+    if ga is None:
+        return []
+    out: list[str] = []
+    pct = (lambda ns: f"{100 * ns / total_ns:.1f}%") if total_ns else (lambda ns: "–")
+    if ga.template:
+        out.append(
+            f"CUDA-graph replays attributed by the template step: {ga.aligned} of {ga.replayed} replayed kernels "
+            f"({ga.replays} replays) aligned with the eager step recorded before them (reason `graph template`); "
+            f"the template step itself ({ga.template_kernels} kernels, {_ms(ga.template_ns)}) is not counted"
+        )
+    if ga.inferred:
+        n_pos = att.units.filter(pl.col("reason") == "graph position").height
+        why = "not aligned with the template step" if ga.template else "no template step in the trace"
+        out.append(
+            f"{ga.inferred} of {ga.replayed} kernels of CUDA-graph replays ({ga.inferred_ns} ns, {pct(ga.inferred_ns)} "
+            f"of kernel time) are inferred ({why}): {n_pos} GEMMs by their position in each graph launch, the rest "
+            f"by kernel-name rules; {ga.inferred_other_ns} ns ({pct(ga.inferred_other_ns)}) of them fell to `other`"
+        )
     return out
 
 

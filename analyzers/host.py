@@ -60,20 +60,22 @@ def host_diagnosis(
     lo, hi = int(u["ts_ns"].min()), int(u["end_ns"].max())
     window = hi - lo
     busy = union_ns(u)
-    p = {"tid": att.trace_id, "like": LAUNCH_LIKE}
+    # a CUDA-graph trace's template step (held out of the units) is before the replays: its launches too
+    since = att.template_window[1] if att.template_window is not None else -(2**62)
+    p = {"tid": att.trace_id, "like": LAUNCH_LIKE, "since": since}
     n, mean_dur, first, last, rt_ns = con.sql(
         """SELECT count(*), avg(dur_ns), min(ts_ns), max(end_ns),
                   (SELECT sum(dur_ns) FROM events WHERE trace_id = $tid
-                   AND category IN ('cuda_runtime', 'cuda_driver'))
+                   AND category IN ('cuda_runtime', 'cuda_driver') AND ts_ns > $since)
            FROM events WHERE trace_id = $tid AND category IN ('cuda_runtime', 'cuda_driver')
-           AND name ILIKE $like""",
+           AND name ILIKE $like AND ts_ns > $since""",
         params=p,
     ).fetchall()[0]
     py_n, py_mean = con.sql(
         """SELECT count(DISTINCT p.event_id), avg(p.dur_ns) FROM events l
            JOIN events p ON p.trace_id = l.trace_id AND p.event_id = l.parent_id
            WHERE l.trace_id = $tid AND l.category IN ('cuda_runtime', 'cuda_driver') AND l.name ILIKE $like
-           AND p.category = 'python_function'""",
+           AND p.category = 'python_function' AND l.ts_ns > $since""",
         params=p,
     ).fetchall()[0]
     n = int(n or 0)

@@ -12,7 +12,6 @@ events, on CPU with perf_counter_ns.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import gzip
 import inspect
@@ -27,7 +26,7 @@ from pathlib import Path
 import torch
 from torch.autograd.profiler import record_function
 from torch.profiler import ProfilerActivity, profile
-from tracekit.collectors.scopes import scoped
+from tracekit.collectors.scopes import TEMPLATE_SCOPE, scoped
 from tracekit.collectors.spec import Point
 
 
@@ -40,6 +39,7 @@ class Measurement:
     peak_mem_bytes: int | None
     profiled_ns: int | None  # wall time of the profiled pass
     trace: str | None  # file name inside the run dir
+    graph_template: bool = False  # the trace holds one scoped eager step (TEMPLATE_SCOPE) before the replays
 
 
 def quantile(xs: list[int], q: float) -> float:
@@ -224,6 +224,26 @@ class PointRunner:
         first = logits[:, -1].argmax(-1, keepdim=True)
         return step, first, keep
 
+    def _template_step(self, p: Point, cache: object) -> Callable[[torch.Tensor, int], torch.Tensor]:
+        """An eager decode step of the same model on a copy of the graph's decode state.
+
+        It launches the kernels one graph replay runs, from Python and module code, so the profiled pass can
+        record it (scoped like an eager step) as the template that attribution aligns each replay with. It
+        works on cloned conv/ssm states, so the replays that follow see the state they would have seen.
+        """
+        from mamba_ssm.utils.generation import InferenceParams
+
+        src = cache.inference_params  # type: ignore[attr-defined]
+        states = {i: tuple(t.clone() for t in v) for i, v in src.key_value_memory_dict.items()}
+        ip = InferenceParams(max_seqlen=src.max_seqlen, max_batch_size=src.max_batch_size, key_value_memory_dict=states)
+        pos = torch.zeros(p.batch, 1, dtype=torch.long, device=self.device)
+
+        def step(tok: torch.Tensor, k: int) -> torch.Tensor:
+            ip.seqlen_offset = p.seqlen + k
+            return self.model(tok, position_ids=pos, inference_params=ip, num_last_tokens=1).logits
+
+        return step
+
     def _decode_run(self, step, tok: torch.Tensor, n: int, timer: _Timer | None, scopes: bool) -> torch.Tensor:
         for k in range(n):
             if timer:
@@ -255,18 +275,28 @@ class PointRunner:
             samples = timer.samples_ns()
             peak = _peak(self.cuda)
             profiled = None
+            template = None
+            if trace_path is not None and p.cuda_graphs and self.backend == "mamba-ssm":
+                template = self._template_step(p, keep)
+                template(tok, 0)  # once unprofiled: first-call work stays out of the trace
+                _sync(self.cuda)
             if trace_path is not None:
-                # graph replays run no Python module code, so hooks would add nothing there
-                hooks = scoped(self.model, self.backend) if not p.cuda_graphs else contextlib.nullcontext()
-                with hooks, _profiler(self.cuda) as prof:
+                # Graph replays run no module code, so the hooks only scope the template step there.
+                with scoped(self.model, self.backend), _profiler(self.cuda) as prof:
+                    if template is not None:
+                        with record_function(TEMPLATE_SCOPE):
+                            template(tok, 0)
+                        _sync(self.cuda)
                     t0 = time.perf_counter_ns()
                     with record_function("decode"):
                         tok = self._decode_run(step, tok, p.decode_steps, None, True)
                     _sync(self.cuda)
                     profiled = time.perf_counter_ns() - t0
                 _write_trace(prof, trace_path)
-            del keep, step
-        return Measurement(samples, e2e, peak, profiled, trace_path.name if trace_path else None)
+            has_template = template is not None
+            del keep, step, template
+        name = trace_path.name if trace_path else None
+        return Measurement(samples, e2e, peak, profiled, name, graph_template=has_template)
 
     def run(self, p: Point, warmup: int, repeats: int, trace_path: Path | None) -> Measurement:
         fn = self.prefill if p.mode == "prefill" else self.decode

@@ -34,6 +34,10 @@ from collections.abc import Iterator
 import torch
 from torch.autograd.profiler import record_function
 
+# User annotation around the one eager decode step recorded before the replays of a CUDA-graph decode trace
+# (collectors/measure.py); analyzers/attribution.py aligns every replay with it (same string there).
+TEMPLATE_SCOPE = "tracekit.template"
+
 COMPONENTS = ("rmsnorm", "gated_mlp", "conv", "ssm", "final_linear", "other")
 
 # leaf sub-module name inside a mixer / block -> component

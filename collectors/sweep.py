@@ -158,6 +158,8 @@ def _measure(runner: PointRunner, p: Point, spec: CollectSpec, out: Path, label:
         return _entry(p, label, None, mf.PointStatus.FAILED, _error_text(exc))
     entry = _entry(p, label, timing_stats(m, spec.repeats, spec.warmup), mf.PointStatus.OK, None)
     entry["trace"] = m.trace
+    if m.graph_template:
+        entry["graph_template"] = True
     entry["peak_mem_bytes"] = m.peak_mem_bytes
     _release()
     return entry

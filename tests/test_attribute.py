@@ -375,3 +375,32 @@ def test_cuda_graph_gemms_get_roles_from_their_position() -> None:
     # a config whose layer count does not match the replay leaves the GEMMs unresolved, not guessed
     wrong = attribute(db.con, r.trace_id, load_rules(), config=cfg.replace(n_layer=23), infer=False)
     assert set(wrong.units.filter(pl.col("kernel").str.starts_with("nvjet"))["component"]) == {"other"}
+
+
+def test_graph_trace_without_template_gets_flops_and_an_inferred_time_note() -> None:
+    """The H100 graph fixture has no template step: GEMM roles by position, FLOPs/I/O from the batch read off
+    the sampling ops' logits, and a note saying how much kernel time was inferred (ns and %)."""
+    import polars as pl
+
+    import tracekit
+    from tracekit.pipeline import ConfigFlags
+
+    trace = Path(__file__).parent / "data" / "h100_mamba2-130m_decode_b64_l2048_cg.json.gz"
+    db = tracekit.open(":memory:")
+    doc = db.attribute(trace, flags=ConfigFlags("mamba2", "130m")).to_dict()
+    assert not any("matches none" in n for n in doc["notes"])
+    assert doc["model"]["batch"] == 64 and doc["model"]["mode"] == "decode"
+    g = doc["graph"]
+    assert g["template"] is False and g["aligned"] == 0 and g["replays"] == 16
+    assert g["inferred"] == g["replayed"] == 3504
+    [note] = [n for n in doc["notes"] if "are inferred (no template step" in n]
+    assert f"({g['inferred_ns']} ns, " in note and f"{g['inferred_other_ns']} ns" in note
+    rows = {r["component"]: r for r in doc["components"]}
+    # in_proj FLOPs: 2 · B · d_model · in_proj_out per layer call, 24 layers × 16 steps
+    cfg = tracekit.model_config.preset("mamba2", "130m")
+    assert rows["gated_mlp"]["flops"] == 2 * 64 * cfg.d_model * cfg.in_proj_out * 24 * 16
+    for c in ("gated_mlp", "conv", "ssm", "final_linear", "rmsnorm"):
+        r = rows[c]
+        assert r["io_bytes"] and r["achieved_gbps"] and r["intensity"] and r["roofline_pct"] is not None, c
+    assert doc["total"]["gemm_flops"] == sum(r["gemm_flops"] for r in doc["components"])
+    assert pl.Series([r["share"] for r in doc["components"]]).sum() == pytest.approx(1.0)

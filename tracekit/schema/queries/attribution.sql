@@ -51,9 +51,9 @@ WHERE trace_id = $tid
 
 -- name: kernel_units
 -- One row per kernel of the trace: event_id, kernel (name), ts_ns, dur_ns, end_ns, stream, device, op_id (the
--- launching CPU op), op (its name), launch_id (the runtime call), launcher (its name).
+-- launching CPU op), op (its name), launch_id (the runtime call), launcher (its name), launch_ts (its start).
 SELECT k.event_id, k.name AS kernel, k.ts_ns, k.dur_ns, k.end_ns, k.stream, k.device, k.op_id,
-       o.name AS op, k.launch_id, r.name AS launcher
+       o.name AS op, k.launch_id, r.name AS launcher, r.ts_ns AS launch_ts
 FROM kernels k LEFT JOIN events o ON o.trace_id = k.trace_id AND o.event_id = k.op_id
 LEFT JOIN events r ON r.trace_id = k.trace_id AND r.event_id = k.launch_id
 WHERE k.trace_id = $tid;
@@ -72,3 +72,10 @@ kids AS (SELECT parent_id, sum(dur_ns) AS child_ns FROM ev WHERE parent_id IS NO
 SELECT ev.event_id, ev.name AS op, ev.category AS cat, ev.ts_ns, ev.dur_ns, ev.end_ns, ev.tid,
        CAST(ev.dur_ns - coalesce(kids.child_ns, 0) AS BIGINT) AS self_ns
 FROM ev LEFT JOIN kids ON kids.parent_id = ev.event_id;
+
+-- name: template_windows
+-- The CPU-side ranges of the `tracekit.template` annotation ($name): the eager step a CUDA-graph decode trace
+-- records before its replays (collectors/measure.py). Columns: ts_ns, end_ns.
+SELECT ts_ns, end_ns FROM events
+WHERE trace_id = $tid AND name = $name AND category = 'user_annotation'
+ORDER BY ts_ns;
