@@ -250,14 +250,14 @@ def phase_line(phases: dict[str, Any] | None) -> str | None:
     pre, dec = phases.get("prefill"), phases.get("decode")
     if pre:
         parts.append(
-            f"prefill (TTFT phase): span {_ms(pre['span_ns'])} ms, kernels {_ms(pre['kernel_ns'])} ms, "
+            f"prefill (TTFT phase): span {_ms(pre['span_ns'])}, kernels {_ms(pre['kernel_ns'])}, "
             f"{pre['launches']} launches"
         )
     if dec:
         sp, kt = dec["step_span_ns"], dec["step_kernel_ns"]
         parts.append(
-            f"decode: {dec['steps']} steps, span/step {_ms(sp['median'])} ms (p10 {_ms(sp['p10'])}, p90 "
-            f"{_ms(sp['p90'])}), kernels/step {_ms(kt['median'])} ms, {dec['launches_per_step']['median']:.0f} "
+            f"decode: {dec['steps']} steps, span/step {_ms(sp['median'])} (p10 {_ms(sp['p10'])}, p90 "
+            f"{_ms(sp['p90'])}), kernels/step {_ms(kt['median'])}, {dec['launches_per_step']['median']:.0f} "
             "launches/step"
         )
     return "phases: " + " · ".join(parts) if parts else None

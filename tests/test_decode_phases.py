@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,9 @@ def test_generate_trace_split(tmp_path):
     assert host["bound"] == "host-bound" and host["launches"] == 7264
     assert host["launches_per_step"] == 221 and host["step_busy_fraction"] < 0.05
     assert host["verdict"].startswith("host-bound: GPU idle 9") and "221 launches per step" in host["verdict"]
-    assert "decode: 31 steps" in phase_line(ph) and host_line(host).startswith("host: host-bound")
+    line = phase_line(ph)
+    assert "decode: 31 steps" in line and host_line(host).startswith("host: host-bound")
+    assert not re.search(r"(ms|µs|ns|s) (ms|µs|ns)\b", line), line  # one unit per figure
     assert rep.phases is ph and rep.host is host
 
 
