@@ -22,7 +22,7 @@ import duckdb
 
 from tracekit import __version__, schema
 from tracekit.errors import TraceError
-from tracekit.store import chrome
+from tracekit.store import chrome, nesting
 from tracekit.store.kineto import PreparedTrace
 
 EXACT_BOUND_US = 2**43
@@ -290,12 +290,15 @@ def _read_array(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, exact: 
     return "decimal"
 
 
-def _validate(con: duckdb.DuckDBPyConnection, path: Path) -> int:
-    n, no_ph, bad_x, bad_i = con.execute(
-        """SELECT count(*),
+def _validate(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, bool]:
+    """(events, whether any has a phase chrome.py pairs) of a valid `raw`; raises on what is refused."""
+    paired_phases = ", ".join(f"'{p}'" for p in chrome.PAIRED_PHASES)
+    n, no_ph, bad_x, bad_i, paired = con.execute(
+        f"""SELECT count(*),
                   count(*) FILTER (WHERE ph IS NULL),
                   count(*) FILTER (WHERE ph = 'X' AND (ts_ns IS NULL OR dur_ns IS NULL)),
-                  count(*) FILTER (WHERE ph IN ('i', 'I') AND ts_ns IS NULL)
+                  count(*) FILTER (WHERE ph IN ('i', 'I') AND ts_ns IS NULL),
+                  count(*) FILTER (WHERE ph IN ({paired_phases}))
            FROM raw"""
     ).fetchone()
     if n == 0:
@@ -319,7 +322,7 @@ def _validate(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     neg, first = con.execute("SELECT count(*), min(event_id) FROM raw WHERE ph = 'X' AND dur_ns < 0").fetchone()
     if neg:
         raise TraceError(path, f"{neg} complete ('X') events with negative 'dur' (first: traceEvents[{first}])")
-    return n
+    return n, paired > 0
 
 
 def _insert(con: duckdb.DuckDBPyConnection, trace_id: int) -> None:
@@ -330,38 +333,74 @@ def _insert(con: duckdb.DuckDBPyConnection, trace_id: int) -> None:
     schema.run(con, "ingest", "insert_tracks", p)
 
 
+@dataclasses.dataclass
+class Staged:
+    """One trace parsed, nested and linked in the connection's temp relations (`raw`, `slices_src`,
+    `nesting`, `cats`, `flow_corr`, `launches`, `ops_by_ext` and chrome.py's), not yet written anywhere:
+    what a sink (the DuckDB tables, `write_staged`) turns into rows of the schema's tables."""
+
+    prepared: PreparedTrace
+    time_parse: str
+    events: int
+    kernels: int
+    notes: dict[str, int]
+
+
+def stage(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace) -> Staged:
+    """Parse, validate, pair, nest and link one prepared trace in temp relations (call `drop_staged`
+    after, in a `finally`). Raises TraceError on what is refused; nothing persistent is touched."""
+    schema.run(con, "ingest", "macros")
+    mode = _load_raw(con, prepared)
+    n_events, paired = _validate(con, prepared.path)
+    chrome.prepare(con, paired=paired)
+    nesting.nest(con)
+    for name in ("cats", "flow_corr", "links"):
+        schema.run(con, "ingest", name)
+    kernels = con.execute(schema.query("ingest", "count_kernels")).fetchall()[0][0]
+    return Staged(prepared, mode, n_events, kernels, chrome.note_counts(con))
+
+
+def write_staged(con: duckdb.DuckDBPyConnection, staged: Staged) -> int:
+    """Insert a staged trace into the persistent tables in one transaction; returns its new trace_id."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        trace_id = _store(con, staged.prepared, staged.time_parse, staged.events, staged.notes)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return trace_id
+
+
+STAGED_TABLES = ("raw", "nesting", "cats", "flow_corr", "launches", "ops_by_ext", *chrome.TEMP_TABLES)
+
+
+def drop_staged(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the temp relations of `stage` (views first: they read the tables)."""
+    for v in chrome.TEMP_VIEWS:
+        con.execute(f"DROP VIEW IF EXISTS {v}")
+    for t in STAGED_TABLES:
+        con.execute(f"DROP TABLE IF EXISTS {t}")
+
+
 def ingest_prepared(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace) -> IngestResult:
     """Ingest one prepared trace: parse, nest and link in temp tables, then write in one transaction."""
     t0 = time.perf_counter()
     try:
-        schema.run(con, "ingest", "macros")
-        mode = _load_raw(con, prepared)
-        n_events = _validate(con, prepared.path)
-        chrome.prepare(con)
-        for name in ("nesting", "cats", "flow_corr", "links"):
-            schema.run(con, "ingest", name)
-        kernels = con.execute(schema.query("ingest", "count_kernels")).fetchall()[0][0]
-        notes = chrome.note_counts(con)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            trace_id = _store(con, prepared, mode, n_events, notes)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        staged = stage(con, prepared)
+        trace_id = write_staged(con, staged)
     finally:
-        for t in ("raw", "depths", "nesting", "cats", "flow_corr", "launches", "ops_by_ext", *chrome.TEMP_TABLES):
-            con.execute(f"DROP TABLE IF EXISTS {t}")
+        drop_staged(con)
     return IngestResult(
         path=str(prepared.path),
         trace_id=trace_id,
         skipped=False,
-        events=n_events,
-        kernels=kernels,
+        events=staged.events,
+        kernels=staged.kernels,
         json_bytes=prepared.json_bytes,
         seconds=time.perf_counter() - t0,
-        time_parse=mode,
-        notes=notes,
+        time_parse=staged.time_parse,
+        notes=staged.notes,
     )
 
 
