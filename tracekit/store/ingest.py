@@ -106,11 +106,19 @@ def _load_raw(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace) -> str:
     """Create temp table `raw` (one row per array element). Returns the time-parse mode used.
 
     When DuckDB refuses the array, the problem is located in the user's terms (`diagnose`)."""
-    exact = not _sample_is_binary64_safe(prepared.array_file)
+    exact = not _sample_is_binary64_safe(prepared.parts[0] if prepared.parts else prepared.array_file)
+    if exact:
+        prepared.join_parts()
     try:
         mode = _read_array(con, prepared, exact)
     except duckdb.Error as exc:
-        raise TraceError(prepared.path, diagnose(prepared, exc)) from None
+        if not prepared.parts:
+            raise TraceError(prepared.path, diagnose(prepared, exc)) from None
+        prepared.join_parts()  # a cut inside a string or nested value, or a bad element: read it whole
+        try:
+            mode = _read_array(con, prepared, exact)
+        except duckdb.Error as exc:
+            raise TraceError(prepared.path, diagnose(prepared, exc)) from None
     _check_time_types(con, prepared)
     return mode
 
@@ -142,7 +150,7 @@ def diagnose(
     `strict`, None: nothing wrong)."""
     from tracekit.store import kineto
 
-    scanner, starts = kineto.element_spans(prepared.array_file)
+    scanner, starts = kineto.element_spans(prepared.join_parts())
     n = starts.size
     end = scanner.end if scanner.end is not None else scanner.offset
     hints = [] if hint is None else [hint]
@@ -254,7 +262,9 @@ _NUMBER_TYPES = "('DOUBLE', 'BIGINT', 'UBIGINT')"
 def _read_array(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, exact: bool) -> str:
     # ts/dur are read as JSON (DuckDB would cast a string or boolean to a number silently); their
     # text is the shortest round-trip form of the binary64 DuckDB parsed, so ::DOUBLE is that double.
-    src = str(prepared.array_file).replace("'", "''")
+    # Parts (kineto.PreparedTrace.parts) are read in parallel, in order: event_id is the row's position.
+    files = prepared.parts or [prepared.array_file]
+    src = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
     if not exact:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE raw AS
@@ -265,7 +275,7 @@ def _read_array(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, exact: 
             FROM (SELECT * REPLACE (CAST(ts AS DOUBLE) AS ts, CAST(dur AS DOUBLE) AS dur),
                          (ts IS NULL OR json_type(ts) IN {_NUMBER_TYPES})
                          AND (dur IS NULL OR json_type(dur) IN {_NUMBER_TYPES}) AS ts_type_ok
-                  FROM read_json('{src}', format='array', columns={_columns("JSON")},
+                  FROM read_json({src}, format='array', columns={_columns("JSON")},
                                  maximum_object_size=67108864))"""
         )
         bound = con.execute(
@@ -273,7 +283,7 @@ def _read_array(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, exact: 
         ).fetchall()[0][0]
         if bound < EXACT_BOUND_US:
             return "binary64-exact"
-    quoted, strings = _quote_times(prepared.array_file)
+    quoted, strings = _quote_times(prepared.join_parts())
     src = str(quoted).replace("'", "''")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE raw AS
@@ -361,7 +371,13 @@ def stage(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace) -> Staged:
 
 
 def write_staged(con: duckdb.DuckDBPyConnection, staged: Staged) -> int:
-    """Insert a staged trace into the persistent tables in one transaction; returns its new trace_id."""
+    """Insert a staged trace into the persistent tables in one transaction; returns its new trace_id.
+
+    Rows are inserted without keeping their order (every table has its key columns; readers sort) and
+    compressed with zstd at the commit's checkpoint: measured on the 40 MB trace, commit 0.28 -> 0.16 s
+    and the file 10.8 -> 9.4 MB (docs/schema.md, "Ingest performance")."""
+    con.execute("SET preserve_insertion_order = false")
+    con.execute("SET force_compression = 'zstd'")
     con.execute("BEGIN TRANSACTION")
     try:
         trace_id = _store(con, staged.prepared, staged.time_parse, staged.events, staged.notes)
@@ -369,6 +385,9 @@ def write_staged(con: duckdb.DuckDBPyConnection, staged: Staged) -> int:
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    finally:
+        con.execute("RESET preserve_insertion_order")
+        con.execute("RESET force_compression")
     return trace_id
 
 
