@@ -38,7 +38,7 @@ def test_parts_store_what_the_whole_array_stores(monkeypatch: pytest.MonkeyPatch
             joined.append(self.path.name)
         return real_join(self)
 
-    def ingest_prepared(con, prepared):  # noqa: ANN001, ANN202
+    def ingest_prepared(con, prepared):
         n = len(prepared.parts)
         result = real_stage(con, prepared)
         if n > 1 and prepared.parts:
