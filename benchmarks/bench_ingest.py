@@ -35,6 +35,7 @@ TRACEKIT_CHILD = """
 import json, sys, time
 from tracekit.store.database import Database
 db = Database(sys.argv[1])
+db.con.execute("SET enable_progress_bar = false")
 if int(sys.argv[3]):
     db.con.execute(f"SET threads = {int(sys.argv[3])}")
 t = time.perf_counter()
@@ -56,12 +57,16 @@ print(sum(len(t) for t in ta.t.traces.values()))
 """
 
 
-def run_child(code: str, *args: str, cores: int = 0) -> tuple[float, int, str]:
+def run_child(code: str, *args: str, cores: int = 0, env: dict | None = None) -> tuple[float, int, str]:
     """(wall seconds, peak RSS bytes, stdout) of `python -c code args`, pinned to `cores` cores if > 0."""
     pin = (lambda: os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:cores]))) if cores else None
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=pin
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=pin,
+        env=os.environ | (env or {}),
     )
     out = proc.stdout.read()
     err = proc.stderr.read()
@@ -113,12 +118,16 @@ def build_synthetic(src: Path, target_bytes: int, out: Path) -> int:
     return len(meta) + copies * len(body)
 
 
-def bench(trace: Path, with_hta: bool, cores: int = 0, events: int | None = None) -> dict:
+def bench(trace: Path, with_hta: bool, cores: int = 0, events: int | None = None, part_mb: str = "") -> dict:
     size = json_size(trace)
-    res: dict = {"trace": trace.name, "json_mb": round(size / 1e6, 1), "cores": cores or os.cpu_count()}
+    res: dict = {"trace": trace.name, "json_mb": round(size / 1e6, 1), "cores": cores or len(os.sched_getaffinity(0))}
+    env = {"TRACEKIT_PART_MB": part_mb} if part_mb else {}
+    res["part_mb"] = part_mb or os.environ.get("TRACEKIT_PART_MB", "default")
     with tempfile.TemporaryDirectory() as tmp:
-        wall, rss, out = run_child(TRACEKIT_CHILD, str(Path(tmp) / "b.duckdb"), str(trace), str(cores), cores=cores)
-        child = json.loads(out)
+        wall, rss, out = run_child(
+            TRACEKIT_CHILD, str(Path(tmp) / "b.duckdb"), str(trace), str(cores), cores=cores, env=env
+        )
+        child = json.loads(out.splitlines()[-1])
         if events is not None and child["events"] != events:
             raise RuntimeError(f"{trace.name}: ingested {child['events']} events, the file has {events}")
         res["tracekit"] = {
@@ -184,6 +193,9 @@ def main() -> None:
     ap.add_argument("--synthetic", type=Path, help="use (or build, if missing) the synthetic trace at this path")
     ap.add_argument("--cores", default="", help="comma-separated core counts for the scaling table, e.g. 1,2,4,8,16")
     ap.add_argument("--repeat", type=int, default=1, help="runs of each row (all are kept in the JSON)")
+    ap.add_argument(
+        "--part-mb", default="", help="comma-separated TRACEKIT_PART_MB values to compare (0: the array as one file)"
+    )
     ap.add_argument("--no-hta", action="store_true")
     ap.add_argument("--out", type=Path, help="write the results as JSON here")
     args = ap.parse_args()
@@ -192,9 +204,11 @@ def main() -> None:
     skipped = [c for c in cores if c > avail]
     cores = [c for c in cores if c <= avail]
     results: dict = {"machine": machine(), "runs": [], "skipped_cores": skipped}
+    parts = args.part_mb.split(",") if args.part_mb else [""]
     for c in cores:
         for _ in range(args.repeat):
-            results["runs"].append(bench(args.trace, not args.no_hta, cores=c))
+            for pm in parts:
+                results["runs"].append(bench(args.trace, not args.no_hta, cores=c, part_mb=pm))
     if args.synthetic_gb > 0 or args.synthetic:
         with tempfile.TemporaryDirectory() as tmp:
             big = args.synthetic or Path(tmp) / "synthetic.json"
@@ -203,11 +217,14 @@ def main() -> None:
                 count = build_synthetic(args.trace, int((args.synthetic_gb or 1) * 1e9), big)
             for c in cores:
                 for _ in range(args.repeat):
-                    results["runs"].append(bench(big, with_hta=False, cores=c, events=count) | {"synthetic": True})
+                    for pm in parts:
+                        row = bench(big, with_hta=False, cores=c, events=count, part_mb=pm)
+                        results["runs"].append(row | {"synthetic": True})
     for r in results["runs"]:
         tk = r["tracekit"]
         line = (
-            f"{r['trace']}: {r['json_mb']} MB JSON, {r['cores']} cores | tracekit {tk['seconds']} s whole process "
+            f"{r['trace']}: {r['json_mb']} MB JSON, {r['cores']} cores, parts {r['part_mb']} MB | "
+            f"tracekit {tk['seconds']} s whole process "
             f"({tk['mb_per_s']} MB/s), {tk['in_process_s']} s in process ({tk['in_process_mb_per_s']} MB/s), "
             f"peak RSS {tk['peak_rss_mb']} MB ({tk['rss_over_json']}x JSON)"
         )

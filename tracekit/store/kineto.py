@@ -41,8 +41,9 @@ PACKED_READ = 256 << 10  # compressed bytes per inflate step: ~4 MiB pieces at K
 HEAD_LIMIT = 64 << 20  # top-level keys before traceEvents beyond this: not a Kineto trace
 TAIL_LIMIT = 64 << 20  # top-level keys after traceEvents beyond this: refused (Kineto writes a few KB)
 GZIP_MAGIC = b"\x1f\x8b"
-PART_BYTES = 16 << 20  # the events array is written in parts of about this size, cut between elements, so
-# DuckDB's JSON reader (one thread per file) parses them in parallel; see PreparedTrace.parts
+PART_BYTES = int(float(os.environ.get("TRACEKIT_PART_MB", "16")) * (1 << 20))  # the events array is written
+# in parts of about this size, cut between elements, so DuckDB's JSON reader (one thread per file) parses
+# them in parallel (PreparedTrace.parts); 0: one file. docs/schema.md, "Ingest performance".
 _CUT = re.compile(rb",[ \t\r\n]*\{")  # a candidate boundary between two elements (checked by the parse)
 
 # (magic, name): streams we decompress
@@ -531,7 +532,7 @@ class _PartWriter:
 
     def write(self, chunk: bytes) -> None:
         at = 0
-        while self.size + len(chunk) - at > PART_BYTES:
+        while PART_BYTES > 0 and self.size + len(chunk) - at > PART_BYTES:
             m = _CUT.search(chunk, max(at, at + PART_BYTES - self.size))
             if m is None:
                 break
