@@ -186,6 +186,27 @@ def machine() -> dict:
     return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version()}
 
 
+def report(r: dict) -> None:
+    """Print one run and its targets (as soon as it is done: a long run that is cut short keeps its lines)."""
+    tk = r["tracekit"]
+    line = (
+        f"{r['trace']}: {r['json_mb']} MB JSON, {r['cores']} cores, parts {r['part_mb']} MB | "
+        f"tracekit {tk['seconds']} s whole process "
+        f"({tk['mb_per_s']} MB/s), {tk['in_process_s']} s in process ({tk['in_process_mb_per_s']} MB/s), "
+        f"peak RSS {tk['peak_rss_mb']} MB ({tk['rss_over_json']}x JSON)"
+    )
+    if "seconds" in r.get("hta", {}):
+        line += (
+            f" | HTA {r['hta']['seconds']} s, {r['hta']['mb_per_s']} MB/s, "
+            f"peak RSS {r['hta']['peak_rss_mb']} MB | tracekit {r['speedup_vs_hta']}x faster"
+        )
+    elif "hta" in r:
+        line += f" | HTA failed: {r['hta']['error']}"
+    print(line)
+    for v in verdicts(r, r.get("synthetic", False)):
+        print("    " + v)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trace", type=Path, default=DEFAULT_TRACE)
@@ -204,11 +225,18 @@ def main() -> None:
     skipped = [c for c in cores if c > avail]
     cores = [c for c in cores if c <= avail]
     results: dict = {"machine": machine(), "runs": [], "skipped_cores": skipped}
+
+    def done(run: dict) -> None:
+        results["runs"].append(run)
+        report(run)
+        if args.out:  # after every run, so a run cut short keeps what it measured
+            args.out.write_text(json.dumps(results, indent=2) + "\n")
+
     parts = args.part_mb.split(",") if args.part_mb else [""]
     for c in cores:
         for _ in range(args.repeat):
             for pm in parts:
-                results["runs"].append(bench(args.trace, not args.no_hta, cores=c, part_mb=pm))
+                done(bench(args.trace, not args.no_hta, cores=c, part_mb=pm))
     if args.synthetic_gb > 0 or args.synthetic:
         with tempfile.TemporaryDirectory() as tmp:
             big = args.synthetic or Path(tmp) / "synthetic.json"
@@ -219,29 +247,9 @@ def main() -> None:
                 for _ in range(args.repeat):
                     for pm in parts:
                         row = bench(big, with_hta=False, cores=c, events=count, part_mb=pm)
-                        results["runs"].append(row | {"synthetic": True})
-    for r in results["runs"]:
-        tk = r["tracekit"]
-        line = (
-            f"{r['trace']}: {r['json_mb']} MB JSON, {r['cores']} cores, parts {r['part_mb']} MB | "
-            f"tracekit {tk['seconds']} s whole process "
-            f"({tk['mb_per_s']} MB/s), {tk['in_process_s']} s in process ({tk['in_process_mb_per_s']} MB/s), "
-            f"peak RSS {tk['peak_rss_mb']} MB ({tk['rss_over_json']}x JSON)"
-        )
-        if "seconds" in r.get("hta", {}):
-            line += (
-                f" | HTA {r['hta']['seconds']} s, {r['hta']['mb_per_s']} MB/s, "
-                f"peak RSS {r['hta']['peak_rss_mb']} MB | tracekit {r['speedup_vs_hta']}x faster"
-            )
-        elif "hta" in r:
-            line += f" | HTA failed: {r['hta']['error']}"
-        print(line)
-        for v in verdicts(r, r.get("synthetic", False)):
-            print("    " + v)
+                        done(row | {"synthetic": True})
     if skipped:
         print(f"skipped core counts {skipped}: this machine has {avail}")
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":
