@@ -257,18 +257,23 @@ def _text(v: object) -> str:
 
 
 _NUMBER_TYPES = "('DOUBLE', 'BIGINT', 'UBIGINT')"
+# event_id is the element's position: the row's position in raw_rows, which keeps the file's order (the
+# parts' order, then each part's) as DuckDB preserves insertion order. A row_number() OVER () here would
+# make everything computed per row (typed_args, the time conversion) run on one thread.
+_RAW_VIEW = "CREATE OR REPLACE TEMP VIEW raw AS SELECT rowid AS event_id, * FROM raw_rows"
 
 
 def _read_array(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, exact: bool) -> str:
     # ts/dur are read as JSON (DuckDB would cast a string or boolean to a number silently); their
     # text is the shortest round-trip form of the binary64 DuckDB parsed, so ::DOUBLE is that double.
     # Parts (kineto.PreparedTrace.parts) are read in parallel, in order: event_id is the row's position.
+    con.execute("SET preserve_insertion_order = true")  # event_id is the row's position (_RAW_VIEW)
     files = prepared.parts or [prepared.array_file]
     src = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
     if not exact:
         con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE raw AS
-            SELECT (row_number() OVER ()) - 1 AS event_id, ph, cat, name, pid, tid, id, s, args, id2, scope,
+            f"""CREATE OR REPLACE TEMP TABLE raw_rows AS
+            SELECT ph, cat, name, pid, tid, id, s, args, id2, scope,
                    typed_args(args) AS a, ts, dur,
                    {_US_TO_NS.format(x="ts")} AS ts_ns,
                    {_US_TO_NS.format(x="dur")} AS dur_ns, ts_type_ok
@@ -278,6 +283,7 @@ def _read_array(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, exact: 
                   FROM read_json({src}, format='array', columns={_columns("JSON")},
                                  maximum_object_size=67108864))"""
         )
+        con.execute(_RAW_VIEW)
         bound = con.execute(
             "SELECT coalesce(max(greatest(abs(ts), abs(ts + coalesce(dur, 0)))), 0) FROM raw"
         ).fetchall()[0][0]
@@ -286,13 +292,14 @@ def _read_array(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, exact: 
     quoted, strings = _quote_times(prepared.join_parts())
     src = str(quoted).replace("'", "''")
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE raw AS
-        SELECT (row_number() OVER ()) - 1 AS event_id, ph, cat, name, pid, tid, id, s, args, id2, scope,
+        f"""CREATE OR REPLACE TEMP TABLE raw_rows AS
+        SELECT ph, cat, name, pid, tid, id, s, args, id2, scope,
                typed_args(args) AS a, CAST(round(CAST(ts AS DECIMAL(38, 9)) * 1000) AS BIGINT) AS ts_ns,
                CAST(round(CAST(dur AS DECIMAL(38, 9)) * 1000) AS BIGINT) AS dur_ns, TRUE AS ts_type_ok
         FROM read_json('{src}', format='array', columns={_columns("VARCHAR")},
                        maximum_object_size=67108864)"""
     )
+    con.execute(_RAW_VIEW)
     if strings:  # a string ts/dur reads like our quoted numbers: look at the events themselves
         problem = diagnose(prepared, None, strict=True)
         if problem is not None:
@@ -345,7 +352,7 @@ def _insert(con: duckdb.DuckDBPyConnection, trace_id: int) -> None:
 
 @dataclasses.dataclass
 class Staged:
-    """One trace parsed, nested and linked in the connection's temp relations (`raw`, `slices_src`,
+    """One trace parsed, nested and linked in the connection's temp relations (`raw` over `raw_rows`, `slices_src`,
     `nesting`, `cats`, `flow_corr`, `launches`, `ops_by_ext` and chrome.py's), not yet written anywhere:
     what a sink (the DuckDB tables, `write_staged`) turns into rows of the schema's tables."""
 
@@ -391,12 +398,12 @@ def write_staged(con: duckdb.DuckDBPyConnection, staged: Staged) -> int:
     return trace_id
 
 
-STAGED_TABLES = ("raw", "nesting", "cats", "flow_corr", "launches", "ops_by_ext", *chrome.TEMP_TABLES)
+STAGED_TABLES = ("raw_rows", "nesting", "cats", "flow_corr", "launches", "ops_by_ext", *chrome.TEMP_TABLES)
 
 
 def drop_staged(con: duckdb.DuckDBPyConnection) -> None:
     """Drop the temp relations of `stage` (views first: they read the tables)."""
-    for v in chrome.TEMP_VIEWS:
+    for v in (*chrome.TEMP_VIEWS, "raw"):
         con.execute(f"DROP VIEW IF EXISTS {v}")
     for t in STAGED_TABLES:
         con.execute(f"DROP TABLE IF EXISTS {t}")
