@@ -2,10 +2,17 @@
 
     python benchmarks/bench_ingest.py                         # the 40 MB decode trace, + HTA
     python benchmarks/bench_ingest.py --synthetic-gb 1        # also a 1 GB trace built from real events
+    python benchmarks/bench_ingest.py --synthetic-gb 1 --no-hta --cores 1,2,4,8,16   # scaling table
     python benchmarks/bench_ingest.py --out benchmarks/results/ingest_cpu.json
 
 Each tool runs in its own fresh subprocess (cold imports included, as a user sees it); wall time and the
-child's peak RSS are taken with os.wait4. MB/s counts uncompressed JSON bytes.
+child's peak RSS are taken with os.wait4. tracekit's child is an ingest-only process (the store's
+`Database`, as `tracekit ingest` uses it); it also reports the ingest call's own time ("in process").
+MB/s counts uncompressed JSON bytes. `--cores N` pins the child to N cores (sched_setaffinity) and sets
+DuckDB's threads to N; core counts above this machine's are skipped.
+
+Issue #13's targets, each printed met or not with its figure: the 40 MB trace whole process >= 5x HTA's
+load; the 1 GB trace in process >= 100 MB/s on 2 cores and >= 400 MB/s on 16, peak RSS <= 2x the JSON.
 """
 
 from __future__ import annotations
@@ -25,11 +32,21 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TRACE = ROOT.parent / "shared" / "traces" / "mamba2-130m_generate_b8_p512_n32_h100.json.gz"
 
 TRACEKIT_CHILD = """
-import sys, tracekit
-db = tracekit.open(sys.argv[1])
+import json, sys, time
+from tracekit.store.database import Database
+db = Database(sys.argv[1])
+db.con.execute("SET enable_progress_bar = false")
+if int(sys.argv[3]):
+    db.con.execute(f"SET threads = {int(sys.argv[3])}")
+t = time.perf_counter()
 (r,) = db.ingest([sys.argv[2]], keep_going=False)
-print(r.events, r.kernels, r.time_parse)
+t = time.perf_counter() - t
+db.close()
+print(json.dumps({"events": r.events, "kernels": r.kernels, "time_parse": r.time_parse, "in_process_s": t}))
 """
+TARGET_HTA = 5.0  # 40 MB trace, whole process: tracekit >= 5x faster than HTA's load
+TARGET_MB_S = {2: 100.0, 16: 400.0}  # 1 GB trace in process, by core count
+TARGET_RSS = 2.0  # peak RSS <= 2x the JSON (1 GB trace)
 
 HTA_CHILD = """
 import sys, logging
@@ -40,10 +57,17 @@ print(sum(len(t) for t in ta.t.traces.values()))
 """
 
 
-def run_child(code: str, *args: str) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS bytes, stdout) of `python -c code args`."""
+def run_child(code: str, *args: str, cores: int = 0, env: dict | None = None) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS bytes, stdout) of `python -c code args`, pinned to `cores` cores if > 0."""
+    pin = (lambda: os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:cores]))) if cores else None
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=pin,
+        env=os.environ | (env or {}),
+    )
     out = proc.stdout.read()
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -58,8 +82,9 @@ def json_size(path: Path) -> int:
         return sum(len(c) for c in iter(lambda: f.read(1 << 20), b""))
 
 
-def build_synthetic(src: Path, target_bytes: int, out: Path) -> Path:
-    """A trace of ~target_bytes: copies of src's events shifted in time, ids offset so links stay unique."""
+def build_synthetic(src: Path, target_bytes: int, out: Path) -> int:
+    """A trace of ~target_bytes: copies of src's events shifted in time, ids offset so links stay unique.
+    Returns its number of events."""
     with gzip.open(src, "rb") as f:
         doc = json.load(f)
     events = doc.pop("traceEvents")
@@ -90,36 +115,63 @@ def build_synthetic(src: Path, target_bytes: int, out: Path) -> Path:
                 chunk.append(e)
             f.write(", " + json.dumps(chunk)[1:-1])
         f.write("]}")
-    return out
+    return len(meta) + copies * len(body)
 
 
-def bench(trace: Path, with_hta: bool) -> dict:
+def bench(trace: Path, with_hta: bool, cores: int = 0, events: int | None = None, part_mb: str = "") -> dict:
     size = json_size(trace)
-    res: dict = {"trace": trace.name, "json_mb": round(size / 1e6, 1)}
+    res: dict = {"trace": trace.name, "json_mb": round(size / 1e6, 1), "cores": cores or len(os.sched_getaffinity(0))}
+    env = {"TRACEKIT_PART_MB": part_mb} if part_mb else {}
+    res["part_mb"] = part_mb or os.environ.get("TRACEKIT_PART_MB", "default")
     with tempfile.TemporaryDirectory() as tmp:
-        wall, rss, out = run_child(TRACEKIT_CHILD, str(Path(tmp) / "b.duckdb"), str(trace))
+        wall, rss, out = run_child(
+            TRACEKIT_CHILD, str(Path(tmp) / "b.duckdb"), str(trace), str(cores), cores=cores, env=env
+        )
+        child = json.loads(out.splitlines()[-1])
+        if events is not None and child["events"] != events:
+            raise RuntimeError(f"{trace.name}: ingested {child['events']} events, the file has {events}")
         res["tracekit"] = {
             "seconds": round(wall, 3),
             "mb_per_s": round(size / 1e6 / wall, 1),
+            "in_process_s": round(child["in_process_s"], 3),
+            "in_process_mb_per_s": round(size / 1e6 / child["in_process_s"], 1),
             "peak_rss_mb": round(rss / 1e6),
             "rss_over_json": round(rss / size, 2),
-            "output": out,
+            "output": {k: child[k] for k in ("events", "kernels", "time_parse")},
         }
     if with_hta:
         with tempfile.TemporaryDirectory() as tmp:
             os.symlink(trace.resolve(), Path(tmp) / trace.name)
             try:
-                wall, rss, out = run_child(HTA_CHILD, tmp)
+                wall, rss, out = run_child(HTA_CHILD, tmp, cores=cores)
                 res["hta"] = {
                     "seconds": round(wall, 3),
                     "mb_per_s": round(size / 1e6 / wall, 1),
                     "peak_rss_mb": round(rss / 1e6),
                     "events": out,
                 }
-                res["speedup_vs_hta"] = round(res["hta"]["seconds"] / res["tracekit"]["seconds"], 1)
+                res["speedup_vs_hta"] = round(res["hta"]["seconds"] / res["tracekit"]["seconds"], 2)
             except (RuntimeError, OSError) as exc:
                 res["hta"] = {"error": str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)}
     return res
+
+
+def verdicts(r: dict, synthetic: bool) -> list[str]:
+    """Issue #13's targets that apply to one run, each met or not with the figure."""
+    tk, out = r["tracekit"], []
+    if not synthetic and "speedup_vs_hta" in r:
+        x = r["speedup_vs_hta"]
+        met = "met" if x >= TARGET_HTA else "NOT met"
+        out.append(f"target 40 MB whole process >= {TARGET_HTA:g}x HTA: {x}x — {met}")
+    if synthetic:
+        mbs, rss = tk["in_process_mb_per_s"], tk["rss_over_json"]
+        if r["cores"] in TARGET_MB_S:
+            goal = TARGET_MB_S[r["cores"]]
+            met = "met" if mbs >= goal else "NOT met"
+            out.append(f"target 1 GB in process on {r['cores']} cores >= {goal:g} MB/s: {mbs} MB/s — {met}")
+        met = "met" if rss <= TARGET_RSS else "NOT met"
+        out.append(f"target peak RSS <= {TARGET_RSS:g}x JSON: {rss}x — {met}")
+    return out
 
 
 def machine() -> dict:
@@ -134,34 +186,70 @@ def machine() -> dict:
     return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version()}
 
 
+def report(r: dict) -> None:
+    """Print one run and its targets (as soon as it is done: a long run that is cut short keeps its lines)."""
+    tk = r["tracekit"]
+    line = (
+        f"{r['trace']}: {r['json_mb']} MB JSON, {r['cores']} cores, parts {r['part_mb']} MB | "
+        f"tracekit {tk['seconds']} s whole process "
+        f"({tk['mb_per_s']} MB/s), {tk['in_process_s']} s in process ({tk['in_process_mb_per_s']} MB/s), "
+        f"peak RSS {tk['peak_rss_mb']} MB ({tk['rss_over_json']}x JSON)"
+    )
+    if "seconds" in r.get("hta", {}):
+        line += (
+            f" | HTA {r['hta']['seconds']} s, {r['hta']['mb_per_s']} MB/s, "
+            f"peak RSS {r['hta']['peak_rss_mb']} MB | tracekit {r['speedup_vs_hta']}x faster"
+        )
+    elif "hta" in r:
+        line += f" | HTA failed: {r['hta']['error']}"
+    print(line)
+    for v in verdicts(r, r.get("synthetic", False)):
+        print("    " + v)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trace", type=Path, default=DEFAULT_TRACE)
     ap.add_argument("--synthetic-gb", type=float, default=0.0, help="also ingest a synthetic trace of this size")
+    ap.add_argument("--synthetic", type=Path, help="use (or build, if missing) the synthetic trace at this path")
+    ap.add_argument("--cores", default="", help="comma-separated core counts for the scaling table, e.g. 1,2,4,8,16")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each row (all are kept in the JSON)")
+    ap.add_argument(
+        "--part-mb", default="", help="comma-separated TRACEKIT_PART_MB values to compare (0: the array as one file)"
+    )
     ap.add_argument("--no-hta", action="store_true")
     ap.add_argument("--out", type=Path, help="write the results as JSON here")
     args = ap.parse_args()
-    results = {"machine": machine(), "runs": [bench(args.trace, not args.no_hta)]}
-    if args.synthetic_gb > 0:
+    cores = [int(c) for c in args.cores.split(",") if c] or [0]
+    avail = len(os.sched_getaffinity(0))
+    skipped = [c for c in cores if c > avail]
+    cores = [c for c in cores if c <= avail]
+    results: dict = {"machine": machine(), "runs": [], "skipped_cores": skipped}
+
+    def done(run: dict) -> None:
+        results["runs"].append(run)
+        report(run)
+        if args.out:  # after every run, so a run cut short keeps what it measured
+            args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+    parts = args.part_mb.split(",") if args.part_mb else [""]
+    for c in cores:
+        for _ in range(args.repeat):
+            for pm in parts:
+                done(bench(args.trace, not args.no_hta, cores=c, part_mb=pm))
+    if args.synthetic_gb > 0 or args.synthetic:
         with tempfile.TemporaryDirectory() as tmp:
-            big = build_synthetic(args.trace, int(args.synthetic_gb * 1e9), Path(tmp) / "synthetic.json")
-            results["runs"].append(bench(big, with_hta=False))
-    for r in results["runs"]:
-        tk = r["tracekit"]
-        line = (
-            f"{r['trace']}: {r['json_mb']} MB JSON | tracekit {tk['seconds']} s, {tk['mb_per_s']} MB/s, "
-            f"peak RSS {tk['peak_rss_mb']} MB ({tk['rss_over_json']}x JSON)"
-        )
-        if "seconds" in r.get("hta", {}):
-            line += (
-                f" | HTA {r['hta']['seconds']} s, {r['hta']['mb_per_s']} MB/s, "
-                f"peak RSS {r['hta']['peak_rss_mb']} MB | tracekit {r['speedup_vs_hta']}x faster"
-            )
-        elif "hta" in r:
-            line += f" | HTA failed: {r['hta']['error']}"
-        print(line)
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+            big = args.synthetic or Path(tmp) / "synthetic.json"
+            count = None
+            if not big.exists():
+                count = build_synthetic(args.trace, int((args.synthetic_gb or 1) * 1e9), big)
+            for c in cores:
+                for _ in range(args.repeat):
+                    for pm in parts:
+                        row = bench(big, with_hta=False, cores=c, events=count, part_mb=pm)
+                        done(row | {"synthetic": True})
+    if skipped:
+        print(f"skipped core counts {skipped}: this machine has {avail}")
 
 
 if __name__ == "__main__":

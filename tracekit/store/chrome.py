@@ -20,8 +20,11 @@ import duckdb
 
 from tracekit import schema
 
-# temp tables this module creates (dropped by ingest after each trace)
-TEMP_TABLES = ("chrome_ids", "pair_walk", "pairs", "chrome_notes", "slices_src", "nest_input")
+# temp tables and views this module creates (dropped by ingest after each trace, views first)
+TEMP_VIEWS = ("nest_input", "slices_src")
+TEMP_TABLES = ("chrome_ids", "pair_walk", "pairs", "chrome_notes", "b_pairs")
+# phases paired into slices (B/E) or async slices and instants
+PAIRED_PHASES = ("B", "E", "b", "e", "n", "S", "T", "p", "F")
 # phases whose events need a 'ts' (X and instants are checked by ingest itself)
 TIMED_PHASES = ("B", "E", "b", "e", "n", "S", "T", "p", "F", "C")
 
@@ -31,14 +34,19 @@ def query(name: str) -> str:
     return schema.query("chrome", name)
 
 
-def prepare(con: duckdb.DuckDBPyConnection) -> None:
+def prepare(con: duckdb.DuckDBPyConnection, paired: bool = True) -> None:
     """Pair begins with ends and build `slices_src` (X events and B/E pairs) and `nest_input`.
 
     The typed args (`a`) of each B/E pair are ingest's macro `typed_args` (queries/ingest.sql) over its
-    merged args.
+    merged args. `paired=False` (the trace has no event of PAIRED_PHASES, e.g. any Kineto trace) skips the
+    pairing: its tables are made empty, with the same columns.
     """
     for name in ("ids", "walk", "pairs", "notes", "slices", "nest_input"):
-        con.execute(query(name))
+        sql = query(name)
+        if not paired and name in ("ids", "walk", "pairs"):
+            con.execute(f"{sql.rstrip().rstrip(';')} LIMIT 0")  # one statement each: same columns, no rows
+            continue
+        con.execute(sql)
 
 
 def insert(con: duckdb.DuckDBPyConnection, trace_id: int) -> None:

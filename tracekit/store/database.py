@@ -289,10 +289,11 @@ class Database:
                     seconds=time.perf_counter() - t0,
                 )
             # Cap DuckDB's memory near the trace's JSON size (it spills to <db>.tmp beyond that), so
-            # peak RSS stays around the file size rather than several times it.
+            # peak RSS stays under 2x the file size rather than several times it (the numpy nesting and
+            # the interpreter take the rest).
             capped = self.path != ":memory:"
             if capped:
-                limit = max(512 << 20, prepared.json_bytes)
+                limit = max(512 << 20, prepared.json_bytes * 5 // 4)
                 self.con.execute(f"SET memory_limit = '{limit // (1 << 20)}MiB'")
             try:
                 result = ingest_prepared(self.con, prepared)

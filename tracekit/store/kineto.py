@@ -23,6 +23,7 @@ import json
 import lzma
 import os
 import queue
+import re
 import sys
 import threading
 import zlib
@@ -40,6 +41,10 @@ PACKED_READ = 256 << 10  # compressed bytes per inflate step: ~4 MiB pieces at K
 HEAD_LIMIT = 64 << 20  # top-level keys before traceEvents beyond this: not a Kineto trace
 TAIL_LIMIT = 64 << 20  # top-level keys after traceEvents beyond this: refused (Kineto writes a few KB)
 GZIP_MAGIC = b"\x1f\x8b"
+PART_BYTES = int(float(os.environ.get("TRACEKIT_PART_MB", "16")) * (1 << 20))  # the events array is written
+# in parts of about this size, cut between elements, so DuckDB's JSON reader (one thread per file) parses
+# them in parallel (PreparedTrace.parts); 0: one file. docs/schema.md, "Ingest performance".
+_CUT = re.compile(rb",[ \t\r\n]*\{")  # a candidate boundary between two elements (checked by the parse)
 
 # (magic, name): streams we decompress
 _CODECS: list[tuple[bytes, str]] = [
@@ -78,8 +83,18 @@ def container_of(magic: bytes) -> str:
     return "json"
 
 
+def _gzip() -> Any:
+    """python-isal's inflate when installed (`tracekit[fast]`: ~3.5x less CPU than zlib, same stream API
+    and output), else zlib's."""
+    try:
+        from isal import isal_zlib
+    except ImportError:
+        return zlib.decompressobj(wbits=31)
+    return isal_zlib.decompressobj(wbits=31)
+
+
 _DECOMPRESSORS: dict[str, Callable[[], Any]] = {
-    "gzip": lambda: zlib.decompressobj(wbits=31),
+    "gzip": _gzip,
     "xz": lambda: lzma.LZMADecompressor(),
     "bz2": lambda: bz2.BZ2Decompressor(),
 }
@@ -108,6 +123,19 @@ class PreparedTrace:
     container: str = "json"
     bare_array: bool = False
     closed: bool = True  # False: a bare array whose ']' was missing (added to array_file)
+    # When the array was written in several parts: their files, each a JSON array ('[' + elements + ']'); the
+    # cuts are candidates (a ',' then '{'), not proven boundaries: a cut inside a string or nested value leaves
+    # a part that is not valid JSON, so a parse that fails joins them (join_parts) and reads array_file.
+    # Empty: array_file holds the array.
+    parts: list[Path] = dataclasses.field(default_factory=list)
+
+    def join_parts(self) -> Path:
+        """Rebuild array_file, the array's exact bytes, from the parts (error paths and the exact-decimal
+        path); afterwards `parts` is empty."""
+        if self.parts:
+            _join(self.parts, self.array_file)
+            self.parts = []
+        return self.array_file
 
     @property
     def name(self) -> str:
@@ -182,8 +210,8 @@ def _read_chunks(path: Path, kind: str) -> Iterator[bytes]:
         raise TraceError(path, "permission denied") from None
     except (zlib.error, lzma.LZMAError, OSError, ValueError) as exc:
         raise TraceError(path, f"corrupt {kind} data ({exc})") from None
-    except Exception as exc:  # zstandard.ZstdError
-        if type(exc).__name__ == "ZstdError":
+    except Exception as exc:  # zstandard.ZstdError, isal's IsalError
+        if type(exc).__name__ in ("ZstdError", "IsalError"):
             raise TraceError(path, f"corrupt {kind} data ({exc})") from None
         raise
 
@@ -489,6 +517,64 @@ class _Hasher:
         return self._sha.hexdigest()
 
 
+class _PartWriter:
+    """Writes the array's bytes (from just after its '[') into part files of about PART_BYTES, each a JSON
+    array: a part is cut at the first candidate boundary (',' + whitespace + '{') once it is long enough;
+    the ',' becomes the part's closing ']' and the next part opens with '['."""
+
+    def __init__(self, first: Path):
+        self.files = [first]
+        self.starts = [0]  # offset (in the array's bytes after '[') where each part's content begins
+        self.out = open(first, "wb")  # noqa: SIM115 - closed by close()
+        self.out.write(b"[")
+        self.size = 0  # bytes of the current part's content
+        self.written = 0  # array bytes seen
+
+    def write(self, chunk: bytes) -> None:
+        at = 0
+        while PART_BYTES > 0 and self.size + len(chunk) - at > PART_BYTES:
+            m = _CUT.search(chunk, max(at, at + PART_BYTES - self.size))
+            if m is None:
+                break
+            cut = m.start()
+            self.out.write(chunk[at:cut])
+            self.out.write(b"]")
+            self.out.close()
+            nxt = self.files[0].with_name(f"events.{len(self.files)}.json")
+            self.files.append(nxt)
+            self.starts.append(self.written + cut + 1)
+            self.out = open(nxt, "wb")  # noqa: SIM115 - closed by close()
+            self.out.write(b"[")
+            self.size = 0
+            at = cut + 1
+        self.out.write(chunk[at:] if at else chunk)
+        self.size += len(chunk) - at
+        self.written += len(chunk)
+
+    def close(self) -> None:
+        self.out.close()
+
+
+def _join(parts: list[Path], target: Path) -> None:
+    """The array file whose parts these are: part 0 without its ']', then ',' + each next part without its
+    '[' (and, but for the last, its ']'). The parts are removed."""
+    tmp = target.with_name("events-joined.json")
+    with open(tmp, "wb") as out:
+        for k, part in enumerate(parts):
+            with open(part, "rb") as f:
+                if k:
+                    out.write(b",")
+                    f.seek(1)
+                size = part.stat().st_size
+                left = size - (1 if k else 0) - (1 if k < len(parts) - 1 else 0)
+                while left > 0 and (block := f.read(min(CHUNK, left))):
+                    out.write(block)
+                    left -= len(block)
+    for part in parts:
+        part.unlink()
+    tmp.replace(target)
+
+
 def prepare(path: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> PreparedTrace:
     """Stream `path` once: hash it, collect its metadata and write its events array to `workdir`."""
     path = Path(path)
@@ -515,7 +601,7 @@ def prepare(path: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> Pr
     head = bytearray()  # bytes before the array
     meta: dict[str, Any] = {}
     array_file = Path(workdir) / "events.json"
-    out = None
+    out: _PartWriter | None = None
     scanner: _ScanThread | None = None
     total = 0
     written = 0  # bytes of the array file (everything after the '[')
@@ -535,8 +621,7 @@ def prepare(path: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> Pr
                 array_offset, bare = found
                 chunk = bytes(head[array_offset + 1 :])
                 del head[:]
-                out = open(array_file, "wb")  # noqa: SIM115 - closed in finally
-                out.write(b"[")
+                out = _PartWriter(array_file)
                 scanner = _ScanThread()
             elif (end := scanner.scanner.end) is not None and written - end > TAIL_LIMIT:
                 raise TraceError(path, f"more than {TAIL_LIMIT >> 20} MiB of data after the traceEvents array")
@@ -557,22 +642,32 @@ def prepare(path: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> Pr
         raise TraceError(path, "empty file (nothing after decompression)")
     closed = True
     scan = scanner.result()
+    parts = out.files
+    if scan.end is not None and scan.end <= out.starts[-1]:  # a cut after the array's end (in the tail)
+        _join(parts, array_file)
+        parts = [array_file]
+    last, start = parts[-1], (out.starts[-1] if len(parts) > 1 else 0)
     if scan.end is None:
+        if len(parts) > 1:
+            _join(parts, array_file)
+            parts = [array_file]
         closed = False
         _unclosed_array(path, array_file, array_offset, bare, total)
     else:
         if written - scan.end > TAIL_LIMIT:
             raise TraceError(path, f"more than {TAIL_LIMIT >> 20} MiB of data after the traceEvents array")
-        with open(array_file, "r+b") as f:  # cut the array file just after its ']'; the rest is the tail
-            f.seek(1 + scan.end)
+        with open(last, "r+b") as f:  # cut the last part just after the array's ']'; the rest is the tail
+            f.seek(1 + scan.end - start)
             tail = f.read()
-            f.truncate(1 + scan.end)
+            f.truncate(1 + scan.end - start)
         array_end = array_offset + 1 + scan.end  # file offset just past the array
         try:
             _parse_tail(path, tail, array_end, bare, meta)
         except TraceError:
             # an unbalanced quote inside an event can make a later ']' look like the array's end: name the
             # event where the JSON first breaks, if there is one
+            if len(parts) > 1:
+                _join(parts, array_file)
             if (problem := first_malformed_element(array_file, array_offset, bare)) is not None:
                 raise TraceError(path, problem) from None
             raise
@@ -587,6 +682,7 @@ def prepare(path: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> Pr
         container=kind,
         bare_array=bare,
         closed=closed,
+        parts=parts if len(parts) > 1 else [],
     )
 
 

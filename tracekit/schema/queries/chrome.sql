@@ -68,22 +68,25 @@ WHERE ph = 'C' AND (json_type(args) IS DISTINCT FROM 'OBJECT' OR json_keys(args)
 
 -- name: slices
 -- Complete events: the X events and the B/E pairs (E's args merged into the B's; the E's win on equal keys).
-CREATE OR REPLACE TEMP TABLE slices_src AS
+-- The pairs are a table (usually empty: Kineto writes no B/E); slices_src is a view, so the X events are
+-- not copied.
+CREATE OR REPLACE TEMP TABLE b_pairs AS
+SELECT b.event_id, 'B' AS ph, b.cat, b.name, b.pid, b.tid, b.ts_ns, e.ts_ns - b.ts_ns AS dur_ns,
+       CASE WHEN e.args IS NULL THEN b.args WHEN b.args IS NULL THEN e.args
+            ELSE json_merge_patch(b.args, e.args) END AS args
+FROM pairs p JOIN raw b ON b.event_id = p.begin_id JOIN raw e ON e.event_id = p.end_id
+WHERE p.kind = 'B';
+
+CREATE OR REPLACE TEMP VIEW slices_src AS
 SELECT event_id, 'X' AS ph, cat, name, pid, tid, ts_ns, dur_ns, args, a FROM raw WHERE ph = 'X'
 UNION ALL
-SELECT event_id, 'B', cat, name, pid, tid, ts_ns, dur_ns, args, typed_args(args) AS a FROM (
-    SELECT b.event_id, b.cat, b.name, b.pid, b.tid, b.ts_ns, e.ts_ns - b.ts_ns AS dur_ns,
-           CASE WHEN e.args IS NULL THEN b.args WHEN b.args IS NULL THEN e.args
-                ELSE json_merge_patch(b.args, e.args) END AS args
-    FROM pairs p JOIN raw b ON b.event_id = p.begin_id JOIN raw e ON e.event_id = p.end_id
-    WHERE p.kind = 'B'
-);
+SELECT *, typed_args(args) AS a FROM b_pairs;
 
 -- name: nest_input
--- What nests on a thread track: complete events, and thread-scoped instants ('s' = 't' or absent).
--- Process- and global-scoped instants belong to no thread track (Perfetto puts them on process/global
--- tracks), so they take no part in nesting and have no parent.
-CREATE OR REPLACE TEMP TABLE nest_input AS
+-- What nests on a thread track (a view, read once by tracekit/store/nesting.py): complete events, and
+-- thread-scoped instants ('s' = 't' or absent). Process- and global-scoped instants belong to no thread
+-- track (Perfetto puts them on process/global tracks), so they take no part in nesting and have no parent.
+CREATE OR REPLACE TEMP VIEW nest_input AS
 SELECT event_id, pid, tid, ts_ns, dur_ns, true AS is_x FROM slices_src
 UNION ALL
 SELECT event_id, pid, tid, ts_ns, 0, false FROM raw

@@ -1,5 +1,6 @@
 -- Loading one Kineto / Chrome JSON trace (tracekit/store/ingest.py runs these by name, in this order:
--- macros, then chrome.sql's sections, then nesting, cats, flow_corr, links, then the insert_* sections in one
+-- macros, then chrome.sql's sections, then tracekit/store/nesting.py (temp table nesting(event_id, depth,
+-- parent_id, nested), a numpy walk), then cats, flow_corr, links, then the insert_* sections in one
 -- transaction). Input: the temp table `raw`, one row per traceEvents element (event_id = its index, ph, cat,
 -- name, pid, tid, id, s, args, id2, scope, a = typed_args(args), ts_ns, dur_ns). `$trace_id` is a parameter.
 -- Every temp table here is private to ingest (dropped after each trace); the temp macros stay on the connection.
@@ -36,46 +37,6 @@ CREATE OR REPLACE TEMP MACRO link_launch_id(category, launch_id) AS CASE WHEN is
 CREATE OR REPLACE TEMP MACRO link_op_id(category, op_by_ext, parent_id, launch_parent) AS
     CASE WHEN is_linked(category) THEN coalesce(op_by_ext, CASE WHEN is_runtime(category) THEN parent_id
                                                                WHEN is_gpu_work(category) THEN launch_parent END) END;
-
--- name: nesting
--- Private temp tables depths(event_id, pid, tid, ts_ns, dur_ns, end_ns, is_x, seq, depth) and
--- nesting(event_id, depth INTEGER, parent_id BIGINT, nested BOOLEAN), over chrome.sql's `nest_input`
--- (X events, B/E pairs and thread-scoped instants).
--- Per track (pid, tid), sort starts by (ts, longer first) and turn every event into +1 at its start and -1 at its
--- end; the running sum before a start is the event's depth. Ends sort before starts at the same instant (touching
--- siblings do not nest); zero-length events and instants close right after they open, so nothing nests inside
--- them. The parent is the latest earlier event one level up (an ASOF join); an event that outlives its parent
--- does not nest (nested = false).
-CREATE OR REPLACE TEMP TABLE depths AS
-WITH items AS (
-    SELECT event_id, pid, tid, ts_ns, dur_ns, ts_ns + dur_ns AS end_ns, is_x,
-           row_number() OVER (PARTITION BY pid, tid ORDER BY ts_ns, dur_ns DESC, is_x DESC, event_id) AS seq
-    FROM nest_input
-),
-pts AS (
-    SELECT pid, tid, ts_ns AS t, 1 AS cls, seq AS k, 0 AS sub, 1 AS delta, event_id FROM items
-    UNION ALL
-    SELECT pid, tid, end_ns, 0, -seq, 0, -1, NULL FROM items WHERE dur_ns > 0
-    UNION ALL
-    SELECT pid, tid, ts_ns, 1, seq, 1, -1, NULL FROM items WHERE dur_ns = 0
-),
-run AS (
-    SELECT event_id,
-           coalesce(sum(delta) OVER (PARTITION BY pid, tid ORDER BY t, cls, k, sub
-                                     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS depth
-    FROM pts
-)
-SELECT i.*, CAST(r.depth AS INTEGER) AS depth
-FROM items i JOIN run r USING (event_id)
-WHERE r.event_id IS NOT NULL;
-
-CREATE OR REPLACE TEMP TABLE nesting AS
-SELECT c.event_id, c.depth,
-       CASE WHEN p.end_ns >= c.ts_ns THEN p.event_id END AS parent_id,
-       (p.event_id IS NULL OR c.end_ns <= p.end_ns) AS nested
-FROM depths c
-ASOF LEFT JOIN (SELECT pid, tid, seq, depth, event_id, end_ns FROM depths WHERE is_x AND dur_ns > 0) p
-  ON c.pid = p.pid AND c.tid = p.tid AND c.depth - 1 = p.depth AND c.seq > p.seq;
 
 -- name: cats
 -- Private temp table cats(cat VARCHAR, category VARCHAR): the canonical category of each distinct raw `cat` of
