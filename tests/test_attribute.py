@@ -416,6 +416,7 @@ def test_graph_trace_without_template_gets_flops_and_an_inferred_time_note() -> 
 def test_decode_state_update_kernels_are_ssm(kernel) -> None:
     """Both state-update kernels land in `ssm` by name alone: a graph replay has no launching op or scope."""
     from tracekit.analyzers.components import first_match
+
     from tracekit.kernels import state_update
 
     if kernel.startswith("_tk") and state_update.triton is not None:  # the name Kineto records for it
