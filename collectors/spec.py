@@ -71,6 +71,9 @@ class CollectSpec:
     out_dir: str = "runs/collect"
     pretrained: str | None = None
     seed: int = 0
+    # the decode step's SSM state update on the mamba-ssm backend: mamba-ssm's own kernel or tracekit's
+    # (tracekit/kernels/state_update.py); mamba-ssm by default so runs stay comparable with older ones
+    state_kernel: str = "mamba-ssm"
 
     # ---- resolution ------------------------------------------------------------------------------
     def resolve(self) -> ResolvedSpec:
@@ -82,6 +85,8 @@ class CollectSpec:
             mamba_ssm_available,
             read_saved_config,
         )
+
+        from tracekit.kernels.state_update import KINDS
 
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         if not (device == "cpu" or device == "cuda" or device.startswith("cuda:")):
@@ -108,6 +113,10 @@ class CollectSpec:
             raise UsageError(f"--cuda-graphs must be one of {', '.join(CUDA_GRAPHS)}")
         if self.cuda_graphs != "off" and (backend != "mamba-ssm" or "decode" not in self.modes):
             raise UsageError("--cuda-graphs needs --backend mamba-ssm (CUDA) and decode in --mode")
+        if self.state_kernel not in KINDS:
+            raise UsageError(f"--state-kernel must be one of {', '.join(KINDS)}, not {self.state_kernel!r}")
+        if self.state_kernel != "mamba-ssm" and backend != "mamba-ssm":
+            raise UsageError(f"--state-kernel {self.state_kernel} needs --backend mamba-ssm (CUDA)")
         for name, value, low in (
             ("--batch", self.batch, 1),
             ("--decode-steps", self.decode_steps, 1),

@@ -30,6 +30,7 @@ from tracekit.collectors.measure import PointRunner, timing_stats
 from tracekit.collectors.spec import CollectSpec, Point, ResolvedSpec
 
 from tracekit.errors import UsageError
+from tracekit.kernels.state_update import use_state_kernel
 
 
 class Reporter(Protocol):
@@ -72,6 +73,7 @@ def run_collect(
         models={a: c.to_dict() for a, c in rs.configs.items()},
         spec=dataclasses.asdict(spec),
     )
+    doc["state_kernel"] = spec.state_kernel if rs.backend == "mamba-ssm" else None
     name = mf.MANIFEST if shard is None else f"manifest.shard{shard[0]}.json"
     path = out / name
     points = rs.points()
@@ -84,31 +86,33 @@ def run_collect(
     by_arch: dict[str, list[Point]] = {}
     for p in points:
         by_arch.setdefault(p.arch, []).append(p)
-    for arch, arch_points in by_arch.items():
-        runner, build_error = None, None
-        try:
-            runner = _runner(rs, arch, models)
-        except Exception as exc:  # OOM or a bad checkpoint: every point of this arch fails
-            build_error = _error_text(exc)
-            _release()
-        for p in arch_points:
-            if reporter:
-                reporter.point_started(p)
+    # the decode step's state update for this run (docs/collect.md, --state-kernel); hf keeps its own path
+    with use_state_kernel(spec.state_kernel if rs.backend == "mamba-ssm" else "mamba-ssm"):
+        for arch, arch_points in by_arch.items():
+            runner, build_error = None, None
             try:
-                if runner is None:
-                    entry = _entry(p, label, None, mf.PointStatus.FAILED, f"model build failed: {build_error}")
-                else:
-                    entry = _measure(runner, p, spec, out, label)
-            except KeyboardInterrupt:
-                doc["points"].append(_entry(p, label, None, mf.PointStatus.INTERRUPTED, "interrupted (Ctrl-C)"))
+                runner = _runner(rs, arch, models)
+            except Exception as exc:  # OOM or a bad checkpoint: every point of this arch fails
+                build_error = _error_text(exc)
+                _release()
+            for p in arch_points:
+                if reporter:
+                    reporter.point_started(p)
+                try:
+                    if runner is None:
+                        entry = _entry(p, label, None, mf.PointStatus.FAILED, f"model build failed: {build_error}")
+                    else:
+                        entry = _measure(runner, p, spec, out, label)
+                except KeyboardInterrupt:
+                    doc["points"].append(_entry(p, label, None, mf.PointStatus.INTERRUPTED, "interrupted (Ctrl-C)"))
+                    mf.write_atomic(path, doc)
+                    raise
+                doc["points"].append(entry)
                 mf.write_atomic(path, doc)
-                raise
-            doc["points"].append(entry)
-            mf.write_atomic(path, doc)
-            if reporter:
-                reporter.point_done(entry)
-        del runner
-        _release()
+                if reporter:
+                    reporter.point_done(entry)
+            del runner
+            _release()
     return doc
 
 

@@ -32,6 +32,7 @@ def _run(argv, capsys) -> tuple[int, str, str]:
         (["--seqlens", "64,abc"], "--seqlens takes comma-separated integers"),
         (["--mode", "train"], "--mode must be a list of prefill, decode"),
         (["--cuda-graphs", "on", "--device", "cpu"], "--cuda-graphs needs --backend mamba-ssm"),
+        (["--state-kernel", "tracekit", "--device", "cpu"], "--state-kernel tracekit needs --backend mamba-ssm"),
         (["--config", "d_state"], "bad --config 'd_state'"),
         (["--batch", "0"], "--batch must be at least 1"),
         (["--dtype", "fp8"], "--dtype must be one of"),
@@ -83,6 +84,7 @@ def test_cli_run_writes_manifest_and_summary(tmp_path, capsys):
     assert "2/2 points ok" in out and "mamba1 prefill b1 l8" in out and "mamba1 decode b1 l8" in out
     doc = json.loads((out_dir / "manifest.json").read_text())
     assert doc["models"]["mamba1"]["d_state"] == 4
+    assert doc["state_kernel"] is None and doc["spec"]["state_kernel"] == "mamba-ssm"  # hf: its own decode path
     assert {e["trace"] for e in doc["points"]} == {"mamba1_prefill_b1_l8.json.gz", "mamba1_decode_b1_l8.json.gz"}
 
 

@@ -18,9 +18,9 @@ LAYERS: dict[str, tuple[list[Path], set[str]]] = {
     "errors": ([ROOT / "tracekit/errors.py"], set()),
     "model_config": ([ROOT / "tracekit/model_config.py"], {"errors"}),
     "store": ([ROOT / "tracekit/store", ROOT / "tracekit/schema"], BASE | {"store"}),
-    "collectors": ([ROOT / "collectors"], BASE | {"collectors"}),
-    # GPU kernels (torch/triton only), used by prune and usable on any model
+    # GPU kernels (torch/triton only), used by collect (--state-kernel) and prune, usable on any model
     "kernels": ([ROOT / "tracekit/kernels"], BASE),
+    "collectors": ([ROOT / "collectors"], BASE | {"collectors", "kernels"}),
     "analyzers": ([ROOT / "analyzers"], BASE | {"store", "analyzers"}),
     "reports": ([ROOT / "reports"], BASE | {"store", "collectors", "analyzers", "reports"}),
     "prune": (

@@ -44,6 +44,12 @@ def _ints(name: str, value: str) -> tuple[int, ...]:
     type=click.Choice(["off", "on", "both"]),
     help="Decode with the step captured as a CUDA graph (mamba-ssm); both = with and without.",
 )
+@click.option(
+    "--state-kernel",
+    default="mamba-ssm",
+    type=click.Choice(["mamba-ssm", "tracekit"]),
+    help="Decode-step SSM state update (mamba-ssm backend): mamba-ssm's kernel or tracekit's Triton one.",
+)
 @click.option("--warmup", default=3, type=int, help="Untimed runs per point (Triton autotunes on the first).")
 @click.option("--repeats", default=10, type=int, help="Timed runs per point (decode: runs of --decode-steps).")
 @click.option("--no-trace", is_flag=True, help="Timing only: skip the profiled pass.")
@@ -68,6 +74,7 @@ def collect(
     modes,
     decode_steps,
     cuda_graphs,
+    state_kernel,
     warmup,
     repeats,
     no_trace,
@@ -102,6 +109,7 @@ def collect(
         out_dir=out_dir,
         pretrained=pretrained,
         seed=seed,
+        state_kernel=state_kernel,
     )
     check_output_dir(out_dir, "--out")
     spec.resolve()  # every UsageError before any work

@@ -125,7 +125,7 @@ def run_compare(
     """
     from tracekit.collectors.spec import CollectSpec
     from tracekit.collectors.sweep import run_collect
-    from tracekit.kernels.state_update import KINDS, use_state_kernel
+    from tracekit.kernels.state_update import KINDS
 
     if state_kernel not in KINDS:
         raise UsageError(f"--state-kernel: unknown {state_kernel!r}; choose from {', '.join(KINDS)}")
@@ -147,6 +147,8 @@ def run_compare(
         out_dir=str(out),
     )
     rs = spec.resolve()
+    if rs.backend == "mamba-ssm":  # the decode state update is a choice of that backend only
+        spec = dataclasses.replace(spec, state_kernel=state_kernel)
     dense = build_model(cfg, seed)
     if scores_path:
         ss = load_scores(scores_path)
@@ -166,8 +168,7 @@ def run_compare(
         model = to_backend(
             pr.model if variant != "dense" else build_model(cfg, seed), pr.cfg, rs.backend, rs.device, rs.dtype, seed
         )
-        with use_state_kernel(state_kernel):  # mamba-ssm's decode step (no effect on other paths)
-            run_collect(dataclasses.replace(spec, out_dir=str(out / "runs" / label)), models={arch: model})
+        run_collect(dataclasses.replace(spec, out_dir=str(out / "runs" / label)), models={arch: model})
         del model
         entries.append(
             {"label": label, "variant": variant, "ratio": ratio, "d_state": pr.cfg.d_state, "k": pr.info["k"]}
