@@ -532,21 +532,25 @@ class _PartWriter:
         self.out.write(b"[")
         self.size = 0  # bytes of the current part's content
         self.written = 0  # array bytes seen
-        # the first SPLIT_BYTES are held back: an array that ends within them is written as one file
+        # the first SPLIT_BYTES go to the first file uncut (and are kept): an array that ends within them
+        # stays one file; past them, the first file is rewritten in parts from what was kept
         self.held: list[bytes] | None = [] if PART_BYTES > 0 and SPLIT_BYTES > 0 else None
         self.held_bytes = 0
 
     def write(self, chunk: bytes) -> None:
-        if self.held is not None:
-            self.held.append(chunk)
-            self.held_bytes += len(chunk)
-            if self.held_bytes <= SPLIT_BYTES:
-                return
-            held, self.held = self.held, None  # big enough to split: cut what was held, then go on
-            for c in held:
-                self._write(c)
+        if self.held is None:
+            self._write(chunk)
             return
-        self._write(chunk)
+        self.held.append(chunk)
+        self.held_bytes += len(chunk)
+        if self.held_bytes <= SPLIT_BYTES:
+            self.out.write(chunk)
+            return
+        held, self.held = self.held, None  # big enough to split: cut from the start, then go on
+        self.out.seek(1)
+        self.out.truncate()
+        for c in held:
+            self._write(c)
 
     def _write(self, chunk: bytes) -> None:
         at = 0
@@ -571,7 +575,6 @@ class _PartWriter:
 
     def close(self) -> None:
         if self.held is not None:  # the whole array fit in SPLIT_BYTES: one file
-            self.out.writelines(self.held)
             self.written += self.held_bytes
             self.size += self.held_bytes
             self.held = None
