@@ -169,8 +169,6 @@ def test_collect_summary_latency_unit_per_magnitude():
 def test_ingest_summary_records_render_as_their_frame(tmp_path, capsys):
     """`tracekit ingest` renders its summary from dict rows without polars: same output, in every format, as
     the polars frame of those rows (an error row's missing trace id included)."""
-    import polars as pl
-
     from tracekit.reports.ingest_summary import summary_records
     from tracekit.reports.tables import write_records
     from tracekit.store.ingest import IngestResult
