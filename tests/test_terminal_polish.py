@@ -171,6 +171,7 @@ def test_ingest_summary_records_render_as_their_frame(tmp_path, capsys):
     the polars frame of those rows (an error row's missing trace id included)."""
     from tracekit.reports.ingest_summary import summary_records
     from tracekit.reports.tables import write_records
+
     from tracekit.store.ingest import IngestResult
 
     with tracekit.open(tmp_path / "i.duckdb") as d:
