@@ -176,7 +176,7 @@ def test_ingest_summary_records_render_as_their_frame(tmp_path, capsys):
 
     with tracekit.open(tmp_path / "i.duckdb") as d:
         results = d.ingest([M1, M2_130M])
-    results.append(IngestResult(path="/x/bad, \"quoted\".json", trace_id=None, skipped=False, error="not JSON"))
+    results.append(IngestResult(path='/x/bad, "quoted".json', trace_id=None, skipped=False, error="not JSON"))
     for compact in (False, True):
         rows = summary_records(results, compact=compact)
         for fmt in ("csv", "json"):
