@@ -1,4 +1,5 @@
-"""Render a polars frame to stdout as a rich table, CSV or JSON (the stable machine formats)."""
+"""Render a polars frame (or a few dict rows, without importing polars) to stdout as a rich table, CSV or JSON
+(the stable machine formats)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,17 @@ import io
 import json
 import sys
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from tracekit.reports.units import middle_ellipsis
 
 from tracekit.store.frames import integral_decimals
+
+if TYPE_CHECKING:  # imported where a frame is rendered: `tracekit ingest` prints dict rows without polars
+    import polars as pl
 
 DEFAULT_MAX_WIDTH = 40  # characters per cell in table format (--max-width)
 
@@ -36,9 +39,25 @@ def frame_to_rich(
     (named in the footer), never those in `keep`; `max_rows` truncates, with the count of the rest in the footer.
     """
     rows = df.rows() if max_rows is None else df.head(max_rows).rows()
+    numeric = {n for n, t in df.schema.items() if t.is_numeric()}
+    return rows_to_rich(list(df.columns), rows, numeric, df.height, title, max_rows, width, max_width, keep)
+
+
+def rows_to_rich(
+    names: list[str],
+    rows: list[tuple[Any, ...]],
+    numeric: set[str],
+    height: int,
+    title: str | None,
+    max_rows: int | None,
+    width: int | None,
+    max_width: int,
+    keep: tuple[str, ...],
+) -> tuple[Table, list[str]]:
+    """frame_to_rich's table from `rows` (at most max_rows of `height`) of columns `names`; `numeric`: the
+    number columns (right-aligned, never cut)."""
     cells = [["" if v is None else _fmt(v) for v in row] for row in rows]
-    names = list(df.columns)
-    whole = set(keep) | {n for n, t in df.schema.items() if t.is_numeric()}  # never cut: kept names, numbers
+    whole = set(keep) | numeric  # never cut: kept names, numbers
     widths = [max((len(r[i]) for r in cells), default=0) for i in range(len(names))]
     cols: list[int] = []
     dropped: list[str] = []
@@ -56,8 +75,8 @@ def frame_to_rich(
     table = Table(title=title, show_lines=False, header_style="bold", box=box.SIMPLE_HEAD, show_edge=False)
     table.padding = (0, 1, 0, 0)
     for i in cols:
-        name, dtype = names[i], df.schema[names[i]]
-        table.add_column(name, justify="right" if dtype.is_numeric() else "left", no_wrap=True, min_width=len(name))
+        name = names[i]
+        table.add_column(name, justify="right" if name in numeric else "left", no_wrap=True, min_width=len(name))
     for r in cells:
         table.add_row(*(r[i] if names[i] in whole else middle_ellipsis(r[i], max_width) for i in cols))
     footer = []
@@ -66,8 +85,8 @@ def frame_to_rich(
             f"{len(dropped)} more column{'s' if len(dropped) > 1 else ''}: {', '.join(dropped)} "
             "(--max-width, --format csv|json)"
         )
-    if max_rows is not None and df.height > max_rows:
-        footer.append(f"{df.height - max_rows} more rows (--max-rows, --format csv|json)")
+    if max_rows is not None and height > max_rows:
+        footer.append(f"{height - max_rows} more rows (--max-rows, --format csv|json)")
     return table, footer
 
 
@@ -81,6 +100,8 @@ def _fmt(v: object) -> str:
 
 def _flat(df: pl.DataFrame) -> pl.DataFrame:
     """CSV cannot hold nested values (structs, lists, maps): write those cells as JSON text."""
+    import polars as pl
+
     nested = [name for name, dtype in df.schema.items() if dtype.is_nested() or dtype == pl.Object]
     if not nested:
         return df
@@ -118,9 +139,55 @@ def write_frame(
         table, footer = frame_to_rich(
             df, title=title, max_rows=max_rows, width=console.width, max_width=max_width, keep=keep
         )
-        console.print(table)
-        for line in footer:  # one line each, cut at the terminal's edge rather than wrapped
-            console.print(line, no_wrap=True, overflow="ellipsis", markup=False, highlight=False)
+        _print_table(console, table, footer)
+
+
+def write_records(
+    records: list[dict[str, Any]],
+    fmt: str,
+    *,
+    title: str | None = None,
+    max_width: int = DEFAULT_MAX_WIDTH,
+    keep: tuple[str, ...] = (),
+    console: Console | None = None,
+) -> None:
+    """write_frame for a few dict rows of plain values (str, int, float, None; columns: the first row's keys),
+    without polars (its import is a tenth of a second of `tracekit ingest`). Same output as write_frame of
+    the frame polars makes of them: number columns are those whose values are all int/float or None."""
+    if fmt == "csv":
+        names = list(records[0]) if records else []
+        lines = [",".join(_csv_cell(n) for n in names)]
+        lines += [",".join("" if r[n] is None else _csv_cell(r[n]) for n in names) for r in records]
+        sys.stdout.write("\n".join(lines) + "\n" if records else "")
+    elif fmt == "json":
+        sys.stdout.write(json.dumps(records, default=_json_value) + "\n")
+    else:
+        console = console or Console()
+        names = list(records[0]) if records else []
+        numeric = {
+            n
+            for n in names
+            if any(r[n] is not None for r in records)
+            and all(r[n] is None or (isinstance(r[n], int | float) and not isinstance(r[n], bool)) for r in records)
+        }
+        rows = [tuple(r[n] for n in names) for r in records]
+        table, footer = rows_to_rich(names, rows, numeric, len(rows), title, None, console.width, max_width, keep)
+        _print_table(console, table, footer)
+
+
+def _csv_cell(v: object) -> str:
+    """A CSV cell as polars writes it: quoted when it holds a comma, quote or line break, or is empty (an empty
+    string, not a missing value)."""
+    text = str(v)
+    if text == "" or any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _print_table(console: Console, table: Table, footer: list[str]) -> None:
+    console.print(table)
+    for line in footer:  # one line each, cut at the terminal's edge rather than wrapped
+        console.print(line, no_wrap=True, overflow="ellipsis", markup=False, highlight=False)
 
 
 def records_to_csv(records: list[dict[str, Any]]) -> str:

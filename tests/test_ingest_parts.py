@@ -46,6 +46,7 @@ def test_parts_store_what_the_whole_array_stores(monkeypatch: pytest.MonkeyPatch
         return result
 
     monkeypatch.setattr(kineto, "PART_BYTES", 48)
+    monkeypatch.setattr(kineto, "SPLIT_BYTES", 0)  # split whatever the size
     monkeypatch.setattr(kineto.PreparedTrace, "join_parts", join)
     monkeypatch.setattr(database, "ingest_prepared", ingest_prepared)
     parts = database.Database(":memory:")
@@ -54,3 +55,24 @@ def test_parts_store_what_the_whole_array_stores(monkeypatch: pytest.MonkeyPatch
     assert split, "no fixture was read in parts"
     assert joined, "no cut fell inside a nested value (the fallback went untested)"
     assert _tables(parts) == _tables(whole)
+
+
+def test_small_arrays_stay_one_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An array of at most SPLIT_BYTES is one file (parts cost more than they gain there); a bigger one is
+    cut, the bytes held back before the decision included, and its parts rebuild the array exactly."""
+    small = FIXTURES[0]  # chrome_bare_array.json: 425 bytes
+    big = next(f for f in FIXTURES if f.stat().st_size > 3000)
+    monkeypatch.setattr(kineto, "PART_BYTES", 48)
+    monkeypatch.setattr(kineto, "SPLIT_BYTES", 1000)
+    monkeypatch.setattr(kineto, "CHUNK", 100)  # several writes, so the held bytes are written in pieces
+    (tmp_path / "a").mkdir()
+    one = kineto.prepare(small, tmp_path / "a")
+    assert one.parts == []
+    (tmp_path / "b").mkdir()
+    cut = kineto.prepare(big, tmp_path / "b")
+    assert len(cut.parts) > 1
+    (tmp_path / "c").mkdir()
+    monkeypatch.setattr(kineto, "SPLIT_BYTES", 1 << 20)
+    whole = kineto.prepare(big, tmp_path / "c")
+    assert whole.parts == []
+    assert cut.join_parts().read_bytes() == whole.array_file.read_bytes()

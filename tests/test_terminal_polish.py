@@ -85,12 +85,13 @@ def test_attribute_by_layer_keeps_roofline_at_80(db):
 
 
 def test_ingest_summary_file_names_whole(tmp_path):
-    from tracekit.reports.ingest_summary import summary_frame
+    from tracekit.reports.ingest_summary import summary_records
+    from tracekit.reports.tables import write_records
 
     with tracekit.open(tmp_path / "i.duckdb") as d:
         results = d.ingest([M1, M2_130M])
     c = _console(80)
-    write_frame(summary_frame(results, compact=True), "table", keep=("file", "status"), console=c)
+    write_records(summary_records(results, compact=True), "table", keep=("file", "status"), console=c)
     text = c.export_text()
     assert M1.name in text and M2_130M.name in text
     assert max(len(line) for line in text.splitlines()) <= 80
@@ -163,3 +164,27 @@ def test_collect_summary_latency_unit_per_magnitude():
     c.print(summary_table(doc))
     text = c.export_text()
     assert "5.00 µs (4.00–7.10)" in text and "0.005" not in text
+
+
+def test_ingest_summary_records_render_as_their_frame(tmp_path, capsys):
+    """`tracekit ingest` renders its summary from dict rows without polars: same output, in every format, as
+    the polars frame of those rows (an error row's missing trace id included)."""
+    from tracekit.reports.ingest_summary import summary_records
+    from tracekit.reports.tables import write_records
+
+    from tracekit.store.ingest import IngestResult
+
+    with tracekit.open(tmp_path / "i.duckdb") as d:
+        results = d.ingest([M1, M2_130M])
+    results.append(IngestResult(path='/x/bad, "quoted".json', trace_id=None, skipped=False, error="not JSON"))
+    for compact in (False, True):
+        rows = summary_records(results, compact=compact)
+        for fmt in ("csv", "json"):
+            write_records(rows, fmt)
+            ours = capsys.readouterr().out
+            write_frame(pl.DataFrame(rows), fmt)
+            assert ours == capsys.readouterr().out
+        a, b = _console(200), _console(200)
+        write_records(rows, "table", title="t", keep=("file",), console=a)
+        write_frame(pl.DataFrame(rows), "table", title="t", keep=("file",), console=b)
+        assert a.export_text() == b.export_text()

@@ -13,8 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from tracekit.cli.options import db_option, format_option
 from tracekit.cli.paths import check_output_dir, require_exists
 from tracekit.errors import UsageError
-from tracekit.reports.ingest_summary import summary_frame
-from tracekit.reports.tables import DEFAULT_MAX_WIDTH, write_frame
+from tracekit.reports.ingest_summary import summary_records
+from tracekit.reports.tables import DEFAULT_MAX_WIDTH, write_frame, write_records
 from tracekit.store.database import Database, default_db_path, expand_paths
 from tracekit.store.ingest import IngestResult
 
@@ -125,8 +125,8 @@ def ingest(
                 results = db.ingest(files, **kwargs)
             where = db_path or default_db_path()
     seconds = time.perf_counter() - t0
-    summary = summary_frame(results, compact=fmt == "table")  # people: the columns that fit a terminal
-    write_frame(summary, fmt, title=f"ingest → {where}", keep=("file", "status"))
+    summary = summary_records(results, compact=fmt == "table")  # people: the columns that fit a terminal
+    write_records(summary, fmt, title=f"ingest → {where}", keep=("file", "status"))
     for r in results:  # events of a paired phase without a partner (docs/schema.md, "Chrome JSON")
         if r.notes:
             kept = ", ".join(f"{n} {note}" for note, n in r.notes.items())
