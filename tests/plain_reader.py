@@ -325,12 +325,16 @@ def expected_from_bytes(raw: bytes) -> Expected:
             out.problems.append(f"{where}: not an event object with a string 'ph'")
             continue
         ph = e["ph"]
+        # A null ts/dur is an absent one (tracekit: "lack 'ts' or 'dur' (missing or null)"): DuckDB's
+        # reader gives both the same SQL NULL.
+        e = {k: v for k, v in e.items() if not (k in ("ts", "dur") and v is None)}
         for key in ("ts", "dur"):
             if key in e and not _is_num(e[key]):
                 out.problems.append(f"{where}: '{key}' is not a number")
         if out.problems:
             continue
-        needs_ts = ph in ("X", "B", "E", "i", "I")
+        # timed phases of the Trace Event Format: durations, instants, async/flow-v1 steps, counters
+        needs_ts = ph in ("X", "B", "E", "i", "I", "b", "e", "n", "S", "T", "p", "F", "C")
         if needs_ts and "ts" not in e:
             out.problems.append(f"{where}: lacks 'ts'")
             continue

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 import tracekit
@@ -363,6 +363,9 @@ def corrupted(draw: st.DrawFn) -> tuple[str, bytes]:
 
 @settings(max_examples=150, **SETTINGS)
 @given(case=corrupted())
+# found by hypothesis: a null ts is an absent one; a flow may lack it, a counter may not
+@example(case=("null_ts_flow", b'{"traceEvents": [{"name": "f", "cat": "ac2g", "ts": null, "ph": "f", "id": 2}]}'))
+@example(case=("null_ts_counter", b'{"traceEvents": [{"ph": "C", "name": "c", "pid": 0, "ts": null, "args": {}}]}'))
 def test_corruptions_read_exactly_or_refused_cleanly(store: Store, case: tuple[str, bytes]) -> None:
     kind, raw = case
     exp = plain_reader.expected_from_bytes(raw)
