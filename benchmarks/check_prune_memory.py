@@ -132,13 +132,14 @@ def _install() -> None:
 
     orig_reset, orig_peak = measure._reset_peak, measure._peak
 
-    def reset(cuda: bool) -> None:
-        orig_reset(cuda)
+    def reset(cuda: bool) -> int | None:
+        value = orig_reset(cuda)
         if cuda:
             _STATE["reset_index"] = len(_events())
             _STATE["alloc_at_reset"] = torch.cuda.memory_allocated()
             _STATE["reserved_at_reset"] = torch.cuda.memory_reserved()
             _STATE["stats_at_reset"] = _stats()
+        return value
 
     def peak(cuda: bool) -> int | None:
         value = orig_peak(cuda)

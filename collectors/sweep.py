@@ -159,6 +159,8 @@ def _measure(runner: PointRunner, p: Point, spec: CollectSpec, out: Path, label:
     entry = _entry(p, label, timing_stats(m, spec.repeats, spec.warmup), mf.PointStatus.OK, None)
     entry["trace"] = m.trace
     entry["peak_mem_bytes"] = m.peak_mem_bytes
+    if m.memory is not None:
+        entry["memory"] = m.memory
     _release()
     return entry
 
