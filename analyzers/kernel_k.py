@@ -109,10 +109,11 @@ def kernel_note(arch: str, mode: str, k: int, n: int, batch: int) -> dict[str, A
     """What keeping k of n states should do to the SSM kernel of (arch, mode) at `batch`, from the table.
 
     Returns {kernel, k, n, time_k, time_n, unit, expected_ratio, pays, note, machine} or None where the
-    table has no such kernel, n is not the measured dense size, or k was not measured.
+    table has no such kernel or k or n was not measured. The steps come from k alone (block width and
+    alignment), so a model with another N uses the same rows (measured on the 130m layer shapes).
     """
     steps = load_table().get((arch, mode))
-    if steps is None or n != steps.dense_n or k >= n:
+    if steps is None or k >= n:
         return None
     tk, tn = steps.time(k, batch), steps.time(n, batch)
     if tk is None or tn is None:
@@ -155,13 +156,15 @@ def friendly_ks(arch: str, n: int, batch: int = 64, mode: str = "decode", legal:
     `legal(k) -> bool` restricts the candidates (e.g. causal-conv1d's channel alignment for Mamba-2).
     """
     steps = load_table().get((arch, mode))
-    if steps is None or n != steps.dense_n:
+    times = steps.times[steps.batch_for(batch)] if steps else {}
+    if n not in times:
         raise UsageError(
-            f"no kernel timings for {arch} {mode} with d_state {n} (measured: "
-            + ", ".join(f"{a} {m} N={s.dense_n}" for (a, m), s in sorted(load_table().items()))
+            f"no kernel timings for {arch} {mode} at k = {n} (measured: "
+            + ", ".join(
+                f"{a} {m} k ≤ {max(max(t) for t in s.times.values())}" for (a, m), s in sorted(load_table().items())
+            )
             + ")"
         )
-    times = steps.times[steps.batch_for(batch)]
     ks = sorted(k for k in times if k <= n and (legal is None or legal(k)))
     out = []
     best = float("inf")  # cheapest time among larger ks seen so far

@@ -29,7 +29,7 @@ def _ranges(ks: list[int]) -> str:
     """[1,2,3,5] -> '1-3,5'."""
     ks = sorted(ks)
     out, start, prev = [], ks[0], ks[0]
-    for k in ks[1:] + [None]:
+    for k in [*ks[1:], None]:
         if k is not None and k == prev + 1:
             prev = k
             continue
@@ -149,7 +149,8 @@ def main() -> None:
     ap.add_argument("--md", required=True)
     ap.add_argument("--toml", required=True)
     a = ap.parse_args()
-    doc = json.load(open(a.json))
+    with open(a.json) as f:
+        doc = json.load(f)
     table = buckets(doc["rows"])
     with open(a.toml, "w") as f:
         f.write(to_toml(doc["meta"], table))
