@@ -13,6 +13,7 @@ events, on CPU with perf_counter_ns.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import gzip
 import inspect
 import os
@@ -39,6 +40,7 @@ class Measurement:
     peak_mem_bytes: int | None
     profiled_ns: int | None  # wall time of the profiled pass
     trace: str | None  # file name inside the run dir
+    memory: dict | None = None  # what the peak is made of (CUDA only; docs/collect.md "peak memory")
     graph_template: bool = False  # the trace holds one scoped eager step (TEMPLATE_SCOPE) before the replays
 
 
@@ -106,14 +108,68 @@ def _sync(cuda: bool) -> None:
         torch.cuda.synchronize()
 
 
-def _reset_peak(cuda: bool) -> None:
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
+def _reset_peak(cuda: bool) -> int | None:
+    """Open the peak-memory window; return the bytes allocated as it opens.
+
+    `reset_peak_memory_stats` sets the peak to what is allocated *now*, dead tensors included: tensors
+    of the prompt or warm-ups that only a reference cycle still holds stay allocated until Python's
+    cyclic collector runs. On an H200 that was 4.09 GB of prompt activations in the physical r=0.25
+    point of `prune compare` (4.92 GB peak vs 0.85 GB; benchmarks/results/h200_prune_memory.md), so
+    garbage is collected before the window opens.
+    """
+    if not cuda:
+        return None
+    gc.collect()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    return int(torch.cuda.memory_allocated())
 
 
 def _peak(cuda: bool) -> int | None:
     return int(torch.cuda.max_memory_allocated()) if cuda else None
+
+
+def _tensor_bytes(*objs: object) -> int:
+    """Bytes of the distinct tensors inside objs (dicts, lists, tuples, and one level of attributes)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+
+    def walk(o: object, depth: int) -> None:
+        nonlocal total
+        if isinstance(o, torch.Tensor):
+            key = (o.untyped_storage().data_ptr(), o.untyped_storage().nbytes())
+            if key not in seen:
+                seen.add(key)
+                total += key[1]
+        elif isinstance(o, dict):
+            for v in o.values():
+                walk(v, depth)
+        elif isinstance(o, (list, tuple)):
+            for v in o:
+                walk(v, depth)
+        elif depth > 0 and hasattr(o, "__dict__") and not isinstance(o, torch.nn.Module):
+            for v in vars(o).values():
+                walk(v, depth - 1)
+
+    for o in objs:
+        walk(o, 2)
+    return total
+
+
+def _memory(
+    cuda: bool, window: str, start: int | None, peak: int | None, weights: int, state: int | None
+) -> dict | None:
+    """The parts of a peak: what was allocated when the window opened (weights, inference state, the
+    rest: CUDA-graph pool outputs, cuBLAS workspaces, the prompt's last logits) and what the window added."""
+    if not cuda or start is None or peak is None:
+        return None
+    return {
+        "window": window,
+        "at_window_start_bytes": start,
+        "weights_bytes": weights,
+        "state_bytes": state,
+        "peak_bytes": peak,
+    }
 
 
 def _write_trace(prof: profile, path: Path) -> None:
@@ -133,6 +189,18 @@ def _profiler(cuda: bool) -> profile:
     warnings.filterwarnings("ignore", message=".*Profiler clears events at the end of each cycle.*")
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     return profile(activities=acts, record_shapes=True, profile_memory=True)
+
+
+WINDOW_PREFILL = "timed prefill repeats (after the warm-ups)"
+WINDOW_DECODE = "timed decode repeats (after the prompt, graph capture and warm-ups)"
+
+
+def _state_bytes(keep: object) -> int | None:
+    """Inference-state bytes of a decoder's keep-alive (mamba-ssm graph cache or InferenceParams, hf cache)."""
+    ip = getattr(keep, "inference_params", keep)
+    kv = getattr(ip, "key_value_memory_dict", None)
+    n = _tensor_bytes(kv if kv is not None else keep)
+    return n or None
 
 
 class PointRunner:
@@ -165,7 +233,7 @@ class PointRunner:
         with torch.inference_mode():
             for _ in range(warmup):
                 self._forward(ids)
-            _reset_peak(self.cuda)  # after warm-ups: Triton autotuning allocates scratch space
+            start = _reset_peak(self.cuda)  # after warm-ups: Triton autotuning allocates scratch space
             timer = _Timer(self.cuda)
             for _ in range(repeats):
                 timer.start()
@@ -173,6 +241,7 @@ class PointRunner:
                 timer.stop()
             samples = timer.samples_ns()
             peak = _peak(self.cuda)
+            memory = _memory(self.cuda, WINDOW_PREFILL, start, peak, _tensor_bytes(self.model.state_dict()), None)
             profiled = None
             if trace_path is not None:
                 with scoped(self.model, self.backend), _profiler(self.cuda) as prof:
@@ -182,7 +251,7 @@ class PointRunner:
                     _sync(self.cuda)
                     profiled = time.perf_counter_ns() - t0
                 _write_trace(prof, trace_path)
-        return Measurement(samples, None, peak, profiled, trace_path.name if trace_path else None)
+        return Measurement(samples, None, peak, profiled, trace_path.name if trace_path else None, memory)
 
     # ---- decode -------------------------------------------------------------------------------
     def _decoder(self, p: Point) -> tuple[Callable[[torch.Tensor, int], torch.Tensor], torch.Tensor, object]:
@@ -263,7 +332,7 @@ class PointRunner:
             step, tok, keep = self._decoder(p)
             for _ in range(warmup):
                 tok = self._decode_run(step, tok, p.decode_steps, None, False)
-            _reset_peak(self.cuda)  # after the prompt and warm-ups: the steady decode state
+            start = _reset_peak(self.cuda)  # after the prompt and warm-ups: the steady decode state
             timer = _Timer(self.cuda)
             e2e: list[int] = []
             for _ in range(repeats):
@@ -274,6 +343,8 @@ class PointRunner:
                 e2e.append((time.perf_counter_ns() - t0) // p.decode_steps)
             samples = timer.samples_ns()
             peak = _peak(self.cuda)
+            weights = _tensor_bytes(self.model.state_dict())
+            memory = _memory(self.cuda, WINDOW_DECODE, start, peak, weights, _state_bytes(keep))
             profiled = None
             template = None
             if trace_path is not None and p.cuda_graphs and self.backend == "mamba-ssm":
@@ -296,7 +367,7 @@ class PointRunner:
             has_template = template is not None
             del keep, step, template
         name = trace_path.name if trace_path else None
-        return Measurement(samples, e2e, peak, profiled, name, graph_template=has_template)
+        return Measurement(samples, e2e, peak, profiled, name, memory, graph_template=has_template)
 
     def run(self, p: Point, warmup: int, repeats: int, trace_path: Path | None) -> Measurement:
         fn = self.prefill if p.mode == "prefill" else self.decode

@@ -165,6 +165,8 @@ def _measure(runner: PointRunner, p: Point, spec: CollectSpec, out: Path, label:
     if m.graph_template:
         entry["graph_template"] = True
     entry["peak_mem_bytes"] = m.peak_mem_bytes
+    if m.memory is not None:
+        entry["memory"] = m.memory
     _release()
     return entry
 

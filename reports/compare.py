@@ -43,7 +43,47 @@ def table_rows(result: CompareResult, variant: str = "physical") -> list[tuple[s
             out.append(
                 (mode, graphs, seqlen, metric, [_fmt(cells[r][key], kind) if r in cells else "–" for r in ratios])
             )
+        if any("kernel_note" in c for c in cells.values()):  # results written before the notes existed: none
+            out.append((mode, graphs, seqlen, "SSM kernel", [_kernel_cell(cells.get(r)) for r in ratios]))
     return out
+
+
+def _kernel_cell(row: dict[str, Any] | None) -> str:
+    """Expected SSM kernel time vs dense from the measured k steps; ✗ where the ratio cannot pay."""
+    note = (row or {}).get("kernel_note")
+    if not note:
+        return "–"
+    return f"×{note['expected_ratio']:.2f}" + ("" if note["pays"] else " ✗")
+
+
+def _gb(v: int | None) -> str:
+    return "–" if v is None else f"{v / 1e9:.3f}"
+
+
+def memory_explained(result: CompareResult) -> list[str]:
+    """One line per row: peak = allocated when the window opened (weights, state, rest) + what the window added."""
+    out = []
+    for r in result.rows:
+        m = r.get("memory")
+        if not m:
+            continue
+        rest = m["at_window_start_bytes"] - m["weights_bytes"] - (m["state_bytes"] or 0)
+        out.append(
+            f"{r['variant']} r={r['ratio']:g} {r['mode']} L={r['seqlen']}{' graphs' if r['cuda_graphs'] else ''}: "
+            f"peak {_gb(m['peak_bytes'])} GB = {_gb(m['at_window_start_bytes'])} allocated when the window opened "
+            f"(weights {_gb(m['weights_bytes'])}, inference state {_gb(m['state_bytes'])}, other {_gb(rest)}) "
+            f"+ {_gb(m['peak_bytes'] - m['at_window_start_bytes'])} within it"
+        )
+    return out
+
+
+def kernel_notes(result: CompareResult) -> list[str]:
+    """The kernel note of every physical row (why a ratio can or cannot pay), with its k."""
+    return [
+        f"r={r['ratio']:g} {r['mode']} (k={r['k']}): {r['kernel_note']['note']}"
+        for r in result.rows
+        if r.get("kernel_note")
+    ]
 
 
 def markdown(result: CompareResult, host: str) -> str:
@@ -84,6 +124,30 @@ def markdown(result: CompareResult, host: str) -> str:
         )
     if result.component_diff:
         lines += _diff_section(result.component_diff)
+    notes = kernel_notes(result)
+    if notes:
+        machine = next(r["kernel_note"]["machine"] for r in result.rows if r.get("kernel_note"))
+        lines += [
+            "",
+            "## SSM kernel per kept k (measured steps, analyzers/rules/ssm_kernel_k.toml)",
+            "",
+            f"Expected SSM kernel time vs dense from the kernels' measured k steps on {machine} (✗: cannot pay):",
+            "",
+        ]
+        lines += [f"- {n}" for n in notes]
+    mem = memory_explained(result)
+    if mem:
+        window = next(r["memory"]["window"] for r in result.rows if r.get("memory"))
+        lines += [
+            "",
+            "## Peak memory explained",
+            "",
+            f"Peak = CUDA max allocated over the window: {window}"
+            " (garbage collected before it opens); other = CUDA-graph pool outputs, cuBLAS workspaces, the "
+            "prompt's last logits. GB = 10^9 bytes.",
+            "",
+        ]
+        lines += [f"- {m}" for m in mem]
     return "\n".join(lines) + "\n"
 
 
@@ -160,4 +224,8 @@ def print_table(result: CompareResult, console: Console | None = None) -> None:
         for mode, graphs, seqlen, metric, cells in table_rows(result, variant):
             t.add_row(mode, graphs, str(seqlen), metric, *cells)
         console.print(t)
+    for line in kernel_notes(result):
+        console.print(f"kernel: {line}")
+    for line in memory_explained(result):
+        console.print(f"memory: {line}")
     console.print(f"wrote {result.out}/compare.json, compare.md, latency_vs_ratio.png")

@@ -112,6 +112,16 @@ def score(
 @click.option("--pretrained", type=click.Path(file_okay=False), help="Model to prune (default: the scored one).")
 @click.option("--no-align", is_flag=True, help="Do not round k up to a multiple that causal-conv1d accepts (Mamba-2).")
 @click.option(
+    "--round-k",
+    "round_how",
+    type=LazyChoice("tracekit.analyzers.kernel_k:ROUND_MODES"),
+    default="none",
+    show_default=True,
+    help="Round k to a kernel-friendly value (measured decode state-update steps): down prunes more, "
+    "up keeps more, nearest (ties up).",
+)
+@click.option("--round-batch", default=64, show_default=True, help="Decode batch the --round-k timings are read at.")
+@click.option(
     "--save-format",
     type=LazyChoice("tracekit.prune.checkpoints:SAVE_FORMATS", extra=("auto",)),
     default="auto",
@@ -126,6 +136,8 @@ def apply(
     out: str,
     pretrained: str | None,
     no_align: bool,
+    round_how: str,
+    round_batch: int,
     save_format: str,
     fmt: str,
 ) -> None:
@@ -137,14 +149,31 @@ def apply(
         require_exists(pretrained, "--pretrained", kind="directory")
     check_output_dir(out, "--out")
     quiet_transformers()
+    if round_batch < 1:
+        raise UsageError("--round-batch must be ≥ 1")
     path, info = steps.apply_file(
-        scores_path, ratio, variant, out, pretrained, align=not no_align, save_format=save_format
+        scores_path,
+        ratio,
+        variant,
+        out,
+        pretrained,
+        align=not no_align,
+        save_format=save_format,
+        round_how=round_how,
+        round_batch=round_batch,
     )
     if fmt == "json":
         click.echo(json.dumps({"out": str(path), **{k: v for k, v in info.items() if k != "keep"}}, indent=2))
         return
     if info["note"]:
         click.echo(f"note: {info['note']}")
+    rk = info.get("round_k")
+    if rk:
+        moved = f"rounded {rk['how']} from {rk['from']} to {rk['k']}" if rk["k"] != rk["from"] else f"kept at {rk['k']}"
+        click.echo(
+            f"--round-k: k {moved} (kernel-friendly k at batch {rk['batch']}: {', '.join(map(str, rk['friendly']))}); "
+            f"{rk['kernel_note'] or 'no timing for this k'}"
+        )
     click.echo(
         f"wrote {path}: {variant}, {info['method']} scores, ratio {ratio} → keep {info['k']} of "
         f"{info['d_state']} states per layer"

@@ -228,6 +228,7 @@ def analyze_compare(out: Path) -> CompareResult:
                         "error": p.get("error"),
                         "median_ms": (p.get("timing") or {}).get("median_ms"),
                         "peak_mem_bytes": p.get("peak_mem_bytes"),
+                        "memory": p.get("memory"),
                         "state_bytes": state,
                         "component_ns": comps,
                         "trace": str(trace) if trace else None,
@@ -236,6 +237,7 @@ def analyze_compare(out: Path) -> CompareResult:
     finally:
         db.close()
     _add_ratios(rows)
+    add_kernel_notes(rows, head["arch"], head["model"]["d_state"])
     result = CompareResult(
         head["arch"],
         head["model"],
@@ -294,6 +296,21 @@ def _add_ratios(rows: list[dict[str, Any]]) -> None:
             r["state_reduction"] = 1 - r["state_bytes"] / d["state_bytes"]
 
 
+def add_kernel_notes(rows: list[dict[str, Any]], arch: str, dense_n: int) -> None:
+    """`kernel_note` per physical row: whether its k can lower the SSM kernel's time, and why not.
+
+    From the measured step structure (analyzers/rules/ssm_kernel_k.toml, one machine): e.g. k = 96 of 128
+    runs `selective_state_update` in the same 128-wide block as dense, so r = 0.25 cannot pay in decode.
+    Masked rows keep every state in the kernels; dense rows are the reference: both get None.
+    """
+    from tracekit.analyzers.kernel_k import kernel_note
+
+    for r in rows:
+        r["kernel_note"] = None
+        if r["variant"] == "physical" and r.get("k") is not None:
+            r["kernel_note"] = kernel_note(arch, r["mode"], int(r["k"]), dense_n, int(r["batch"]))
+
+
 def write_outputs(result: CompareResult, out: Path) -> None:
     """compare.json (the data), and compare.md / latency_vs_ratio.png rendered from it by tracekit.reports."""
     from tracekit.reports import compare as report
@@ -305,6 +322,7 @@ def write_outputs(result: CompareResult, out: Path) -> None:
 
 __all__ = [
     "CompareResult",
+    "add_kernel_notes",
     "analyze_compare",
     "component_diff",
     "parse_floats",

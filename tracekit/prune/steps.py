@@ -114,9 +114,20 @@ class Pruned:
 
 
 def prune_model(
-    model: nn.Module, cfg: ModelConfig, scores: torch.Tensor, ratio: float, variant: str, align: bool = True
+    model: nn.Module,
+    cfg: ModelConfig,
+    scores: torch.Tensor,
+    ratio: float,
+    variant: str,
+    align: bool = True,
+    round_how: str = "none",
+    round_batch: int = 64,
 ) -> Pruned:
-    """Keep the top-k states per layer/group; k = ⌊N(1−r)⌋ rounded up to a causal-conv1d-legal value."""
+    """Keep the top-k states per layer/group; k = ⌊N(1−r)⌋ rounded up to a causal-conv1d-legal value.
+
+    round_how (down/up/nearest): then to a kernel-friendly k, one whose decode state update is cheaper than
+    every larger k's (measured steps, tracekit.analyzers.kernel_k), at batch `round_batch`.
+    """
     if variant not in variants.VARIANTS:
         raise UsageError(f"unknown variant {variant!r}; choose from {', '.join(variants.VARIANTS)}")
     k_req = kept_count(cfg.d_state, ratio)
@@ -127,6 +138,10 @@ def prune_model(
             f"k rounded up from {k_req} to {k} so conv channels ({cfg.d_inner + 2 * cfg.ngroups * k}) "
             "are a multiple of 8, as causal-conv1d requires"
         )
+    rounding = None
+    if round_how != "none":
+        rounding = kernel_rounding(cfg, k, round_how, round_batch, align)
+        k = rounding["k"]
     keep = keep_indices(scores, k)
     info = {
         "variant": variant,
@@ -136,6 +151,7 @@ def prune_model(
         "k": k,
         "effective_ratio": 1 - k / cfg.d_state,
         "note": note,
+        "round_k": rounding,
         "keep": keep.tolist(),
     }
     if variant == "dense":
@@ -146,6 +162,27 @@ def prune_model(
     return Pruned(small, small_cfg, info)
 
 
+def kernel_rounding(cfg: ModelConfig, k: int, how: str, batch: int, align: bool = True) -> dict[str, Any]:
+    """k moved to the nearest kernel-friendly value in direction `how`, and what the kernel should make of it."""
+    from tracekit.analyzers.kernel_k import friendly_ks, kernel_note, round_k
+
+    def legal(j: int) -> bool:
+        return not align or legal_k(cfg, j) == j
+
+    friendly = friendly_ks(cfg.arch, cfg.d_state, batch, "decode", legal)
+    new = round_k(k, how, friendly)
+    kn = kernel_note(cfg.arch, "decode", new, cfg.d_state, batch)
+    return {
+        "how": how,
+        "from": k,
+        "k": new,
+        "friendly": friendly,
+        "batch": batch,
+        "kernel_note": kn["note"] if kn else "dense: no pruning left" if new == cfg.d_state else None,
+        "machine": kn["machine"] if kn else None,
+    }
+
+
 def apply_file(
     scores_path: str,
     ratio: float,
@@ -154,17 +191,21 @@ def apply_file(
     pretrained: str | None = None,
     align: bool = True,
     save_format: str = "auto",
+    round_how: str = "none",
+    round_batch: int = 64,
 ) -> tuple[Path, dict[str, Any]]:
     """`prune apply`: rebuild the scored model, prune it, write a loadable directory atomically."""
     s = load_scores(scores_path)
-    kept_count(s.model.d_state, ratio)  # validate the ratio before any work
+    k = kept_count(s.model.d_state, ratio)  # validate the ratio (and the rounding) before any work
+    if round_how != "none":
+        kernel_rounding(s.model, legal_k(s.model, k) if align else k, round_how, round_batch, align)
     if pretrained is None:
         pretrained = s.source.get("pretrained")
         if pretrained and not Path(pretrained).is_dir():
             raise TracekitError(f"the scored model {pretrained} is gone; pass --pretrained")
     src = open_source(None if pretrained else s.model, pretrained, int(s.source.get("seed", 0)))
     check_same_shape(s.model, src.cfg)
-    pr = prune_model(src.model, src.cfg, s.scores, ratio, variant, align)
+    pr = prune_model(src.model, src.cfg, s.scores, ratio, variant, align, round_how, round_batch)
     info = {**pr.info, "method": s.method, "scores": str(Path(scores_path).resolve()), "source": src.info}
 
     def copy_side_files(tmp: Path) -> None:
@@ -225,6 +266,7 @@ __all__ = [
     "apply_file",
     "calibration_batches",
     "eval_model",
+    "kernel_rounding",
     "open_source",
     "prune_model",
     "score",
