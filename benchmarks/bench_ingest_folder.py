@@ -43,7 +43,7 @@ def build_folder(out: Path, copies: int) -> tuple[int, int]:
 
 
 def run(args: list[str]) -> float:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "tracekit.cli.main", *args], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
