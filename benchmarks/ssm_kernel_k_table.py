@@ -1,13 +1,18 @@
 """Turn bench_ssm_kernel_k.py's JSON into the committed table and the shipped step data.
 
     python benchmarks/ssm_kernel_k_table.py benchmarks/results/h200_ssm_kernel_k.json \
-        --md benchmarks/results/h200_ssm_kernel_k.md --toml analyzers/rules/ssm_kernel_k.toml
+        --md benchmarks/results/h200_ssm_kernel_k.md --toml analyzers/rules/ssm_kernel_k.toml \
+        --state-update benchmarks/results/h200_state_update.json
 
 Decode kernels (`selective_state_update`, measured at every k) are grouped by what mamba-ssm's launcher
 and Triton make of k: the state block is `next_power_of_2(k)` wide, and Triton specialises an integer
 argument divisible by 16 (aligned, vectorised loads), so k in one (power-of-two block, k % 16 == 0) class
 runs one kernel; the table gives each class's min / median / max. Prefill kernels were measured at
 multiples of 8 (Mamba-2) or every k (Mamba-1) and are listed per k (their time is not flat in buckets).
+
+`--state-update` adds tracekit's own decode state update (`prune compare --state-kernel tracekit`, the
+default there) from bench_state_update.py's JSON: Mamba-2 130m shapes, k = 32..128 in steps of 16, one
+bucket per measured k (no padded block: its time follows k), entry marked `state_kernel = "tracekit"`.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from collections import defaultdict
 
 DENSE_N = {"mamba2": 128, "mamba1": 16}
 MACHINE = "NVIDIA H200 (device tool, single GPU)"
+TK_KERNEL = "_tk_selective_state_update_kernel"  # tracekit/kernels/state_update.py, the name in traces
+STATE_UPDATE_SOURCE = "benchmarks/results/h200_state_update.json"
 
 
 def _pow2(k: int) -> int:
@@ -67,7 +74,26 @@ def buckets(rows: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
     return out
 
 
-def to_toml(meta: dict, table: dict) -> str:
+def state_update_buckets(doc: dict) -> list[dict]:
+    """tracekit's state update (bench_state_update.py's `table`): one bucket per measured k (N)."""
+    by_k: dict[int, dict[int, float]] = defaultdict(dict)
+    for r in doc["table"]:
+        by_k[r["N"]][r["batch"]] = r["tracekit_us"]
+    return [
+        {"ks": str(k), "unit": "us_per_layer", "times": {b: [t, t, t] for b, t in sorted(by_k[k].items())}}
+        for k in sorted(by_k)
+    ]
+
+
+def _bucket_lines(bs: list[dict]) -> list[str]:
+    lines = ["buckets = ["]
+    for b in bs:
+        ts = ", ".join(f"times_b{bt} = [{', '.join(f'{x:.4g}' for x in v)}]" for bt, v in b["times"].items())
+        lines.append(f'  {{ ks = "{b["ks"]}", {ts} }},')
+    return [*lines, "]", ""]
+
+
+def to_toml(meta: dict, table: dict, state_update: dict | None = None) -> str:
     lines = [
         "# Which kept-state counts k lower each SSM kernel's time: measured step structure, shipped as data.",
         "# Written by benchmarks/ssm_kernel_k_table.py from benchmarks/results/h200_ssm_kernel_k.json; read by",
@@ -94,12 +120,24 @@ def to_toml(meta: dict, table: dict) -> str:
             f"dense_n = {DENSE_N[arch]}",
             f'unit = "{bs[0]["unit"]}"',
             f'rule = "{rule}"',
-            "buckets = [",
+            *_bucket_lines(bs),
         ]
-        for b in bs:
-            ts = ", ".join(f"times_b{bt} = [{', '.join(f'{x:.4g}' for x in v)}]" for bt, v in b["times"].items())
-            lines.append(f'  {{ ks = "{b["ks"]}", {ts} }},')
-        lines += ["]", ""]
+    if state_update is not None:
+        v = state_update["versions"]
+        lines += [
+            "# tracekit's own state update (`--state-kernel tracekit`): measured at k = 32..128 step 16 only.",
+            "[[kernel]]",
+            f'name = "{TK_KERNEL}"',
+            'arch = "mamba2"',
+            'mode = "decode"',
+            'state_kernel = "tracekit"',
+            f"dense_n = {DENSE_N['mamba2']}",
+            'unit = "us_per_layer"',
+            'rule = "one masked block, no padding: time follows k (plus a fixed launch cost); k = 32..128 step 16"',
+            f'source = "{STATE_UPDATE_SOURCE}"',
+            f'software = "torch {v["torch"]}, triton {v["triton"]}, bfloat16"',
+            *_bucket_lines(state_update_buckets(state_update)),
+        ]
     return "\n".join(lines)
 
 
@@ -148,12 +186,17 @@ def main() -> None:
     ap.add_argument("json")
     ap.add_argument("--md", required=True)
     ap.add_argument("--toml", required=True)
+    ap.add_argument("--state-update", help="bench_state_update.py's JSON: adds tracekit's state update kernel")
     a = ap.parse_args()
     with open(a.json) as f:
         doc = json.load(f)
+    su = None
+    if a.state_update:
+        with open(a.state_update) as f:
+            su = json.load(f)
     table = buckets(doc["rows"])
     with open(a.toml, "w") as f:
-        f.write(to_toml(doc["meta"], table))
+        f.write(to_toml(doc["meta"], table, su))
     with open(a.md, "w") as f:
         f.write(to_md(doc["meta"], table))
 

@@ -53,6 +53,8 @@ def _kernel_cell(row: dict[str, Any] | None) -> str:
     note = (row or {}).get("kernel_note")
     if not note:
         return "–"
+    if note["expected_ratio"] is None:
+        return "not measured"
     return f"×{note['expected_ratio']:.2f}" + ("" if note["pays"] else " ✗")
 
 
@@ -126,12 +128,16 @@ def markdown(result: CompareResult, host: str) -> str:
         lines += _diff_section(result.component_diff)
     notes = kernel_notes(result)
     if notes:
-        machine = next(r["kernel_note"]["machine"] for r in result.rows if r.get("kernel_note"))
+        machine = next(
+            (r["kernel_note"]["machine"] for r in result.rows if (r.get("kernel_note") or {}).get("machine")), None
+        )
         lines += [
             "",
             "## SSM kernel per kept k (measured steps, analyzers/rules/ssm_kernel_k.toml)",
             "",
-            f"Expected SSM kernel time vs dense from the kernels' measured k steps on {machine} (✗: cannot pay):",
+            "Expected SSM kernel time vs dense from the kernels' measured k steps"
+            + (f" on {machine}" if machine else "")
+            + f"; decode with the {result.state_kernel or 'mamba-ssm'} state kernel (✗: cannot pay):",
             "",
         ]
         lines += [f"- {n}" for n in notes]

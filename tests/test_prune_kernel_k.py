@@ -26,12 +26,17 @@ def _bench(name: str):
 
 
 def test_shipped_steps_are_the_committed_measurement():
-    """analyzers/rules/ssm_kernel_k.toml is what benchmarks/ssm_kernel_k_table.py makes of the H200 JSON."""
+    """analyzers/rules/ssm_kernel_k.toml is what benchmarks/ssm_kernel_k_table.py makes of the H200 JSONs."""
     table = _bench("ssm_kernel_k_table")
     doc = json.loads((RESULTS / "h200_ssm_kernel_k.json").read_text())
+    su = json.loads((RESULTS / "h200_state_update.json").read_text())
     shipped = (ROOT / "analyzers" / "rules" / "ssm_kernel_k.toml").read_text()
-    assert table.to_toml(doc["meta"], table.buckets(doc["rows"])) == shipped
+    assert table.to_toml(doc["meta"], table.buckets(doc["rows"]), su) == shipped
     assert "NVIDIA H200 (device tool, single GPU)" in shipped
+    # tracekit's entry holds the JSON's own per-N times (independent read of the table rows)
+    tk = kernel_k.load_table()[("mamba2", "decode", "tracekit")]
+    for r in su["table"]:
+        assert tk.times[r["batch"]][r["N"]] == pytest.approx(r["tracekit_us"], rel=1e-3)
 
 
 def test_k96_cannot_pay_in_the_decode_state_update():
@@ -59,7 +64,7 @@ def test_friendly_ks_and_rounding_on_the_measured_steps():
     assert kernel_k.round_k(100, "nearest", f) == 128 and kernel_k.round_k(40, "nearest", f) == 32
     assert kernel_k.round_k(64, "down", f) == 64  # already friendly
     assert kernel_k.friendly_ks("mamba1", 16, 64) == [1, 4, 16]
-    with pytest.raises(UsageError, match="no kernel timings for mamba1 decode at k = 64"):
+    with pytest.raises(UsageError, match="no mamba-ssm kernel timings for mamba1 decode at k = 64"):
         kernel_k.friendly_ks("mamba1", 64, 64)
     with pytest.raises(UsageError, match="--round-k must be one of"):
         kernel_k.round_k(5, "sideways", f)
@@ -83,7 +88,7 @@ buckets = [
   { ks = "5-8", times_b8 = [4.0, 4.0, 4.0] },
 ]
 """
-    steps = kernel_k.parse_table(text)[("mamba2", "decode")]
+    steps = kernel_k.parse_table(text)[("mamba2", "decode", "mamba-ssm")]
     assert steps.time(3, 8) == 2.0 and steps.buckets[6] == "5-8"
     times = steps.times[8]
     # the frontier rule, by hand: from the top, keep k if cheaper than every larger k by > 5%
@@ -95,6 +100,56 @@ buckets = [
     assert sorted(expect) == [2, 4, 8]
     with pytest.raises(UsageError, match="not a kernel-k table"):
         kernel_k.parse_table("machine = 1")
+
+
+def test_decode_notes_follow_the_state_kernel():
+    """tracekit's state update pads nothing: k = 96 of 128 pays with it (12.4 vs 16.0 µs at batch 64,
+    benchmarks/results/h200_state_update.md), not with mamba-ssm's (same 128-wide block)."""
+    tk = kernel_k.kernel_note("mamba2", "decode", 96, 128, 64, "tracekit")
+    assert tk["pays"] and tk["state_kernel"] == "tracekit" and tk["kernel"] == "_tk_selective_state_update_kernel"
+    assert (tk["time_k"], tk["time_n"]) == pytest.approx((12.4, 15.99), abs=0.01)
+    assert tk["expected_ratio"] == pytest.approx(12.4 / 15.99, abs=0.005) and "×0.78" in tk["note"]
+    ms = kernel_k.kernel_note("mamba2", "decode", 96, 128, 64, "mamba-ssm")
+    assert not ms["pays"] and "no kernel-time gain expected" in ms["note"]
+    assert kernel_k.kernel_note("mamba2", "decode", 96, 128, 64, None) == ms  # results from before the option
+    # k not measured for tracekit's kernel: said so, no interpolation; mamba1 has no tracekit timings at all
+    gap = kernel_k.kernel_note("mamba2", "decode", 100, 128, 64, "tracekit")
+    assert gap["expected_ratio"] is None and gap["pays"] is None and "not measured" in gap["note"]
+    assert "not measured" in kernel_k.kernel_note("mamba1", "decode", 8, 16, 64, "tracekit")["note"]
+    # prefill does not use the state kernel
+    pre = kernel_k.kernel_note("mamba2", "prefill", 96, 128, 64, "tracekit")
+    assert (
+        pre == kernel_k.kernel_note("mamba2", "prefill", 96, 128, 64) and pre["kernel"] == "mamba_chunk_scan_combined"
+    )
+    # every measured k pays with tracekit's kernel at batch 64; at batch 8 k 96/112 gain < 5% over larger k
+    assert kernel_k.friendly_ks("mamba2", 128, 64, state_kernel="tracekit") == [32, 48, 64, 80, 96, 112, 128]
+    assert kernel_k.friendly_ks("mamba2", 128, 8, state_kernel="tracekit") == [32, 48, 64, 80, 128]
+
+
+def test_compare_notes_use_the_runs_state_kernel():
+    from tracekit.reports import compare as report
+
+    from tracekit.prune.compare import CompareResult, add_kernel_notes
+
+    def row(variant, ratio, k, mode="decode"):
+        return {"variant": variant, "ratio": ratio, "k": k, "d_state": k, "mode": mode, "batch": 64,
+                "seqlen": 2048, "cuda_graphs": True, "median_ms": 1.0, "speedup": 1.0, "mem_reduction": 0.1,
+                "state_reduction": 0.2, "component_ns": {}}  # fmt: skip
+
+    rows = [row("dense", 0.0, 128), row("physical", 0.25, 96), row("physical", 0.2, 100)]
+    rows.append(row("physical", 0.25, 96, "prefill"))
+    add_kernel_notes(rows, "mamba2", 128, "tracekit")
+    assert rows[1]["kernel_note"]["pays"] and rows[1]["kernel_note"]["expected_ratio"] == pytest.approx(0.78, abs=0.01)
+    assert "not measured" in rows[2]["kernel_note"]["note"]
+    assert rows[3]["kernel_note"]["kernel"] == "mamba_chunk_scan_combined"
+    res = CompareResult(
+        "mamba2", {}, "magnitude", "mamba-ssm", "cuda", "bf16", 64, rows, "out", state_kernel="tracekit"
+    )
+    md = report.markdown(res, host="h")
+    assert "| decode | True | 2048 | SSM kernel | not measured | ×0.78 |" in md
+    assert "decode with the tracekit state kernel" in md
+    add_kernel_notes(rows, "mamba2", 128, "mamba-ssm")
+    assert not rows[1]["kernel_note"]["pays"] and "runs like 128" in rows[1]["kernel_note"]["note"]
 
 
 def test_compare_flags_ratios_that_cannot_pay():
@@ -190,5 +245,8 @@ def test_apply_round_k_says_what_it_chose(tmp_path):
                 "--round-k", "down", "--out", "m", cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "k rounded down from 12 to 8" in r.stdout and "keep 8 of 16" in r.stdout
+    assert "for mamba-ssm's state update" in r.stdout
+    assert "tracekit's state kernel (--state-kernel tracekit) pads nothing; not measured at d_state 16" in r.stdout
     meta = json.loads((tmp_path / "m" / "tracekit_prune.json").read_text())
     assert meta["k"] == 8 and meta["round_k"]["from"] == 12 and meta["round_k"]["friendly"] == [4, 8, 16]
+    assert meta["round_k"]["state_kernel"] == "mamba-ssm" and meta["round_k"]["tracekit_friendly"] is None

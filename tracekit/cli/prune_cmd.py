@@ -117,8 +117,8 @@ def score(
     type=LazyChoice("tracekit.analyzers.kernel_k:ROUND_MODES"),
     default="none",
     show_default=True,
-    help="Round k to a kernel-friendly value (measured decode state-update steps): down prunes more, "
-    "up keeps more, nearest (ties up).",
+    help="Round k to a kernel-friendly value (measured steps of mamba-ssm's decode state update; tracekit's "
+    "state kernel has no padding steps): down prunes more, up keeps more, nearest (ties up).",
 )
 @click.option("--round-batch", default=64, show_default=True, help="Decode batch the --round-k timings are read at.")
 @click.option(
@@ -171,8 +171,17 @@ def apply(
     if rk:
         moved = f"rounded {rk['how']} from {rk['from']} to {rk['k']}" if rk["k"] != rk["from"] else f"kept at {rk['k']}"
         click.echo(
-            f"--round-k: k {moved} (kernel-friendly k at batch {rk['batch']}: {', '.join(map(str, rk['friendly']))}); "
-            f"{rk['kernel_note'] or 'no timing for this k'}"
+            f"--round-k: k {moved} (kernel-friendly k for mamba-ssm's state update at batch {rk['batch']}: "
+            f"{', '.join(map(str, rk['friendly']))}); {rk['kernel_note'] or 'no timing for this k'}"
+        )
+        tkf = rk.get("tracekit_friendly")
+        click.echo(
+            "--round-k: tracekit's state kernel (--state-kernel tracekit) pads nothing; "
+            + (
+                f"kernel-friendly among its measured k at batch {rk['batch']}: {', '.join(map(str, tkf))}"
+                if tkf
+                else f"not measured at d_state {info['d_state']} (mamba2 N 128, k 32..128 step 16 only)"
+            )
         )
     click.echo(
         f"wrote {path}: {variant}, {info['method']} scores, ratio {ratio} → keep {info['k']} of "

@@ -237,7 +237,7 @@ def analyze_compare(out: Path) -> CompareResult:
     finally:
         db.close()
     _add_ratios(rows)
-    add_kernel_notes(rows, head["arch"], head["model"]["d_state"])
+    add_kernel_notes(rows, head["arch"], head["model"]["d_state"], head.get("state_kernel"))
     result = CompareResult(
         head["arch"],
         head["model"],
@@ -296,11 +296,15 @@ def _add_ratios(rows: list[dict[str, Any]]) -> None:
             r["state_reduction"] = 1 - r["state_bytes"] / d["state_bytes"]
 
 
-def add_kernel_notes(rows: list[dict[str, Any]], arch: str, dense_n: int) -> None:
+def add_kernel_notes(
+    rows: list[dict[str, Any]], arch: str, dense_n: int, state_kernel: str | None = "mamba-ssm"
+) -> None:
     """`kernel_note` per physical row: whether its k can lower the SSM kernel's time, and why not.
 
-    From the measured step structure (analyzers/rules/ssm_kernel_k.toml, one machine): e.g. k = 96 of 128
-    runs `selective_state_update` in the same 128-wide block as dense, so r = 0.25 cannot pay in decode.
+    From the measured step structure (analyzers/rules/ssm_kernel_k.toml, one machine), for the decode
+    state kernel the run used (`state_kernel`; None, from runs before it, = mamba-ssm): e.g. k = 96 of 128
+    runs mamba-ssm's `selective_state_update` in the same 128-wide block as dense, so r = 0.25 cannot pay
+    in decode, while tracekit's kernel pads nothing (×0.78 at batch 64). Prefill notes ignore it.
     Masked rows keep every state in the kernels; dense rows are the reference: both get None.
     """
     from tracekit.analyzers.kernel_k import kernel_note
@@ -308,7 +312,7 @@ def add_kernel_notes(rows: list[dict[str, Any]], arch: str, dense_n: int) -> Non
     for r in rows:
         r["kernel_note"] = None
         if r["variant"] == "physical" and r.get("k") is not None:
-            r["kernel_note"] = kernel_note(arch, r["mode"], int(r["k"]), dense_n, int(r["batch"]))
+            r["kernel_note"] = kernel_note(arch, r["mode"], int(r["k"]), dense_n, int(r["batch"]), state_kernel)
 
 
 def write_outputs(result: CompareResult, out: Path) -> None:

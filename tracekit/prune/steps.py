@@ -126,7 +126,8 @@ def prune_model(
     """Keep the top-k states per layer/group; k = ⌊N(1−r)⌋ rounded up to a causal-conv1d-legal value.
 
     round_how (down/up/nearest): then to a kernel-friendly k, one whose decode state update is cheaper than
-    every larger k's (measured steps, tracekit.analyzers.kernel_k), at batch `round_batch`.
+    every larger k's (mamba-ssm's `selective_state_update`'s measured steps, tracekit.analyzers.kernel_k),
+    at batch `round_batch`. tracekit's state kernel has no such steps (see `kernel_rounding`).
     """
     if variant not in variants.VARIANTS:
         raise UsageError(f"unknown variant {variant!r}; choose from {', '.join(variants.VARIANTS)}")
@@ -163,13 +164,22 @@ def prune_model(
 
 
 def kernel_rounding(cfg: ModelConfig, k: int, how: str, batch: int, align: bool = True) -> dict[str, Any]:
-    """k moved to the nearest kernel-friendly value in direction `how`, and what the kernel should make of it."""
-    from tracekit.analyzers.kernel_k import friendly_ks, kernel_note, round_k
+    """k moved to the nearest kernel-friendly value in direction `how`, and what the kernel should make of it.
+
+    The rounding follows mamba-ssm's decode state update (`state_kernel`), whose padded blocks make most k
+    useless. `tracekit_friendly` is the same frontier for tracekit's kernel (`--state-kernel tracekit`, no
+    padding) among its measured k, or None where it was not measured at this d_state.
+    """
+    from tracekit.analyzers.kernel_k import MAMBA_SSM, friendly_ks, kernel_note, load_table, round_k
 
     def legal(j: int) -> bool:
         return not align or legal_k(cfg, j) == j
 
     friendly = friendly_ks(cfg.arch, cfg.d_state, batch, "decode", legal)
+    tk = load_table().get((cfg.arch, "decode", "tracekit"))
+    tk_friendly = None
+    if tk and cfg.d_state in tk.buckets:
+        tk_friendly = friendly_ks(cfg.arch, cfg.d_state, batch, "decode", legal, state_kernel="tracekit")
     new = round_k(k, how, friendly)
     kn = kernel_note(cfg.arch, "decode", new, cfg.d_state, batch)
     return {
@@ -177,6 +187,8 @@ def kernel_rounding(cfg: ModelConfig, k: int, how: str, batch: int, align: bool 
         "from": k,
         "k": new,
         "friendly": friendly,
+        "state_kernel": MAMBA_SSM,
+        "tracekit_friendly": tk_friendly,
         "batch": batch,
         "kernel_note": kn["note"] if kn else "dense: no pruning left" if new == cfg.d_state else None,
         "machine": kn["machine"] if kn else None,
