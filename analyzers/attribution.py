@@ -23,7 +23,7 @@ import duckdb
 import polars as pl
 from tracekit.analyzers.components import COMPONENTS, Rule, first_match
 from tracekit.analyzers.config_inference import infer_config
-from tracekit.analyzers.gemm_shapes import GEMM_OPS, Gemm, GemmRoles, parse_dims, parse_gemm
+from tracekit.analyzers.gemm_shapes import GEMM_OPS, Gemm, GemmRoles, parse_dims, parse_gemm, projection_shapes
 from tracekit.analyzers.layers import infer_layers
 from tracekit.analyzers.report_types import ConfigSource, LayerSource, TimeSource
 
@@ -463,7 +463,7 @@ def fill_graph_gemms(att: Attribution, batch: int | None) -> None:
     g = att.gemms
     if cfg is None or not batch or g.is_empty():
         return
-    pairs = _role_pairs(cfg)
+    pairs = projection_shapes(cfg)
     todo = (pl.col("reason") == "graph position") & pl.col("tokens").is_null() & pl.col("role").is_in(list(pairs))
     flops = pl.col("role").replace_strict(
         {r: 2 * batch * i * o for r, (i, o) in pairs.items()}, default=None, return_dtype=pl.Int64
@@ -472,16 +472,6 @@ def fill_graph_gemms(att: Attribution, batch: int | None) -> None:
         pl.when(todo).then(pl.lit(batch, dtype=pl.Int64)).otherwise(pl.col("tokens")).alias("tokens"),
         pl.when(todo).then(flops).otherwise(pl.col("flops")).alias("flops"),
     )
-
-
-def _role_pairs(cfg: ModelConfig) -> dict[str, tuple[int, int]]:
-    """(in_features, out_features) of each projection role (lm_head: mamba-ssm's padded vocabulary)."""
-    pairs = {"in_proj": (cfg.d_model, cfg.in_proj_out), "out_proj": (cfg.d_inner, cfg.d_model)}
-    if cfg.arch == "mamba1":
-        r, n = cfg.dt_rank_value, cfg.d_state
-        pairs |= {"x_proj": (cfg.d_inner, r + 2 * n), "dt_proj": (r, cfg.d_inner)}
-    pairs["lm_head"] = (cfg.d_model, cfg.padded_vocab)
-    return pairs
 
 
 def _tokens(g: Gemm | None, roles: GemmRoles | None, scope: str | None) -> int | None:

@@ -91,6 +91,27 @@ def parse_gemm(op: str, dims: Sequence[Sequence[int]] | None) -> Gemm | None:
     return None
 
 
+# the block component each projection role belongs to
+ROLE_COMPONENT = {
+    "lm_head": "other",
+    "dt_proj": "ssm",
+    "x_proj": "ssm",
+    "out_proj": "final_linear",
+    "in_proj": "gated_mlp",
+}
+
+
+def projection_shapes(cfg: ModelConfig) -> dict[str, tuple[int, int]]:
+    """(in_features, out_features) of each projection role (lm_head: mamba-ssm's padded vocabulary), in the
+    order GemmRoles adds them (the last added is tried first where shapes coincide)."""
+    pairs = {"lm_head": (cfg.d_model, cfg.padded_vocab)}
+    if cfg.arch == "mamba1":
+        r, n = cfg.dt_rank_value, cfg.d_state
+        pairs |= {"dt_proj": (r, cfg.d_inner), "x_proj": (cfg.d_inner, r + 2 * n)}
+    pairs |= {"out_proj": (cfg.d_inner, cfg.d_model), "in_proj": (cfg.d_model, cfg.in_proj_out)}
+    return pairs
+
+
 @dataclasses.dataclass(frozen=True)
 class GemmRoles:
     """(in_features, out_features) of each block projection -> [(component, role), ...].
@@ -111,13 +132,8 @@ class GemmRoles:
                 roles.insert(0, (comp, role))  # later = more specific = tried first
 
         add((cfg.d_model, cfg.vocab_size), "other", "lm_head")
-        add((cfg.d_model, cfg.padded_vocab), "other", "lm_head")
-        if cfg.arch == "mamba1":
-            r, n = cfg.dt_rank_value, cfg.d_state
-            add((r, cfg.d_inner), "ssm", "dt_proj")
-            add((cfg.d_inner, r + 2 * n), "ssm", "x_proj")
-        add((cfg.d_inner, cfg.d_model), "final_linear", "out_proj")
-        add((cfg.d_model, cfg.in_proj_out), "gated_mlp", "in_proj")
+        for role, pair in projection_shapes(cfg).items():
+            add(pair, ROLE_COMPONENT[role], role)
         return cls(t)
 
     def classify(self, gemm: Gemm, prefer: str | None = None) -> tuple[str, str, tuple[int, int]] | None:
