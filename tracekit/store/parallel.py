@@ -22,7 +22,7 @@ from typing import Any
 from tracekit.errors import TraceError, UsageError
 from tracekit.store import lake
 from tracekit.store.database import BASE_TABLES, Database
-from tracekit.store.ingest import IngestResult
+from tracekit.store.ingest import IngestResult, write_transaction
 
 STAGE_COMPRESSION = "snappy"  # staged files live seconds: cheap to write and read back
 ResultFn = Callable[[IngestResult], None]  # told once per trace, in file order, when it has landed
@@ -91,11 +91,9 @@ def insert_staged(db: Database, staged: Path, sha: str) -> tuple[int, bool]:
     """Insert one staged trace in one transaction: (new trace_id, False), or (the stored id, True) when the
     database holds its content already."""
     con = db.con
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with write_transaction(con):
         existing = db.trace_id_for(sha)
         if existing is not None:
-            con.execute("ROLLBACK")
             return existing, True
         trace_id = con.execute("SELECT nextval('trace_id_seq')").fetchall()[0][0]
         for table in BASE_TABLES:
@@ -104,10 +102,6 @@ def insert_staged(db: Database, staged: Path, sha: str) -> tuple[int, bool]:
                 f"INSERT INTO {table} BY NAME SELECT CAST($tid AS INTEGER) AS trace_id, * FROM read_parquet({src})",
                 {"tid": trace_id},
             )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return int(trace_id), False
 
 
