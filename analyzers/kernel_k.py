@@ -129,56 +129,45 @@ def kernel_note(
         return None
     steps = load_table().get((arch, mode, kind))
     tk, tn = (steps.time(k, batch), steps.time(n, batch)) if steps else (None, None)
-    if kind != MAMBA_SSM and (tk is None or tn is None):
+    if steps is None or tk is None or tn is None:
+        if kind == MAMBA_SSM:
+            return None
         if steps:
             measured = f"measured: {arch} k {', '.join(map(str, sorted(steps.buckets)))}"
         else:
             measured = "measured: " + ", ".join(f"{a} {m}" for a, m, sk in sorted(load_table()) if sk == kind)
-        return {
-            "kernel": steps.name if steps else f"{kind} state update",
-            "k": k,
-            "n": n,
-            "batch": steps.batch_for(batch) if steps else batch,
-            "time_k": tk,
-            "time_n": tn,
-            "unit": "us_per_layer",
-            "expected_ratio": None,
-            "pays": None,
-            "note": f"k={k} of {n}: not measured for the {kind} state kernel ({measured})",
-            "machine": steps.machine if steps else None,
-            "state_kernel": kind,
-        }
-    if steps is None or tk is None or tn is None:
-        return None
-    mb = steps.batch_for(batch)
-    ratio = tk / tn
-    pays = ratio < 1 - SAME_COST
-    at = f"{_fmt(tk, steps.unit)} vs {_fmt(tn, steps.unit)} per layer at batch {mb}"
-    if ratio > 1 + SAME_COST:
-        note = f"k={k} is slower than k={n} in {steps.name} ({at}): no kernel-time gain, a loss"
-    elif not pays:
-        same = steps.buckets.get(k) == steps.buckets.get(n)
-        why = f"k={k} runs like {n}" + (f" (same block, bucket {steps.buckets[k]})" if same else "")
-        note = f"{why} in {steps.name} ({at}): no kernel-time gain expected"
+        ratio, pays = None, None
+        note = f"k={k} of {n}: not measured for the {kind} state kernel ({measured})"
     else:
-        note = f"{steps.name}: ×{ratio:.2f} kernel time ({at})"
-    if not pays and kind == MAMBA_SSM:
-        better = friendly_ks(arch, n, batch, mode)
-        down = [f for f in better if f < k]
-        if down:
-            note += f"; nearest k that pays: {max(down)}"
+        mb = steps.batch_for(batch)
+        ratio = tk / tn
+        pays = ratio < 1 - SAME_COST
+        at = f"{_fmt(tk, steps.unit)} vs {_fmt(tn, steps.unit)} per layer at batch {mb}"
+        if ratio > 1 + SAME_COST:
+            note = f"k={k} is slower than k={n} in {steps.name} ({at}): no kernel-time gain, a loss"
+        elif not pays:
+            same = steps.buckets.get(k) == steps.buckets.get(n)
+            why = f"k={k} runs like {n}" + (f" (same block, bucket {steps.buckets[k]})" if same else "")
+            note = f"{why} in {steps.name} ({at}): no kernel-time gain expected"
+        else:
+            note = f"{steps.name}: ×{ratio:.2f} kernel time ({at})"
+        if not pays and kind == MAMBA_SSM:
+            better = friendly_ks(arch, n, batch, mode)
+            down = [f for f in better if f < k]
+            if down:
+                note += f"; nearest k that pays: {max(down)}"
     return {
-        "kernel": steps.name,
+        "kernel": steps.name if steps else f"{kind} state update",
         "k": k,
         "n": n,
-        "batch": mb,
+        "batch": steps.batch_for(batch) if steps else batch,
         "time_k": tk,
         "time_n": tn,
-        "unit": steps.unit,
+        "unit": steps.unit if steps else "us_per_layer",
         "expected_ratio": ratio,
         "pays": pays,
         "note": note,
-        "machine": steps.machine,
+        "machine": steps.machine if steps else None,
         "state_kernel": kind,
     }
 
