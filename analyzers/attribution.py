@@ -20,12 +20,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import duckdb
+import numpy as np
 import polars as pl
 from tracekit.analyzers.components import COMPONENTS, Rule, first_match
 from tracekit.analyzers.config_inference import infer_config
 from tracekit.analyzers.gemm_shapes import GEMM_OPS, Gemm, GemmRoles, parse_dims, parse_gemm, projection_shapes
 from tracekit.analyzers.layers import infer_layers
 from tracekit.analyzers.report_types import ConfigSource, LayerSource, TimeSource
+from tracekit.analyzers.structure import Structure
+from tracekit.analyzers.structure import apply as apply_structure
 
 from tracekit import schema
 from tracekit.model_config import ModelConfig, dtype_bytes
@@ -51,6 +54,7 @@ class Attribution:
     template: pl.DataFrame | None = None
     template_window: tuple[int, int] | None = None
     graph: GraphAlignment | None = None
+    structure: Structure | None = None  # what the layer structure decided (analyzers/structure.py), if anything
 
 
 @dataclasses.dataclass
@@ -209,6 +213,8 @@ def attribute(
         if config is not None:
             units = _graph_gemm_roles(units, config)
 
+    units, structure = _structure(units, time_source, rules, config is not None)
+
     g = innermost.join(walk.select("event_id", "comp", "layer", "chain"), on="event_id", how="left")
     g = g.select(
         pl.col("event_id").alias("gemm_id"),
@@ -237,6 +243,12 @@ def attribute(
             by_gemm = units.drop_nulls("gemm_id").group_by("gemm_id").agg(pl.col("layer").first().alias("_l"))
             g = g.join(by_gemm, on="gemm_id", how="left").with_columns(pl.col("_l").alias("layer")).drop("_l")
             layer_source = LayerSource.INFERRED
+    if layer_source is None and structure is not None:
+        units = units.with_columns(pl.col("_struct_layer").cast(units.schema["layer"]).alias("layer"))
+        by_gemm = units.drop_nulls("gemm_id").group_by("gemm_id").agg(pl.col("layer").first().alias("_l"))
+        g = g.join(by_gemm, on="gemm_id", how="left").with_columns(pl.col("_l").alias("layer")).drop("_l")
+        layer_source = LayerSource.STRUCTURE
+    units = units.drop("_struct_layer", "_elem", strict=False)
     shapes = [parse_gemm(o, parse_dims(d)) for o, d in g.select("gemm_op", "gemm_dims").iter_rows()]
     g = g.with_columns(
         pl.Series("flops", [s.flops if s else None for s in shapes], dtype=pl.Int64),
@@ -246,14 +258,102 @@ def attribute(
     )
     units = units.drop("tmpl_gemm", strict=False)
     return Attribution(
-        trace_id, time_source, units, g, config, config_source, walk, layer_source, template, window, graph
+        trace_id, time_source, units, g, config, config_source, walk, layer_source, template, window, graph, structure
     )
+
+
+def _structure(
+    units: pl.DataFrame, time_source: str, rules: Sequence[Rule], have_config: bool
+) -> tuple[pl.DataFrame, Structure | None]:
+    """Units left undecided take their component from their position in the layer (analyzers/structure.py).
+
+    GPU: each stream's kernels in start order, each CUDA-graph launch's replay on its own. CPU-only: each
+    thread's top-level CPU ops in start order, each standing for its whole subtree. Applied only when the
+    trace shows a Mamba model: a config, a conv / SSM unit by name rules, or a conv op.
+    """
+    gpu = time_source == TimeSource.GPU
+    if gpu:
+        seq = (
+            pl.when(pl.col("launcher") == GRAPH_LAUNCH)
+            .then(pl.format("g{}", pl.col("launch_id")))
+            .otherwise(pl.format("s{}:{}", pl.col("device"), pl.col("stream")))
+        )
+        units = units.with_columns(pl.col("event_id").alias("_elem"))
+        elements = units.select(
+            seq.alias("_seq"),
+            pl.col("ts_ns").alias("_pos"),
+            pl.col("_elem"),
+            pl.col("kernel").alias("_name"),
+            pl.col("op"),
+            pl.col("kernel"),
+            (
+                (
+                    pl.col("kernel").str.contains(GEMM_KERNEL)
+                    | pl.col("gemm_id").is_not_null()
+                    | pl.col("role").is_not_null()
+                )
+                & ~(pl.col("reason").str.starts_with("rule") & pl.col("component").is_in(["conv", "ssm", "rmsnorm"]))
+            ).alias("_gemm"),
+        )
+    else:
+        units = units.with_columns(_top_cpu_op(units).alias("_elem"))
+        elements = units.filter(pl.col("event_id") == pl.col("_elem")).select(
+            pl.col("tid").cast(pl.String).alias("_seq"),
+            pl.col("ts_ns").alias("_pos"),
+            pl.col("_elem"),
+            pl.col("op").alias("_name"),
+            pl.col("op"),
+            pl.lit(None, dtype=pl.String).alias("kernel"),
+            pl.col("op").is_in(list(GEMM_OPS)).alias("_gemm"),
+        )
+    if elements.is_empty():
+        return units, None
+    anchors = {}
+    for kernel, op in elements.select("kernel", "op").unique().iter_rows():
+        rule = first_match(rules, kernel, op, (), True, fallback=False)
+        anchors[(kernel, op)] = rule.component if rule is not None and rule.component in ("conv", "ssm") else None
+    elements = elements.with_columns(
+        pl.Series("_anchor", [anchors[(k, o)] for k, o in elements.select("kernel", "op").iter_rows()], dtype=pl.String)
+    )
+    mamba = (
+        have_config
+        or (pl.Series([a == "conv" for a in anchors.values()], dtype=pl.Boolean).any())
+        or units.filter(pl.col("reason").str.starts_with("rule") & pl.col("component").is_in(["conv", "ssm"])).height
+        > 0
+    )
+    if not mamba:
+        return units, None
+    fallback = [f"rule {r.source}" for r in rules if r.fallback]
+    return apply_structure(
+        units, elements.drop("op", "kernel"), overridable=fallback, time_col="dur_ns" if gpu else "self_ns"
+    )
+
+
+def _top_cpu_op(units: pl.DataFrame) -> pl.Series:
+    """Per unit: its outermost enclosing CPU op (itself when no CPU op encloses it); null for non-op events."""
+    ids = units["event_id"].to_numpy()
+    row_of = {int(e): i for i, e in enumerate(ids)}
+    is_op = (units["cat"] == "cpu_op").to_numpy()
+    parent = np.arange(len(ids))
+    for i, p in enumerate(units["parent_id"].to_list()):
+        j = row_of.get(p) if p is not None else None
+        if is_op[i] and j is not None and is_op[j]:
+            parent[i] = j
+    while True:
+        nxt = parent[parent]
+        if np.array_equal(nxt, parent):
+            break
+        parent = nxt
+    top = pl.Series("_elem", ids[parent]).cast(units.schema["event_id"])
+    return top.scatter(np.flatnonzero(~is_op), None) if (~is_op).any() else top
 
 
 GRAPH_LAUNCH = "cudaGraphLaunch"
 # The user annotation around the eager template step of a CUDA-graph decode trace (collectors/scopes.py).
 TEMPLATE_SCOPE = "tracekit.template"
-GEMM_KERNEL = r"(?i)nvjet|gemm|cutlass|xmma"
+# GEMM kernels by name: cuBLAS/cuBLASLt (gemm, gemv, nvjet, splitKreduce), CUTLASS, xmma, ROCm Tensile/hipBLASLt
+# (Cijk_), vLLM's ROCm skinny GEMM (wvSplitK), Triton matmuls.
+GEMM_KERNEL = r"(?i)nvjet|gemm|gemv|cutlass|xmma|Cijk_|splitkreduce|wvsplitk|matmul"
 
 
 def _graph_gemm_roles(units: pl.DataFrame, cfg: ModelConfig) -> pl.DataFrame:

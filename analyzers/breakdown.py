@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import polars as pl
 from tracekit.analyzers import flops as F
-from tracekit.analyzers.attribution import Attribution, fill_graph_gemms, type_bytes
+from tracekit.analyzers.attribution import GRAPH_LAUNCH, Attribution, fill_graph_gemms, type_bytes
 from tracekit.analyzers.components import COMPONENTS
 from tracekit.analyzers.devices import device_peak
 from tracekit.analyzers.gemm_shapes import parse_dims
@@ -23,6 +23,7 @@ from tracekit.analyzers.intervals import union_ns, union_ns_by
 from tracekit.analyzers.io_bytes import layer_io_bytes, lm_head_io_bytes
 from tracekit.analyzers.memory_peak import memory_peak
 from tracekit.analyzers.phases import phase_summary, split_forwards
+from tracekit.analyzers.structure import REASON as STRUCTURE_REASON
 
 from tracekit.store.frames import frame
 
@@ -592,6 +593,7 @@ def _notes(
                 "they were classified by kernel name and GPU annotations only"
             )
         out.extend(_graph_notes(att, tot["time_ns"]))
+        out.extend(_structure_notes(att, tot["time_ns"], "dur_ns"))
         if doc["device"] is None:
             out.append(
                 "no deviceProperties (or no device name in them) in the trace: device unknown, roofline_pct null"
@@ -599,6 +601,7 @@ def _notes(
         elif doc["peak"] is None:
             out.append(f"device {doc['device']!r} is not in tracekit's peak table: roofline_pct null")
     elif units.height:
+        out.extend(_structure_notes(att, tot["time_ns"], "self_ns"))
         n_zero = units.filter(pl.col("dur_ns") == 0).height
         if n_zero:
             out.append(f"{n_zero} of {units.height} CPU events have zero duration")
@@ -616,6 +619,38 @@ def _notes(
     return out
 
 
+def _structure_notes(att: Attribution, total_ns: int, time_col: str) -> list[str]:
+    """What the layer structure decided (analyzers/structure.py), and what `other` holds."""
+    st = att.structure
+    if st is None:
+        return []
+    pct = f"{100 * st.time_ns / total_ns:.1f}%" if total_ns else "–"
+    unit = "kernels" if att.time_source == "gpu" else "CPU events"
+    layer = " / ".join(f"{n} units" for n in st.template_units)
+    calls = " / ".join(str(c) for c in st.gemm_calls)
+    out = [
+        f"layer structure: {st.layers} layers in {st.forwards} forwards found in the stream (layer of {layer}, "
+        f"{calls} GEMM calls); {st.units} {unit} ({_ms(st.time_ns)}, {pct}) took their component from their "
+        "position in the layer (reason `layer structure`)"
+    ]
+    name = "kernel" if att.time_source == "gpu" else "op"
+    other = att.units.filter(pl.col("component") == "other")
+    if other.height:
+        top = other.group_by(name).agg(pl.col(time_col).sum().alias("t")).sort("t", descending=True).head(3)
+        inside = other.filter(pl.col("layer").is_not_null()).height
+        parts = ", ".join(f"{_short(n)} {_ms(int(t))}" for n, t in top.iter_rows())
+        where = "all outside the layers" if not inside else f"{inside} of {other.height} inside a layer"
+        out.append(
+            f"`other`: {other.height} {unit} ({where}; embedding, final norm, lm_head, sampling, copies): {parts}"
+        )
+    return out
+
+
+def _short(name: str | None, width: int = 48) -> str:
+    name = name or "?"
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
 def _graph_notes(att: Attribution, total_ns: int) -> list[str]:
     """How the kernels of CUDA-graph replays were attributed: by the template step, or inferred (with how much)."""
     ga = att.graph
@@ -631,11 +666,14 @@ def _graph_notes(att: Attribution, total_ns: int) -> list[str]:
         )
     if ga.inferred:
         n_pos = att.units.filter(pl.col("reason") == "graph position").height
+        replayed = att.units.filter(pl.col("launcher") == GRAPH_LAUNCH)
+        n_struct = replayed.filter(pl.col("reason") == STRUCTURE_REASON).height
         why = "not aligned with the template step" if ga.template else "no template step in the trace"
         out.append(
             f"{ga.inferred} of {ga.replayed} kernels of CUDA-graph replays ({ga.inferred_ns} ns, {pct(ga.inferred_ns)} "
-            f"of kernel time) are inferred ({why}): {n_pos} GEMMs by their position in each graph launch, the rest "
-            f"by kernel-name rules; {ga.inferred_other_ns} ns ({pct(ga.inferred_other_ns)}) of them fell to `other`"
+            f"of kernel time) are inferred ({why}): {n_pos} GEMMs by their position in each graph launch, "
+            f"{n_struct} kernels by their position in the layer, the rest by kernel-name rules; "
+            f"{ga.inferred_other_ns} ns ({pct(ga.inferred_other_ns)}) of them fell to `other`"
         )
     return out
 

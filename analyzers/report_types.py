@@ -38,6 +38,7 @@ class LayerSource(enum.StrEnum):
 
     SCOPE = "scope"  # layer.{i} record_function scopes
     INFERRED = "inferred"  # the launch order of in_proj GEMMs (GPU traces only)
+    STRUCTURE = "structure"  # the repeated per-layer sequence of the stream (analyzers/structure.py)
 
 
 @dataclasses.dataclass

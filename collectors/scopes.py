@@ -129,6 +129,9 @@ def scoped(model: torch.nn.Module, backend: str, components: bool = True) -> Ite
                 hooks.add(block.norm, "component.rmsnorm")
             mixer = block.mixer
             if backend == "hf":
+                # What the block runs outside its norm and mixer is the residual add (and its fp32 cast), which
+                # mamba-ssm fuses into the block RMSNorm kernel: rmsnorm on both backends.
+                hooks.add(block, "component.rmsnorm")
                 hooks.add(mixer, "component.ssm")
             for leaf, comp in _MIXER_LEAVES.items():
                 sub = getattr(mixer, leaf, None)

@@ -60,7 +60,7 @@ WHERE k.trace_id = $tid;
 
 -- name: cpu_units
 -- CPU-only traces: one row per CPU event (categories cpu_op, user_annotation, python_function) with its self
--- time. Columns: event_id, op (name), cat (category), ts_ns, dur_ns, end_ns, tid, and
+-- time. Columns: event_id, parent_id, op (name), cat (category), ts_ns, dur_ns, end_ns, tid, and
 --   self_ns  BIGINT  dur_ns minus the durations of its direct children among these CPU events (children
 --                    are nested by ingest on the same thread track; a child overlapping its parent's end makes
 --                    self time negative, and the self times of a tree still sum to its root's duration)
@@ -69,7 +69,7 @@ WITH ev AS (
     WHERE trace_id = $tid AND category IN ('cpu_op', 'user_annotation', 'python_function')
 ),
 kids AS (SELECT parent_id, sum(dur_ns) AS child_ns FROM ev WHERE parent_id IS NOT NULL GROUP BY 1)
-SELECT ev.event_id, ev.name AS op, ev.category AS cat, ev.ts_ns, ev.dur_ns, ev.end_ns, ev.tid,
+SELECT ev.event_id, ev.parent_id, ev.name AS op, ev.category AS cat, ev.ts_ns, ev.dur_ns, ev.end_ns, ev.tid,
        CAST(ev.dur_ns - coalesce(kids.child_ns, 0) AS BIGINT) AS self_ns
 FROM ev LEFT JOIN kids ON kids.parent_id = ev.event_id;
 
