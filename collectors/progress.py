@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from tracekit.collectors.quiet import TERMINAL_STDERR
 from tracekit.collectors.spec import Point
 
 
@@ -14,10 +15,15 @@ def point_label(e: dict[str, Any]) -> str:
 
 
 class RichReporter:
-    """A progress bar with the running point's name; use as a context manager around the sweep."""
+    """A progress bar with the running point's name; use as a context manager around the sweep.
+
+    It writes to the terminal's stderr even while `quiet.library_output` captures the descriptors, and
+    leaves sys.stdout/sys.stderr alone (rich would otherwise route the libraries' Python output, which the
+    capture sends to the log, through the bar onto the terminal).
+    """
 
     def __init__(self, console: Console | None = None):
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(file=TERMINAL_STDERR)
         self.progress = Progress(
             TextColumn("[bold]collect"),
             BarColumn(),
@@ -26,6 +32,8 @@ class RichReporter:
             TimeElapsedColumn(),
             console=self.console,
             transient=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
         )
         self.task = None
 

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import torch
 from tracekit.collectors import manifest as mf
+from tracekit.collectors import quiet
 from tracekit.collectors.backends import DTYPES, backend_of, build_model, config_from_model, load_pretrained
 from tracekit.collectors.measure import PointRunner, timing_stats
 from tracekit.collectors.spec import CollectSpec, Point, ResolvedSpec
@@ -90,6 +91,7 @@ def run_collect(
     with use_state_kernel(spec.state_kernel if rs.backend == "mamba-ssm" else "mamba-ssm"):
         for arch, arch_points in by_arch.items():
             runner, build_error = None, None
+            quiet.mark(f"{out.name}: build {arch}")
             try:
                 runner = _runner(rs, arch, models)
             except Exception as exc:  # OOM or a bad checkpoint: every point of this arch fails
@@ -98,6 +100,7 @@ def run_collect(
             for p in arch_points:
                 if reporter:
                     reporter.point_started(p)
+                quiet.mark(f"{out.name}: {p.name}")
                 try:
                     if runner is None:
                         entry = _entry(p, label, None, mf.PointStatus.FAILED, f"model build failed: {build_error}")

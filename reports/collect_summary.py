@@ -8,8 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from tracekit.collectors.progress import point_label
+from tracekit.collectors.quiet import LibraryLog
 from tracekit.reports.units import ms_band
 
 
@@ -42,3 +44,47 @@ def print_summary(doc: dict[str, Any], out_dir: str, console: Console) -> None:
     console.print(summary_table(doc))
     failed = sum(e["status"] != "ok" for e in doc["points"])
     console.print(f"{len(doc['points']) - failed}/{len(doc['points'])} points ok · manifest: {out_dir}/manifest.json")
+
+
+def _and(items: tuple[str, ...]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def print_library_notes(log: LibraryLog, console: Console) -> None:
+    """What the captured library output means, once: transformers' fallbacks, then lines tracekit cannot place."""
+    if log.fallbacks:
+        pkgs = _and(log.fallback_packages)
+        console.print(
+            f"note: transformers ran its PyTorch fallbacks for {_and(log.fallbacks)}, as {pkgs} "
+            f"{'is' if len(log.fallback_packages) == 1 else 'are'} missing or (on CPU) cannot run: the times "
+            "are those of the fallbacks, not of the CUDA kernels",
+            markup=False,
+            highlight=False,
+        )
+    if log.other:
+        n = len(log.other)
+        first = log.other[0] if len(log.other[0]) <= 120 else log.other[0][:117] + "..."
+        console.print(
+            f"warning: {n} library line{'s' if n > 1 else ''} tracekit does not recognise, "
+            f"{'first' if n > 1 else 'it reads'}: {first}",
+            markup=False,
+            highlight=False,
+        )
+
+
+def library_output_line(log: LibraryLog, *, hint: bool = True) -> str | None:
+    """Where the library output went and what it was, in one line (None when the libraries said nothing).
+
+    `hint`: end with the flag that prints it instead (not when it was given: workers' logs stay logs)."""
+    if not log.lines:
+        return None
+    parts = [
+        f"{log.profiler} from the profiler" if log.profiler else "",
+        f"{log.deprecations} deprecation warning{'s' if log.deprecations != 1 else ''}" if log.deprecations else "",
+        f"{len(log.fallbacks)} fallback notice{'s' if len(log.fallbacks) != 1 else ''}" if log.fallbacks else "",
+        f"{len(log.other)} other" if log.other else "",
+    ]
+    what = ", ".join(p for p in parts if p)
+    where = ", ".join(str(p) for p in log.paths)
+    tail = "; --verbose prints it as it comes" if hint else ""
+    return escape(f"library output: {log.lines} lines ({what}) in {where}{tail}")

@@ -8,6 +8,7 @@ developer's machine and fail under CI=true (CI always has ../shared).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,12 @@ DATA = Path(__file__).resolve().parent / "data"
 REPO_TRACES = DATA / "h100"
 SHARED_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
 BIG_TRACES = ("mamba2-130m_generate_b8_p512_n32_h100.json.gz",)
+# A line of library output, which `collect`, `demo` and `prune compare` keep off the terminal: a source
+# location (`module.py:1789:`, `Handler.cpp:52]`), a logger's `[name]` prefix, a native logger's `LEVEL:date`
+# or `[W1207 ...` prefix, a Python warning category, or the source line Python prints under a warning.
+LIBRARY_LINE = re.compile(
+    r"\.(py|cpp|cc|cu|h):\d+|^\[\w+\] |^\[[IWEF]\d{4} |^[A-Z]+:\d{4}-\d\d-\d\d|\w+Warning: |^\s+(return|output) \w+\("
+)
 
 
 def _missing(what: str) -> None:

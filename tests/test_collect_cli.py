@@ -82,6 +82,9 @@ def test_cli_run_writes_manifest_and_summary(tmp_path, capsys):
     )
     out, _ = capsys.readouterr()
     assert "2/2 points ok" in out and "mamba1 prefill b1 l8" in out and "mamba1 decode b1 l8" in out
+    # the profiler's native lines went to the run's log, which the closing note names
+    assert "profiler_start" in (out_dir / "collect.log").read_text()
+    assert "library output: " in out and "collect.log" in out
     doc = json.loads((out_dir / "manifest.json").read_text())
     assert doc["models"]["mamba1"]["d_state"] == 4
     assert doc["state_kernel"] is None and doc["spec"]["state_kernel"] == "mamba-ssm"  # hf: its own decode path

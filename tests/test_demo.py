@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import tracekit
+from tests.conftest import LIBRARY_LINE
 
 COMPONENTS = ("rmsnorm", "gated_mlp", "conv", "ssm", "final_linear", "other")
+# The one line tracekit writes to stderr in the demo: the collect bar (its last frame when not a terminal).
+TRACEKIT_STDERR = re.compile(r"collect [━╸╺ ]+ \d+/\d+ \S.* \d+:\d\d:\d\d")
 
 
 def _demo(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -52,3 +56,27 @@ def test_demo_refuses_a_foreign_folder(tmp_path: Path) -> None:
     r = _demo(tmp_path)
     assert r.returncode != 0 and "not a previous demo" in r.stderr
     assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_demo_prints_only_its_own_lines(demo_run) -> None:
+    """Torch's, the profiler's and transformers' output goes to run/collect.log; one note says what matters."""
+    out, r = demo_run
+    assert r.returncode == 0, r.stderr[-2000:]
+    stderr = [line for line in r.stderr.splitlines() if line.strip()]
+    assert stderr and all(TRACEKIT_STDERR.fullmatch(line) for line in stderr), r.stderr[-2000:]
+    assert not [line for line in r.stdout.splitlines() if LIBRARY_LINE.search(line)]
+    text = " ".join(r.stdout.split())
+    assert "note: transformers ran its PyTorch fallbacks for causal_conv1d_fn" in text
+    log = out / "run" / "collect.log"  # moved, not lost: the closing note names it
+    assert re.search(rf"library output: \d+ lines \(.*\) in {re.escape(str(log))}; --verbose prints it", text)
+    said = log.read_text()
+    assert "profiler_start" in said and "is falling back to its reference PyTorch implementation" in said
+    assert "FutureWarning" in said
+    assert [line for line in said.splitlines() if LIBRARY_LINE.search(line)]  # the pattern sees library lines
+
+
+def test_demo_verbose_prints_the_libraries_output(tmp_path: Path) -> None:
+    r = _demo(tmp_path / "demo", "--seqlens", "8", "--verbose")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "profiler_start" in r.stderr and "is falling back to its reference PyTorch implementation" in r.stderr
+    assert "library output:" not in r.stdout and not (tmp_path / "demo" / "run" / "collect.log").exists()

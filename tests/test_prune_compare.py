@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import LIBRARY_LINE
 from tracekit.errors import UsageError
 from tracekit.model_config import preset
 from tracekit.prune import compare
@@ -132,6 +133,10 @@ def test_compare_collect_phase_needs_no_duckdb_then_analyzes(tmp_path: Path) -> 
     r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (out / "compare_plan.json").is_file() and not (out / "compare.duckdb").exists()
+    # what torch, the profiler and transformers print is in collect.log; tracekit says so in one line
+    assert not [line for line in (r.stdout + r.stderr).splitlines() if LIBRARY_LINE.search(line)], r.stderr
+    assert "profiler_start" in (out / "collect.log").read_text()
+    assert "library output: " in r.stderr and "collect.log" in r.stderr
     r = subprocess.run(
         [
             sys.executable,

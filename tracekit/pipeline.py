@@ -13,6 +13,7 @@ facade (`tracekit.open(...).attribute/run`) all go through these functions:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable, Sequence
@@ -125,16 +126,19 @@ def collect_and_attribute(
     reporter: Any = None,
     progress: bool = False,
     on_collected: Callable[[dict[str, Any]], None] | None = None,
+    collect_context: contextlib.AbstractContextManager[Any] | None = None,
 ) -> tuple[dict[str, Any], list[AttributeReport]]:
     """Run the collect sweep `spec` (a CollectSpec), then ingest and attribute its traces into `db_path`.
 
-    `reporter` follows the sweep (collectors.progress.RichReporter); `on_collected(manifest)` runs between
+    `reporter` follows the sweep (collectors.progress.RichReporter); the sweep runs inside
+    `collect_context` (the CLI's `collectors.quiet.library_output`); `on_collected(manifest)` runs between
     the two phases. Returns the run's manifest and one report per trace.
     """
     import tracekit
     from tracekit.collectors.sweep import run_collect
 
-    manifest = run_collect(spec, reporter=reporter)
+    with collect_context or contextlib.nullcontext():
+        manifest = run_collect(spec, reporter=reporter)
     if on_collected is not None:
         on_collected(manifest)
     with tracekit.open(db_path) as db:

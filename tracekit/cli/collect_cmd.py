@@ -5,9 +5,11 @@ Imports only click, rich, torch and tracekit.collectors: runs on the GPU machine
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from tracekit.cli.options import model_options
+from tracekit.cli.options import model_options, verbose_option
 from tracekit.cli.paths import check_output_dir
 from tracekit.errors import UsageError
 
@@ -61,6 +63,7 @@ def _ints(name: str, value: str) -> tuple[int, ...]:
 )
 @click.option("--seed", default=0, type=int)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory.")
+@verbose_option
 def collect(
     arch,
     preset_name,
@@ -81,14 +84,16 @@ def collect(
     pretrained,
     seed,
     out_dir,
+    verbose,
 ) -> None:
     """Record Kineto traces of Mamba-1/2 over sequence lengths (prefill and decode) plus manifest.json."""
     from rich.console import Console
 
     from tracekit.collectors.progress import RichReporter
+    from tracekit.collectors.quiet import library_output, read_library_log
     from tracekit.collectors.spec import CollectSpec
     from tracekit.collectors.sweep import run_collect
-    from tracekit.reports.collect_summary import print_summary
+    from tracekit.reports.collect_summary import library_output_line, print_library_notes, print_summary
 
     spec = CollectSpec(
         archs=() if pretrained and arch == "mamba1,mamba2" else _csv(arch),
@@ -114,6 +119,12 @@ def collect(
     check_output_dir(out_dir, "--out")
     spec.resolve()  # every UsageError before any work
     console = Console()
-    with RichReporter(Console(stderr=True)) as reporter:
+    with library_output(Path(out_dir) / "collect.log", show=verbose) as log, RichReporter() as reporter:
         doc = run_collect(spec, reporter=reporter)
     print_summary(doc, out_dir, console)
+    # --devices: each worker's output is in its shard log, whatever --verbose says
+    shards = doc.get("shards", [])
+    said = read_library_log([log, *(Path(out_dir) / s["log"] for s in shards)])
+    print_library_notes(said, console)
+    if line := library_output_line(said, hint=not verbose and not shards):
+        console.print(line, highlight=False)

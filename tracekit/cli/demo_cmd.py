@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from tracekit.cli.options import verbose_option
 from tracekit.cli.paths import check_output_dir
 from tracekit.errors import UsageError
 
@@ -26,7 +27,8 @@ from tracekit.errors import UsageError
 )
 @click.option("--seqlens", default="64,256", help="Prompt lengths of the sweep.")
 @click.option("--by", type=click.Choice(("component", "layer")), default="component")
-def demo(out_dir: Path, seqlens: str, by: str) -> None:
+@verbose_option
+def demo(out_dir: Path, seqlens: str, by: str, verbose: bool) -> None:
     """Collect a tiny Mamba-1/2 sweep on CPU, ingest it, attribute it and print the report.
 
     \b
@@ -37,11 +39,12 @@ def demo(out_dir: Path, seqlens: str, by: str) -> None:
 
     import tracekit
     from tracekit.collectors.progress import RichReporter
+    from tracekit.collectors.quiet import library_output, read_library_log
     from tracekit.collectors.spec import CollectSpec
     from tracekit.pipeline import collect_and_attribute
     from tracekit.reports.attribute_plot import plot_shares
     from tracekit.reports.attribute_table import render
-    from tracekit.reports.collect_summary import summary_table
+    from tracekit.reports.collect_summary import library_output_line, print_library_notes, summary_table
     from tracekit.reports.run_report import write_report
     from tracekit.reports.units import command_lines
 
@@ -74,14 +77,23 @@ def demo(out_dir: Path, seqlens: str, by: str) -> None:
     console = Console()
     console.rule("[bold]1. collect[/] tiny Mamba-1/2 on CPU (transformers torch path, random weights)")
 
+    log = run_dir / "collect.log"  # what torch, the profiler and transformers print (all of it with --verbose)
+
     def collected(manifest: dict) -> None:
         reporter.progress.stop()  # the collect bar is done: print below it, as before
         console.print(summary_table(manifest))
+        print_library_notes(read_library_log([log]), console)
         console.rule("[bold]2. ingest + 3. attribute[/]")
 
-    with RichReporter(Console(stderr=True)) as reporter:
+    with RichReporter() as reporter:
         _, reports = collect_and_attribute(
-            spec, out_dir / "tracekit.duckdb", by=by, reporter=reporter, progress=True, on_collected=collected
+            spec,
+            out_dir / "tracekit.duckdb",
+            by=by,
+            reporter=reporter,
+            progress=True,
+            on_collected=collected,
+            collect_context=library_output(log, show=verbose),
         )
     docs = [r.to_dict() for r in reports]
     with tracekit.open(out_dir / "tracekit.duckdb") as db:
@@ -100,6 +112,8 @@ def demo(out_dir: Path, seqlens: str, by: str) -> None:
     console.print(f"wrote {plot}", soft_wrap=True)
     console.print(f"report: {page}", soft_wrap=True)
     console.print(f"run:  {run_dir}/manifest.json", soft_wrap=True)
+    if line := library_output_line(read_library_log([log])):
+        console.print(line, highlight=False)
     console.print("next:")
     nxt = ["tracekit", "attribute", "--run", str(run_dir), "--db", str(out_dir / "tracekit.duckdb"), "--by", "layer"]
     for line in command_lines(nxt, console.width - 2):

@@ -1,4 +1,4 @@
-"""Click options shared by the commands, each declared once: --format, --arch/--preset/--config, --db.
+"""Click options shared by the commands, each declared once: --format, --arch/--preset/--config, --db, --verbose.
 
 Choice lists come from the library (`LazyChoice` imports the module that owns them on first use, so
 `tracekit --help` does not import torch). Imports only click and stdlib-only tracekit modules: `tracekit
@@ -91,6 +91,13 @@ db_option = click.option(
     default=None,
     metavar="PATH",
     help="DuckDB file (default: $TRACEKIT_DB or ./tracekit.duckdb).",
+)
+
+verbose_option = click.option(
+    "--verbose",
+    is_flag=True,
+    help="Let torch, the profiler and transformers print to the terminal as they run. By default their output "
+    "goes to collect.log in the run folder and tracekit sums it up in a note.",
 )
 
 PRESET_HELP = "Shape preset: tiny, 130m, 370m, 790m/780m, 1.4b/1.3b, 2.8b/2.7b."

@@ -6,9 +6,12 @@ from typing import Any
 
 
 def stderr_console() -> Any:
+    """stderr as the user sees it, also while `collectors.quiet.library_output` captures the descriptors."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    from tracekit.collectors.quiet import TERMINAL_STDERR
+
+    return Console(file=TERMINAL_STDERR)
 
 
 def quiet_transformers() -> None:

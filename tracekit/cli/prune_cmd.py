@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from tracekit.cli.options import LazyChoice, format_option, model_options
+from tracekit.cli.options import LazyChoice, format_option, model_options, verbose_option
 from tracekit.cli.paths import check_output_dir, check_output_file, image_suffixes, require_exists
 from tracekit.cli.progress import progress_bar, quiet_transformers, stderr_console
 from tracekit.errors import UsageError
@@ -326,9 +326,12 @@ def check_eval_tasks(specs: list[str], model_dir: Path | None, limit: int | None
     "analyze: ingest + attribute a collected --out here.",
 )
 @format_option(text_alias=True)
+@verbose_option
 def compare(**kw: Any) -> None:
     """Collect dense / masked / physical × ratios × seqlens × modes through the same pipeline; Table 2."""
+    from tracekit.collectors.quiet import library_output, read_library_log
     from tracekit.prune import compare as cmp
+    from tracekit.reports.collect_summary import library_output_line, print_library_notes
 
     if kw["scores_path"]:
         require_exists(kw["scores_path"], "--scores", kind="file")
@@ -342,7 +345,7 @@ def compare(**kw: Any) -> None:
         return
     if not kw["arch"]:
         raise UsageError("--arch is required (unless --phase analyze)")
-    result = cmp.run_compare(
+    args = dict(
         arch=kw["arch"],
         cfg=config_from_flags(kw["arch"], kw["preset_name"], kw["overrides"], default_preset="tiny"),
         method=kw["method"],
@@ -361,10 +364,16 @@ def compare(**kw: Any) -> None:
         seed=kw["seed"],
         out=Path(kw["out"]),
         scores_path=kw["scores_path"],
-        console=stderr_console(),
         phase=kw["phase"],
         state_kernel=kw["state_kernel"],
     )
+    console = stderr_console()
+    with library_output(Path(kw["out"]) / "collect.log", show=kw["verbose"]) as log:
+        result = cmp.run_compare(**args, console=console)
+    said = read_library_log([log])
+    print_library_notes(said, console)
+    if line := library_output_line(said):
+        console.print(line, highlight=False)
     if result is None:
         click.echo(f"collected; finish with: tracekit prune compare --phase analyze --out {kw['out']}")
         return
