@@ -272,6 +272,8 @@ def _structure(
     trace shows a Mamba model: a config, a conv / SSM unit by name rules, or a conv op.
     """
     gpu = time_source == TimeSource.GPU
+    fallback = [f"rule {r.source}" for r in rules if r.fallback]
+    named = pl.col("reason").str.starts_with("rule") & ~pl.col("reason").is_in(fallback)
     if gpu:
         seq = (
             pl.when(pl.col("launcher") == GRAPH_LAUNCH)
@@ -292,7 +294,7 @@ def _structure(
                     | pl.col("gemm_id").is_not_null()
                     | pl.col("role").is_not_null()
                 )
-                & ~(pl.col("reason").str.starts_with("rule") & pl.col("component").is_in(["conv", "ssm", "rmsnorm"]))
+                & ~(named & pl.col("component").is_in(["conv", "ssm", "rmsnorm"]))
             ).alias("_gemm"),
         )
     else:
@@ -323,7 +325,6 @@ def _structure(
     )
     if not mamba:
         return units, None
-    fallback = [f"rule {r.source}" for r in rules if r.fallback]
     return apply_structure(
         units, elements.drop("op", "kernel"), overridable=fallback, time_col="dur_ns" if gpu else "self_ns"
     )

@@ -223,7 +223,11 @@ _CAST = re.compile(r"^aten::(to|_to_copy|copy_|contiguous)$|(?i:copy)")
 
 
 def _conv_extent(names: Sequence[str], first: int, last: int, stop: set[int]) -> list[int]:
-    """Positions of the torch-path conv around the conv unit(s) [first, last]: input assembly, trim, activation."""
+    """Positions of the torch-path conv around the conv unit(s) [first, last]: input assembly, trim, activation.
+
+    Only where the activation is a unit of its own after the conv (the torch path); a conv kernel that fuses
+    its activation (causal-conv1d) stands alone, and the copies around it stay the mixer's.
+    """
     out = []
     i = first - 1
     while i >= 0 and i not in stop and _MOVE.search(names[i]):
@@ -238,7 +242,7 @@ def _conv_extent(names: Sequence[str], first: int, last: int, stop: set[int]) ->
             break
         out.append(i)
         i += 1
-    return out if act else [j for j in out if j < first]
+    return out if act else []  # no separate activation: a fused conv kernel, which is the conv by itself
 
 
 def template_components(
