@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import platform
 import re
 import sys
@@ -34,6 +35,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SCOPE = re.compile(r"^(layer\.\d+|component\..*|prefill|decode(\.step\.\d+)?|tracekit\..*)$")
 SHAPE_KEYS = ("Input Dims", "Input type", "Input Strides", "Concrete Inputs")
+
+
+def cpu_name() -> str:
+    """The processor model and core count, for the results' header."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        model = next(ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.machine()
+    return f"{model}, {os.cpu_count()} cores"
 
 
 def plain_copy(src: Path, dst: Path, shapes: bool) -> Path:
@@ -110,9 +121,8 @@ def main() -> None:
     lines = [
         "# Attribution from structure alone vs the scoped reference (issue #19)",
         "",
-        f"`python benchmarks/structure_matrix.py` on {platform.node() or 'this machine'} "
-        f"({platform.processor() or platform.machine()}, CPU only; the traces were recorded on the GPUs named in "
-        "their folders' READMEs). Plain copy = the trace without tracekit's scopes and template step; "
+        f"`python benchmarks/structure_matrix.py` on {cpu_name()} (CPU only; the traces were recorded on the "
+        "GPUs named in their folders' READMEs). Plain copy = the trace without tracekit's scopes and template step; "
         "shapes off = also without `Input Dims`/`Input type` (profiler defaults). Attributed with no flags, "
         "no manifest; compared kernel by kernel with the scoped original (graph traces: on their replays).",
         "",
