@@ -633,6 +633,20 @@ def _structure_notes(att: Attribution, total_ns: int, time_col: str) -> list[str
         f"{calls} GEMM calls); {st.units} {unit} ({_ms(st.time_ns)}, {pct}) took their component from their "
         "position in the layer (reason `layer structure`)"
     ]
+    evidence = (
+        att.units.with_columns(
+            pl.col("reason")
+            .str.replace(r"^rule .*", "name rules")
+            .str.replace(r"^gemm .*", "GEMM shapes")
+            .replace("default", "nothing (other)")
+        )
+        .group_by("reason")
+        .agg(pl.col(time_col).sum().alias("t"))
+        .sort("t", descending=True)
+    )
+    if total_ns:
+        parts = ", ".join(f"{r} {100 * t / total_ns:.1f}%" for r, t in evidence.iter_rows())
+        out.append(f"evidence that decided each unit's component (share of {unit}' time): {parts}")
     name = "kernel" if att.time_source == "gpu" else "op"
     other = att.units.filter(pl.col("component") == "other")
     if other.height:
