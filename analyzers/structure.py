@@ -11,9 +11,11 @@ layer of every forward, so the sequence itself says where each unit sits in its 
 * in the layer, the GEMM call before the conv is in_proj and the GEMM call after the SSM is out_proj (with
   neither anchor named, the layer is read from where its repetition starts: after the embedding);
 * units between out_proj and the next in_proj are the block RMSNorm (and the residual add, which
-  mamba-ssm fuses into it); units between in_proj and out_proj are the mixer: SSM, except a trailing run
-  that repeats the block norm's own sequence (three units or more), which is Mamba-2's gated RMSNorm;
-  GEMM calls between in_proj and out_proj (Mamba-1's x_proj, dt_proj) are SSM;
+  mamba-ssm fuses into it), except copies straight after out_proj (its result moved into the layer's
+  output buffer: vLLM, SGLang), which are out_proj's;
+* units between in_proj and out_proj are the mixer: SSM, except a trailing run that repeats the block
+  norm's own units, which is Mamba-2's gated RMSNorm, and the data movement around a torch-path conv op,
+  which is the conv; GEMM calls between in_proj and out_proj (Mamba-1's x_proj, dt_proj) are SSM;
 * units outside every layer (embedding, final norm, lm_head, sampling, copies) stay as rules left them.
 
 Structure only fills units nothing else decided (reason `default`): scopes, name rules and GEMM shapes
@@ -220,6 +222,8 @@ _MOVE = re.compile(
 )
 _ACT = re.compile(r"(?i)silu|swish|sigmoid")
 _CAST = re.compile(r"^aten::(to|_to_copy|copy_|contiguous)$|(?i:copy)")
+# A copy into a preallocated buffer (`out[:n] = ...`): aten::copy_, or a GPU copy kernel (not a dtype cast op).
+_OUT_COPY = re.compile(r"^aten::copy_$|^(?!aten::)(?i:.*copy)")
 
 
 def _conv_extent(names: Sequence[str], first: int, last: int, stop: set[int]) -> list[int]:
@@ -289,8 +293,18 @@ def template_components(
         for i in range(a, b):
             roles[i] = role
     norm = span(c_out[1], c_in[0])
+    # Copies straight after out_proj move its result into the layer's output buffer (vLLM, SGLang):
+    # out_proj's own work. What follows is the residual add and the next block norm.
+    out_copy = []
+    for i in norm:
+        if not (names and _OUT_COPY.search(names[i])):
+            break
+        out_copy.append(i)
     for i in norm:
         comps[i] = "rmsnorm"
+    for i in out_copy:
+        comps[i], roles[i] = "final_linear", "out_proj"
+    norm = norm[len(out_copy) :]
     mixer = span(c_in[1], c_out[0])
     tail = _gated_norm_tail(
         [sym[i] for i in mixer], [names[i] for i in mixer] if names else [""] * len(mixer), [sym[i] for i in norm]
