@@ -4,8 +4,9 @@ Priority (docs/attribute.md, "How attribution works"):
   1. the innermost `component.*` scope enclosing the launching CPU op (or, for a kernel launched
      without a CPU op, the GPU annotation around it);
   2. rules from the data file (kernel name / launching op / enclosing ops), user rules first;
-  3. GEMMs by the launching op's weight shape vs the model config, and small elementwise ops on the
-     SSM's own parameters (A_log, D, dt_bias) by their shape;
+  3. GEMMs by the launching op's weight shape vs the model config (a bmm that runs an enclosing
+     linear/matmul: by that op's weight, before 2), and small elementwise ops on the SSM's own parameters
+     (A_log, D, dt_bias) by their shape;
   4. rules marked `fallback = true`;
   5. `other`.
 Each unit gets exactly one component, so component times sum to the total exactly.
@@ -24,7 +25,15 @@ import numpy as np
 import polars as pl
 from tracekit.analyzers.components import COMPONENTS, Rule, first_match
 from tracekit.analyzers.config_inference import infer_config
-from tracekit.analyzers.gemm_shapes import GEMM_OPS, Gemm, GemmRoles, parse_dims, parse_gemm, projection_shapes
+from tracekit.analyzers.gemm_shapes import (
+    BATCHED_GEMM_OPS,
+    GEMM_OPS,
+    Gemm,
+    GemmRoles,
+    parse_dims,
+    parse_gemm,
+    projection_shapes,
+)
 from tracekit.analyzers.layers import infer_layers
 from tracekit.analyzers.report_types import ConfigSource, LayerSource, TimeSource
 from tracekit.analyzers.structure import Structure
@@ -131,6 +140,10 @@ class _Classifier:
         role = role_hit[1] if role_hit else None
         if scope is not None and scope in COMPONENTS:
             return scope, "scope", role
+        if role_hit is not None and op in BATCHED_GEMM_OPS and gemm_op not in BATCHED_GEMM_OPS:
+            # a bmm that runs an enclosing projection (read from its linear/matmul, `_gemm_shapes`): the
+            # weight decides, not the rule that takes the hf path's other bmm for the SSM
+            return role_hit[0], f"gemm {role}", role
         have_cfg = self.cfg is not None
         rule = first_match(self.rules, kernel, op, chain, have_cfg, fallback=False)
         if rule is not None:
@@ -189,11 +202,13 @@ def attribute(
     # Innermost GEMM ops: no GEMM op below them (linear -> matmul -> mm counts once, at mm).
     enclosing = walk.filter(pl.col("event_id") == pl.col("gemm_id"))["outer_gemm"].drop_nulls()
     innermost = gemm_ops.filter(~pl.col("event_id").is_in(enclosing.implode()))
+    shapes = _gemm_shapes(walk, gemm_ops)
+    innermost = innermost.join(shapes, left_on="event_id", right_on="gemm_id", how="left")
 
     if config is None and infer:
         parsed = [
             g
-            for g in (parse_gemm(n, parse_dims(d)) for n, d in innermost.select("name", "dims").iter_rows())
+            for g in (parse_gemm(n, parse_dims(d)) for n, d in innermost.select("gemm_op", "gemm_dims").iter_rows())
             if g is not None
         ]
         distinct_dims = con.sql(
@@ -204,7 +219,8 @@ def attribute(
         config_source = ConfigSource.INFERRED if config is not None else ConfigSource.NONE
     clf = _Classifier(rules, config)
 
-    units = _gpu_units(con, trace_id, walk, ops) if time_source == "gpu" else _cpu_units(con, trace_id, walk, ops)
+    units_of = _gpu_units if time_source == "gpu" else _cpu_units
+    units = units_of(con, trace_id, walk, ops, shapes)
     units = _classify(units, clf)
     template, window = None, None
     if time_source == "gpu":
@@ -222,8 +238,8 @@ def attribute(
         pl.col("name").alias("op"),
         pl.col("chain"),
         pl.col("comp").alias("scope"),
-        pl.col("name").alias("gemm_op"),
-        pl.col("dims").alias("gemm_dims"),
+        pl.col("gemm_op"),
+        pl.col("gemm_dims"),
         pl.lit(None, dtype=pl.String).alias("op_dims"),
         pl.col("layer"),
         pl.col("types"),
@@ -582,7 +598,7 @@ def _tokens(g: Gemm | None, roles: GemmRoles | None, scope: str | None) -> int |
     hit = roles.classify(g, prefer=scope)
     if hit is None:
         return None
-    return g.m if hit[2] == (g.k, g.n) else g.n
+    return g.batch * (g.m if hit[2] == (g.k, g.n) else g.n)
 
 
 def _candidate_weight_dims(dims_json: Sequence[str | None]) -> list[list[int]]:
@@ -594,16 +610,41 @@ def _candidate_weight_dims(dims_json: Sequence[str | None]) -> list[list[int]]:
     return out
 
 
-def _gpu_units(con: duckdb.DuckDBPyConnection, trace_id: int, walk: pl.DataFrame, ops: pl.DataFrame) -> pl.DataFrame:
+def _gemm_shapes(walk: pl.DataFrame, gemm_ops: pl.DataFrame) -> pl.DataFrame:
+    """The shapes each GEMM op is read from: gemm_id, gemm_op, gemm_dims (its own, but see below).
+
+    torch runs `x @ W.T` over a non-contiguous 3-D input, and `W @ x` over a batch, as an `aten::bmm` against
+    the weight expanded per batch (transformers 5.25's Mamba-1 x_proj and out_proj linears, its dt_proj
+    matmul): the bmm's shapes no longer tell the weight from the activation; the enclosing linear / matmul's
+    do. A bmm / baddbmm is read from the nearest enclosing GEMM op that names a weight and has its FLOPs.
+    """
+    above = dict(walk.filter(pl.col("event_id") == pl.col("gemm_id")).select("event_id", "outer_gemm").iter_rows())
+    own = {e: (n, d) for e, n, d in gemm_ops.select("event_id", "name", "dims").iter_rows()}
+    read = dict(own)
+    for event_id, (name, dims) in own.items():
+        inner = parse_gemm(name, parse_dims(dims)) if name in BATCHED_GEMM_OPS else None
+        up = above.get(event_id) if inner is not None else None
+        while up is not None and up in own:
+            outer = parse_gemm(own[up][0], parse_dims(own[up][1]))
+            if outer is not None and outer.weights and outer.flops == inner.flops:
+                read[event_id] = own[up]
+                break
+            up = above.get(up)
+    return pl.DataFrame(
+        {"gemm_id": list(read), "gemm_op": [n for n, _ in read.values()], "gemm_dims": [d for _, d in read.values()]},
+        schema={"gemm_id": gemm_ops.schema["event_id"], "gemm_op": pl.String, "gemm_dims": pl.String},
+    )
+
+
+def _gpu_units(
+    con: duckdb.DuckDBPyConnection, trace_id: int, walk: pl.DataFrame, ops: pl.DataFrame, shapes: pl.DataFrame
+) -> pl.DataFrame:
     k = frame(con, schema.query("attribution", "kernel_units"), {"tid": trace_id})
     w_op = walk.drop("outer_gemm").rename({"event_id": "op_id", "comp": "op_comp", "layer": "op_layer"})
     w_gpu = walk.select(pl.col("event_id"), pl.col("comp").alias("gpu_comp"), pl.col("layer").alias("gpu_layer"))
     k = k.join(w_op, on="op_id", how="left").join(w_gpu, on="event_id", how="left")
-    gemm_dims = ops.select(
-        pl.col("event_id").alias("gemm_id"), pl.col("name").alias("gemm_op"), pl.col("dims").alias("gemm_dims")
-    )
     op_dims = ops.select(pl.col("event_id").alias("op_id"), pl.col("dims").alias("op_dims"))
-    k = k.join(gemm_dims, on="gemm_id", how="left").join(op_dims, on="op_id", how="left")
+    k = k.join(shapes, on="gemm_id", how="left").join(op_dims, on="op_id", how="left")
     return k.with_columns(
         pl.coalesce("op_comp", "gpu_comp").alias("scope"),
         pl.coalesce("op_layer", "gpu_layer").alias("layer"),
@@ -611,15 +652,14 @@ def _gpu_units(con: duckdb.DuckDBPyConnection, trace_id: int, walk: pl.DataFrame
     ).drop("op_comp", "gpu_comp", "op_layer", "gpu_layer")
 
 
-def _cpu_units(con: duckdb.DuckDBPyConnection, trace_id: int, walk: pl.DataFrame, ops: pl.DataFrame) -> pl.DataFrame:
+def _cpu_units(
+    con: duckdb.DuckDBPyConnection, trace_id: int, walk: pl.DataFrame, ops: pl.DataFrame, shapes: pl.DataFrame
+) -> pl.DataFrame:
     """CPU events with their self time (duration minus direct CPU children on the same thread)."""
     e = frame(con, schema.query("attribution", "cpu_units"), {"tid": trace_id})
     e = e.join(walk.drop("outer_gemm"), on="event_id", how="left")
-    gemm_dims = ops.select(
-        pl.col("event_id").alias("gemm_id"), pl.col("name").alias("gemm_op"), pl.col("dims").alias("gemm_dims")
-    )
     op_dims = ops.select(pl.col("event_id"), pl.col("dims").alias("op_dims"))
-    e = e.join(gemm_dims, on="gemm_id", how="left").join(op_dims, on="event_id", how="left")
+    e = e.join(shapes, on="gemm_id", how="left").join(op_dims, on="event_id", how="left")
     return e.with_columns(
         pl.lit(None, dtype=pl.String).alias("kernel"),
         pl.col("comp").alias("scope"),

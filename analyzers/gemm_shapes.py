@@ -23,6 +23,8 @@ GEMM_OPS: tuple[str, ...] = (
     "aten::matmul",
     "aten::_scaled_mm",
 )
+# batched GEMMs: their shapes name no weight (torch also runs some linears as one, `attribution._gemm_shapes`)
+BATCHED_GEMM_OPS: tuple[str, ...] = ("aten::bmm", "aten::baddbmm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +86,9 @@ def parse_gemm(op: str, dims: Sequence[Sequence[int]] | None) -> Gemm | None:
             m = math.prod(a[:-1])
             weights = ((b[0], b[1]),) + (((a[1], a[0]),) if len(a) == 2 else ())
             return Gemm(m=m, k=b[0], n=b[1], batch=1, weights=weights)
+        if len(a) == 2 and len(b) >= 3 and a[1] == b[-2]:
+            # W @ x over a batch (transformers' Mamba-1 dt_proj: weight (d_inner, dt_rank) @ (B, dt_rank, L))
+            return Gemm(m=a[0], k=a[1], n=b[-1], batch=math.prod(b[:-2]), weights=((a[1], a[0]),))
         if len(a) >= 3 and len(b) >= 3 and a[-1] == b[-2]:
             batch = math.prod(a[:-2])
             return Gemm(m=a[-2], k=a[-1], n=b[-1], batch=batch, weights=())

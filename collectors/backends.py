@@ -175,57 +175,109 @@ def backend_of(model: torch.nn.Module) -> str:
 
 
 # ---- building -------------------------------------------------------------------------------------
-# transformers (5.x) calls mamba-ssm's / causal-conv1d's CUDA kernels whenever those packages import,
-# whatever device the tensors are on: on a CUDA machine with `tracekit[cuda]`, an hf model on the CPU
-# (prune score/eval, collect --device cpu) fails with "Expected x.is_cuda() to be true". These module
-# functions are wrapped around their PyTorch reference (`__wrapped__`); we route CPU tensors there.
-_HF_KERNEL_FUNCS = {
-    "transformers.models.mamba.modeling_mamba": (
-        "causal_conv1d_update",
-        "causal_conv1d_fn",
-        "mamba_inner_fn",
-        "mamba_selective_state_update",
-        "mamba_selective_scan",
-    ),
-    "transformers.models.mamba2.modeling_mamba2": (
-        "causal_conv1d_update",
-        "causal_conv1d_fn",
-        "mamba2_split_conv1d_scan_combined",
-        "mamba2_selective_state_update",
-        "mamba2_chunk_scan",
-    ),
-}
+# transformers 5.x calls mamba-ssm's / causal-conv1d's CUDA kernels from its Mamba modules' kernel entry
+# points (`causal_conv1d_fn`, `mamba2_chunk_scan`, ...) whenever those packages import, whatever device the
+# tensors are on (before 5.25; 5.25 checks the device itself): on a CUDA machine with `tracekit[cuda]`, an
+# hf model on the CPU (prune score/eval, collect --device cpu) failed with "Expected x.is_cuda() to be
+# true". Each entry point is a decorated PyTorch reference; we route calls with CPU tensors to that reference.
+_HF_MODELING_MODULES = ("transformers.models.mamba.modeling_mamba", "transformers.models.mamba2.modeling_mamba2")
+
+
+def pytorch_reference(entry: Callable[..., Any]) -> Callable[..., Any] | None:
+    """The plain function a kernel entry point decorates, or None when `entry` decorates none.
+
+    transformers' decorator keeps its reference as `__wrapped__` (functools.wraps); with the `kernels`
+    package (an option before transformers 5.25, a requirement since) the decorated function becomes a
+    `Func` nn.Module instance that calls it from its `forward`'s closure. Both are followed, so the
+    reference is found whatever object transformers puts in between.
+    """
+    seen: set[int] = set()
+    current: Any = entry
+    while id(current) not in seen:
+        seen.add(id(current))
+        if inspect.isfunction(current) and not hasattr(current, "__wrapped__"):
+            break
+        if hasattr(current, "__wrapped__"):
+            current = current.__wrapped__
+            continue
+        # A callable object: the one function its call closes over (kernels' Func.forward closes over `func`).
+        call = getattr(type(current), "forward", None) or type(current).__call__
+        inner = [f for f in _closure_values(call) if callable(f) and not inspect.isclass(f) and not inspect.ismodule(f)]
+        if len(inner) != 1:
+            return None
+        current = inner[0]
+    return current if current is not entry and inspect.isfunction(current) else None
+
+
+def _closure_values(fn: Any) -> list[Any]:
+    """The values `fn` closes over (empty cells left out)."""
+    values = []
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:  # a cell not filled yet
+            continue
+    return values
+
+
+def kernel_entry_points(module: Any) -> dict[str, Callable[..., Any]]:
+    """`module`'s kernel entry points by name: the top-level functions its decorators replaced.
+
+    An attribute counts when its `pytorch_reference` is `module`'s own function of that name: transformers
+    decorates nothing else at the top level of its Mamba modules, while imported helpers (lru_cache'd
+    checks, other modules' wrappers) do not qualify. transformers 4.x, which imports the kernels directly
+    and picks them by device itself, has none.
+    """
+    entries = {}
+    for name, obj in vars(module).items():
+        if not callable(obj) or inspect.isclass(obj) or inspect.ismodule(obj):
+            continue
+        ref = pytorch_reference(obj)
+        if ref is not None and ref.__module__ == module.__name__ and ref.__name__ == name:
+            entries[name] = obj
+    return entries
 
 
 def follow_device(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """`fn`, except that calls whose first tensor is on the CPU go to its PyTorch reference."""
-    ref = inspect.unwrap(fn)
-    if ref is fn or getattr(fn, "_tracekit_follows_device", False):
-        return fn
-    params = set(inspect.signature(ref).parameters)
+    """`fn`, except that calls whose first tensor is on the CPU go to its PyTorch reference.
 
-    @functools.wraps(fn)
+    A function comes back as a new function. An nn.Module (kernels' `Func`) comes back itself with its
+    `forward` replaced, since kernels routes a model's calls by that object's identity and pickles it by
+    its module-level name; a replacement object would break both.
+    """
+    ref = pytorch_reference(fn)
+    if ref is None or getattr(fn, "_tracekit_follows_device", False):
+        return fn
+    params = inspect.signature(ref).parameters
+    takes_any_kwarg = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    kernel_call = fn.forward if isinstance(fn, torch.nn.Module) else fn
+
+    @functools.wraps(ref)
     def call(*args: Any, **kwargs: Any) -> Any:
         first = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
         if first is not None and first.device.type == "cpu":
-            return ref(*args, **{k: v for k, v in kwargs.items() if k in params})
-        return fn(*args, **kwargs)
+            return ref(*args, **(kwargs if takes_any_kwarg else {k: v for k, v in kwargs.items() if k in params}))
+        return kernel_call(*args, **kwargs)
 
+    if isinstance(fn, torch.nn.Module):
+        fn.forward = call
+        fn._tracekit_follows_device = True
+        return fn
+    call.__wrapped__ = fn  # type: ignore[attr-defined]
     call._tracekit_follows_device = True  # type: ignore[attr-defined]
     return call
 
 
 def hf_class(arch: str) -> type:
-    """transformers' Mamba/Mamba2 causal-LM class, with its kernel calls following the tensors' device."""
+    """transformers' Mamba/Mamba2 causal-LM class, with its kernel entry points following the tensors' device."""
     import importlib
 
     import transformers
 
-    for module_name, names in _HF_KERNEL_FUNCS.items():
+    for module_name in _HF_MODELING_MODULES:
         module = importlib.import_module(module_name)
-        for name in names:
-            if callable(getattr(module, name, None)):
-                setattr(module, name, follow_device(getattr(module, name)))
+        for name, entry in kernel_entry_points(module).items():
+            setattr(module, name, follow_device(entry))
     return transformers.MambaForCausalLM if arch == "mamba1" else transformers.Mamba2ForCausalLM
 
 

@@ -142,28 +142,3 @@ def test_traces_ingest_into_store(run, tmp_path):
     assert len(results) == len(doc["points"]) and all(r.trace_id is not None and not r.skipped for r in results)
     got = db.sql("select count(*) as n from annotations where name like 'layer.%'")["n"][0]
     assert got == sum(2 * (1 if e["mode"] == "prefill" else STEPS) for e in doc["points"])
-
-
-def test_hf_kernel_calls_follow_the_tensors_device():
-    """With mamba-ssm installed (the CUDA machine), transformers calls its CUDA kernels even for CPU
-    tensors; tracekit routes CPU calls to the PyTorch reference that transformers wraps."""
-    import functools
-
-    import torch
-    import transformers.models.mamba2.modeling_mamba2 as m2
-    from tracekit.collectors.backends import follow_device, hf_class
-
-    def reference(x, y=None):
-        return "reference"
-
-    @functools.wraps(reference)
-    def kernel(x, y=None, stream=None):
-        return "kernel"
-
-    f = follow_device(kernel)
-    assert f(torch.zeros(1), stream=1) == "reference"  # kwargs the reference lacks are dropped
-    assert f(torch.zeros(1, device="meta")) == "kernel"
-    assert follow_device(f) is f and follow_device(reference) is reference
-    hf_class("mamba2")
-    assert getattr(m2.causal_conv1d_fn, "_tracekit_follows_device", False)
-    assert getattr(m2.mamba2_chunk_scan, "_tracekit_follows_device", False)
