@@ -811,13 +811,13 @@ def _component_rows(
                 continue
             time_ns = int(g["time_ns"]) if g else 0
             akey = (layer if by_layer else None, comp)
-            if config_matches(att):
+            if config_matches(att) and (gm.height or fl):
                 flops = int(proj.get(key, 0)) + int(fl.get(akey, 0))
                 io_b = io.get(akey)
                 if io_b is None and time_ns == 0:
                     io_b = 0
-            else:
-                flops = int(gemm_all.get(key, 0)) if key not in non_gemm_units else None
+            else:  # no config, or no GEMM call with known FLOPs (no shapes, batch unknown): not counted, not 0
+                flops = int(gemm_all.get(key, 0)) if key not in non_gemm_units and gm.height else None
                 io_b = None
             a = allocs.get(key)
             secs = time_ns / 1e9
@@ -837,7 +837,7 @@ def _component_rows(
                     "share": (time_ns / total_ns) if total_ns else None,
                     "kernels": int(g["n"]) if g and gpu else 0,
                     "flops": flops,
-                    "gemm_flops": int(gemm_all.get(key, 0)),
+                    "gemm_flops": int(gemm_all.get(key, 0)) if gm.height else None,
                     "bytes_allocated": (int(a["alloc"] or 0) if a else 0) if mem.height else None,
                     "peak_bytes": int(a["peak"]) if a and a["peak"] is not None else None,
                     "io_bytes": int(io_b) if io_b is not None else None,
