@@ -82,24 +82,8 @@ def test_a_loop_inside_a_layer_is_not_taken_for_layers():
 def test_template_regions():
     """norm | in_proj | conv glue, conv | SSM | gated norm (repeats the block norm) | out_proj | residual."""
     n = {"to": 1, "pow": 2, "mean": 3, "rsqrt": 4, "mul": 5, "lin": 6, "split": 7, "conv": 8, "exp": 9}
-    names = [
-        "to",
-        "pow",
-        "mean",
-        "rsqrt",
-        "mul",
-        "lin",
-        "split",
-        "conv",
-        "exp",
-        "mul",
-        "to",
-        "pow",
-        "mean",
-        "rsqrt",
-        "mul",
-        "lin",
-    ]
+    block_norm = ["to", "pow", "mean", "rsqrt", "mul"]
+    names = [*block_norm, "lin", "split", "conv", "exp", "mul", *block_norm, "lin"]
     sym = [n[x] for x in names]
     gemm = [x == "lin" for x in names]
     anchor = ["conv" if x == "conv" else None for x in names]
