@@ -226,6 +226,13 @@ _CAST = re.compile(r"^aten::(to|_to_copy|copy_|contiguous)$|(?i:copy)")
 _OUT_COPY = re.compile(r"^aten::copy_$|^(?!aten::)(?i:.*copy)")
 
 
+# Before the conv op: the ops that assemble its input (conv-state concat / copy, cast, slice, pad); the
+# mixer's own layout ops (transpose, squeeze, view) before them stay SSM.
+_CONV_INPUT = re.compile(
+    r"^aten::(cat|copy_|slice|to|_to_copy|unsqueeze|narrow|pad|constant_pad_nd|roll)$|(?i:copy|CatArray)"
+)
+
+
 def _conv_extent(names: Sequence[str], first: int, last: int, stop: set[int]) -> list[int]:
     """Positions of the torch-path conv around the conv unit(s) [first, last]: input assembly, trim, activation.
 
@@ -234,7 +241,7 @@ def _conv_extent(names: Sequence[str], first: int, last: int, stop: set[int]) ->
     """
     out = []
     i = first - 1
-    while i >= 0 and i not in stop and _MOVE.search(names[i]):
+    while i >= 0 and i not in stop and _CONV_INPUT.search(names[i]):
         out.append(i)
         i -= 1
     i, act = last + 1, False
@@ -306,10 +313,10 @@ def template_components(
         comps[i], roles[i] = "final_linear", "out_proj"
     norm = norm[len(out_copy) :]
     mixer = span(c_in[1], c_out[0])
-    tail = _gated_norm_tail(
+    lo, hi = _gated_norm_tail(
         [sym[i] for i in mixer], [names[i] for i in mixer] if names else [""] * len(mixer), [sym[i] for i in norm]
     )
-    for i in mixer[len(mixer) - tail :] if tail else []:
+    for i in mixer[lo:hi]:
         comps[i] = "rmsnorm"
     for i, a in enumerate(anchor):  # a conv / SSM unit named by the rules is that, wherever it sits
         if a is not None and comps[i] not in ("gated_mlp", "final_linear"):
@@ -325,8 +332,8 @@ def template_components(
 _VIEW = re.compile(r"^aten::(view|reshape|_unsafe_view|unsqueeze|squeeze|expand|transpose|permute|t|alias)$")
 
 
-def _gated_norm_tail(mixer: Sequence[int], mixer_names: Sequence[str], norm: Sequence[int]) -> int:
-    """Length of the mixer's trailing run that is Mamba-2's gated RMSNorm (0 when there is none).
+def _gated_norm_tail(mixer: Sequence[int], mixer_names: Sequence[str], norm: Sequence[int]) -> tuple[int, int]:
+    """[lo, hi) of the mixer's positions that are Mamba-2's gated RMSNorm ((0, 0) when there is none).
 
     Read back from out_proj: units whose symbol occurs in the block norm, views and the gate's activation.
     It is a norm only when it holds every unit that occurs once in the block norm (its reduction, rsqrt...:
@@ -337,15 +344,21 @@ def _gated_norm_tail(mixer: Sequence[int], mixer_names: Sequence[str], norm: Seq
         counts[x] = counts.get(x, 0) + 1
     core = {x for x, c in counts.items() if c == 1}
     if len(core) < GATED_NORM_MIN:
-        return 0
-    seen: set[int] = set()
+        return 0, 0
     m = 0
     for x, name in zip(reversed(mixer), reversed(mixer_names), strict=True):
         if not (x in counts or _VIEW.search(name) or _ACT.search(name)):
             break
-        seen.add(x)
         m += 1
-    return m if core <= seen else 0
+    # The mixer's own reshapes before the norm and its cast back to the model dtype after it stay SSM.
+    lo, hi = len(mixer) - m, len(mixer)
+    while hi > lo and (_CAST.search(mixer_names[hi - 1]) or _VIEW.search(mixer_names[hi - 1])):
+        hi -= 1
+    while lo < hi and _VIEW.search(mixer_names[lo]):
+        lo += 1
+    if not core <= set(mixer[lo:hi]):
+        return 0, 0
+    return lo, hi
 
 
 def apply(

@@ -50,8 +50,21 @@ def _and(items: tuple[str, ...]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def print_library_notes(log: LibraryLog, console: Console) -> None:
-    """What the captured library output means, once: transformers' fallbacks, then lines tracekit cannot place."""
+def print_library_notes(log: LibraryLog, console: Console, manifest: dict[str, Any] | None = None) -> None:
+    """What the captured library output means, once: transformers' fallbacks, then lines tracekit cannot place.
+
+    With the collect `manifest`: an hf run on the CPU runs transformers' PyTorch code for the Mamba kernels
+    whether or not transformers said so (tracekit routes CPU calls there itself), and the note says it.
+    """
+    torch_path = bool(manifest) and manifest.get("backend") == "hf" and str(manifest.get("device")).startswith("cpu")
+    if torch_path and not log.fallbacks:
+        console.print(
+            "note: on the CPU, transformers runs its PyTorch code for the Mamba kernels (causal conv, selective "
+            "scan / SSD, state update; mamba-ssm and causal-conv1d need CUDA): the times are those of that code, "
+            "not of the CUDA kernels",
+            markup=False,
+            highlight=False,
+        )
     if log.fallbacks:
         pkgs = _and(log.fallback_packages)
         console.print(

@@ -33,7 +33,7 @@ def test_all_names_resolve():
 def test_enums_are_plain_strings_in_json():
     assert tracekit.TimeSource.GPU == "gpu" and json.dumps(tracekit.TimeSource.CPU_SELF) == '"cpu_self"'
     assert [s.value for s in tracekit.ConfigSource] == ["manifest", "flags", "inferred", "none"]
-    assert [s.value for s in tracekit.LayerSource] == ["scope", "inferred"]
+    assert [s.value for s in tracekit.LayerSource] == ["scope", "inferred", "structure"]
     assert [s.value for s in tracekit.PointStatus] == ["ok", "failed", "interrupted"]
     assert f"{tracekit.PointStatus.FAILED}" == "failed"
 

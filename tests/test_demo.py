@@ -66,11 +66,14 @@ def test_demo_prints_only_its_own_lines(demo_run) -> None:
     assert stderr and all(TRACEKIT_STDERR.fullmatch(line) for line in stderr), r.stderr[-2000:]
     assert not [line for line in r.stdout.splitlines() if LIBRARY_LINE.search(line)]
     text = " ".join(r.stdout.split())
-    assert "note: transformers ran its PyTorch fallbacks for causal_conv1d_fn" in text
+    # the CPU's torch path, said once (transformers 5.25 no longer logs its fallbacks there: tracekit knows)
+    assert re.search(
+        r"note: (transformers ran its PyTorch fallbacks for|on the CPU, transformers runs its PyTorch)", text
+    )
     log = out / "run" / "collect.log"  # moved, not lost: the closing note names it
     assert re.search(rf"library output: \d+ lines \(.*\) in {re.escape(str(log))}; --verbose prints it", text)
     said = log.read_text()
-    assert "profiler_start" in said and "is falling back to its reference PyTorch implementation" in said
+    assert "profiler_start" in said
     assert "FutureWarning" in said
     assert [line for line in said.splitlines() if LIBRARY_LINE.search(line)]  # the pattern sees library lines
 
@@ -78,5 +81,5 @@ def test_demo_prints_only_its_own_lines(demo_run) -> None:
 def test_demo_verbose_prints_the_libraries_output(tmp_path: Path) -> None:
     r = _demo(tmp_path / "demo", "--seqlens", "8", "--verbose")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "profiler_start" in r.stderr and "is falling back to its reference PyTorch implementation" in r.stderr
+    assert "profiler_start" in r.stderr and "FutureWarning" in r.stderr
     assert "library output:" not in r.stdout and not (tmp_path / "demo" / "run" / "collect.log").exists()

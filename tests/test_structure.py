@@ -217,7 +217,7 @@ def test_collect_traces_without_their_scopes_split_the_same(tmp_path, db, demo_r
         times = ref["t"].to_list()
         want = _shares(ref["component"].to_list(), ref["layer"].to_list(), times)
         got = _shares(plain["component"].to_list(), plain["layer"].to_list(), times)
-        assert max(abs(want[c] - got[c]) for c in COMPONENTS) <= 0.5, (path.name, want, got)
+        assert max(abs(want[c] - got[c]) for c in COMPONENTS) <= 0.1, (path.name, want, got)
 
 
 def test_renamed_ops_keep_the_layers(tmp_path, db):

@@ -125,6 +125,6 @@ def collect(
     # --devices: each worker's output is in its shard log, whatever --verbose says
     shards = doc.get("shards", [])
     said = read_library_log([log, *(Path(out_dir) / s["log"] for s in shards)])
-    print_library_notes(said, console)
+    print_library_notes(said, console, doc)
     if line := library_output_line(said, hint=not verbose and not shards):
         console.print(line, highlight=False)

@@ -82,7 +82,7 @@ def demo(out_dir: Path, seqlens: str, by: str, verbose: bool) -> None:
     def collected(manifest: dict) -> None:
         reporter.progress.stop()  # the collect bar is done: print below it, as before
         console.print(summary_table(manifest))
-        print_library_notes(read_library_log([log]), console)
+        print_library_notes(read_library_log([log]), console, manifest)
         console.rule("[bold]2. ingest + 3. attribute[/]")
 
     with RichReporter() as reporter:
