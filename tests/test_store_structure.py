@@ -349,7 +349,7 @@ GOOD_EVENT = '{"ph": "X", "cat": "cpu_op", "name": "ü", "pid": 1, "tid": 1, "ts
         ('{"ph": "X", "ts": true, "dur": 1}', ["traceEvents[2]", "'ts' is a boolean (true)"]),
         ('{"ph": "X", "ts": 1, "dur": {"us": 1}}', ["traceEvents[2]", "'dur' is an object"]),
         ('{"ph": "X", "ts": [1], "dur": 1}', ["traceEvents[2]", "'ts' is an array"]),
-        ('{"ph": "X", "ts": null, "dur": 1}', ["lack 'ts' or 'dur'", "traceEvents[2]"]),
+        ('{"ph": "X", "ts": null, "dur": 1}', ["complete ('X') events lack 'ts'", "traceEvents[2]"]),
         ('{"ph": "X", "ts": 1, "ts": 2, "dur": 1}', ["traceEvents[2]", "repeats the key 'ts'"]),
         ("7", ["traceEvents[2]", "is not an event object but a number"]),
     ],

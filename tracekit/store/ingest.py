@@ -315,7 +315,7 @@ def _validate(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, bool]:
     n, no_ph, bad_x, bad_i, paired = con.execute(
         f"""SELECT count(*),
                   count(*) FILTER (WHERE ph IS NULL),
-                  count(*) FILTER (WHERE ph = 'X' AND (ts_ns IS NULL OR dur_ns IS NULL)),
+                  count(*) FILTER (WHERE ph = 'X' AND ts_ns IS NULL),
                   count(*) FILTER (WHERE ph IN ('i', 'I') AND ts_ns IS NULL),
                   count(*) FILTER (WHERE ph IN ({paired_phases}))
            FROM raw"""
@@ -325,12 +325,10 @@ def _validate(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, bool]:
     if no_ph:
         first = con.execute("SELECT min(event_id) FROM raw WHERE ph IS NULL").fetchall()[0][0]
         raise TraceError(path, f"{no_ph} events lack 'ph' (first: traceEvents[{first}])")
-    if bad_x:
-        first = con.execute(
-            "SELECT min(event_id) FROM raw WHERE ph = 'X' AND (ts_ns IS NULL OR dur_ns IS NULL)"
-        ).fetchall()[0][0]
+    if bad_x:  # an X without 'dur' (still running when recording stopped) is kept: chrome.sql, 'unfinished X'
+        first = con.execute("SELECT min(event_id) FROM raw WHERE ph = 'X' AND ts_ns IS NULL").fetchall()[0][0]
         raise TraceError(
-            path, f"{bad_x} complete ('X') events lack 'ts' or 'dur' (missing or null; first: traceEvents[{first}])"
+            path, f"{bad_x} complete ('X') events lack 'ts' (missing or null; first: traceEvents[{first}])"
         )
     if bad_i:
         first = con.execute("SELECT min(event_id) FROM raw WHERE ph IN ('i','I') AND ts_ns IS NULL").fetchall()[0][0]
