@@ -71,6 +71,9 @@ def _load_raw(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace) -> str:
     try:
         mode = _read_array(con, prepared)
     except duckdb.Error as exc:
+        if prepared.end_from_tail:  # the end found from the tail is refused: find it by the structural scan
+            prepared.rescan()
+            return _load_raw(con, prepared)
         if not prepared.parts:
             raise TraceError(prepared.path, diagnose(prepared, exc)) from None
         prepared.join_parts()  # a cut inside a string or nested value, or a bad element: read it whole
@@ -235,8 +238,9 @@ def _text(v: object) -> str:
 # parts' order, then each part's) as DuckDB preserves insertion order. A row_number() OVER () here would
 # make everything computed per row (typed_args, the time conversion) run on one thread.
 _RAW_VIEW = "CREATE OR REPLACE TEMP VIEW raw AS SELECT rowid AS event_id, * FROM raw_rows"
-# µs as DECIMAL(38, 9) (the written digits, converted exactly) -> integer ns, rounded half away from zero
-_US_TO_NS = "CAST(round({x} * 1000) AS BIGINT)"
+# µs as DECIMAL(38, 9) (the written digits, converted exactly) -> integer ns: DuckDB's cast of a decimal to an
+# integer rounds half away from zero, as round() would
+_US_TO_NS = "CAST({x} * 1000 AS BIGINT)"
 
 
 def _read_array(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace) -> str:
