@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS traces (
     device_properties  JSON,                  -- deviceProperties (else computeProperties), if recorded
     metadata           JSON,                  -- every other top-level key (schemaVersion, cuda versions, ...)
     event_count        BIGINT NOT NULL,       -- elements of traceEvents
-    time_parse         VARCHAR NOT NULL,      -- 'decimal' (earlier versions: also 'binary64-exact'; docs/schema.md#exact-time)
+    time_parse         VARCHAR NOT NULL,      -- 'binary64-exact' or 'decimal' (docs/schema.md#exact-time)
     tracekit_version   VARCHAR NOT NULL,
     ingested_at        TIMESTAMP NOT NULL DEFAULT current_timestamp
 );
