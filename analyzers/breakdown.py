@@ -506,6 +506,25 @@ def _gemm_flops(att: Attribution, has_cpu_ops: bool, notes: list[str]) -> int | 
     return int(known.sum() or 0)
 
 
+def _unfinished_note(con: duckdb.DuckDBPyConnection, trace_id: int) -> list[str]:
+    """Complete events without 'dur' (running when recording stopped) have no end: no total counts them, as 0
+    or otherwise; say how many there are, and how many are kernels (docs/schema.md, "Unfinished slices")."""
+    n, kernels = con.sql(
+        """SELECT count(*), count(*) FILTER (WHERE coalesce(a.category, lower(o.cat)) = 'kernel')
+           FROM other_events o LEFT JOIN category_aliases a ON a.alias = lower(o.cat)
+           WHERE o.trace_id = $tid AND o.note = 'unfinished X'""",
+        params={"tid": trace_id},
+    ).fetchall()[0]
+    if not n:
+        return []
+    what = "all kernels" if kernels == n else f"{kernels} of them kernels" if kernels else "no kernel"
+    events = "1 complete event has" if n == 1 else f"{n} complete events have"
+    return [
+        f"{events} no 'dur' (still running when recording stopped; {what}): left out of every total and "
+        "breakdown, kept in other_events with note 'unfinished X'"
+    ]
+
+
 def _notes(
     con: duckdb.DuckDBPyConnection,
     att: Attribution,
@@ -556,6 +575,7 @@ def _notes(
             if n_rt:
                 line += f" (the trace has {n_rt} CUDA runtime/driver calls but no GPU activity records)"
             out.append(line)
+    out.extend(_unfinished_note(con, tid))
     if units.height and not doc["mamba_found"]:
         what = f"{units.height} kernels" if gpu else f"{units.height} CPU events"
         kind = "" if gpu else " CPU self time"

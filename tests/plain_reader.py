@@ -46,7 +46,7 @@ def ns(x: Any) -> int:
 
 def summary(path: Path) -> dict[str, Any]:
     events = load(path)["traceEvents"]
-    x = [e for e in events if e.get("ph") == "X"]
+    x = [e for e in events if e.get("ph") == "X" and e.get("dur") is not None]  # without dur: unfinished, no slice
     kernels = [e for e in x if e.get("cat") == "kernel"]
     return {
         "events": len(events),
@@ -122,7 +122,7 @@ def slices(path: Path) -> dict[str, Any]:
     pairs, lost, open_ = _pair(events, "B", "E", _track)
     rows = []
     for i, e in enumerate(events):
-        if e.get("ph") == "X":
+        if e.get("ph") == "X" and e.get("dur") is not None:  # without dur: unfinished, no slice
             rows.append(
                 {
                     "event_id": i,
@@ -257,7 +257,9 @@ class Expected:
     slices: dict[int, tuple[int, int, str | None]] = dataclasses.field(default_factory=dict)  # X and B/E
     kernels: dict[int, tuple[int, int]] = dataclasses.field(default_factory=dict)  # subset of slices
     memory: dict[int, tuple[int, int]] = dataclasses.field(default_factory=dict)  # event_id -> (ts_ns, bytes)
-    unmatched: dict[int, str] = dataclasses.field(default_factory=dict)  # event_id -> 'unmatched B'/'unmatched E'
+    # event_id -> note of an event kept in other_events although its phase has a table: 'unmatched B',
+    # 'unmatched E', 'unfinished X' (a complete event without 'dur')
+    unmatched: dict[int, str] = dataclasses.field(default_factory=dict)
     raw_cats: dict[int, Any] = dataclasses.field(default_factory=dict)  # event_id -> raw cat of each slice
     problems: list[str] = dataclasses.field(default_factory=list)  # invalid: must be refused
     ambiguous: list[str] = dataclasses.field(default_factory=list)  # refusing or reading is both acceptable
@@ -339,7 +341,9 @@ def expected_from_bytes(raw: bytes) -> Expected:
             out.problems.append(f"{where}: lacks 'ts'")
             continue
         if ph == "X" and "dur" not in e:
-            out.problems.append(f"{where}: complete event lacks 'dur'")
+            # still running when recording stopped (Chrome writes only 'tdur'): catapult shows it up to the
+            # trace's end, Perfetto drops it; the store keeps it, as a B never closed, in other_events
+            out.unmatched[i] = "unfinished X"
             continue
         ts = _to_ns(e["ts"], factor, out, where) if "ts" in e else None
         dur = _to_ns(e["dur"], factor, out, where) if "dur" in e else None

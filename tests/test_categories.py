@@ -57,7 +57,12 @@ def _spellings(aliases: dict[str, str], *categories: str) -> set[str]:
 
 
 def _x(doc: dict) -> list[tuple[int, dict]]:
-    return [(i, e) for i, e in enumerate(doc["traceEvents"]) if isinstance(e, dict) and e.get("ph") == "X"]
+    """The complete events with a 'dur' (one without is unfinished: no slice, docs/schema.md)."""
+    return [
+        (i, e)
+        for i, e in enumerate(doc["traceEvents"])
+        if isinstance(e, dict) and e.get("ph") == "X" and e.get("dur") is not None
+    ]
 
 
 def _ext(e: dict) -> int | None:

@@ -368,7 +368,7 @@ def test_bare_array_form(db, tmp_path: Path) -> None:
         (ev("B", None, "no_ts"), "1 'B' events lack 'ts' (first: traceEvents[1])"),
         (ev("E", None), "1 'E' events lack 'ts' (first: traceEvents[1])"),
         (ev("C", None, "c", args={"v": 1}), "1 'C' events lack 'ts' (first: traceEvents[1])"),
-        (ev("X", 1, "x"), "complete ('X') events lack 'ts' or 'dur' (missing or null; first: traceEvents[1])"),
+        (ev("X", None, "x", dur=1), "complete ('X') events lack 'ts' (missing or null; first: traceEvents[1])"),
     ],
 )
 def test_missing_ts_is_one_clear_error(db, tmp_path: Path, bad: dict[str, Any], message: str) -> None:

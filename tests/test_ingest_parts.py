@@ -76,3 +76,27 @@ def test_small_arrays_stay_one_file(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     whole = kineto.prepare(big, tmp_path / "c")
     assert whole.parts == []
     assert cut.join_parts().read_bytes() == whole.array_file.read_bytes()
+
+
+def test_end_from_tail_stores_what_the_structural_scan_stores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The array's end found from the file's tail (kineto._end_from_tail) gives the same store as the structural
+    scan; where the tail's candidate is wrong (an array of objects after traceEvents: catapult's `samples`),
+    DuckDB refuses the cut array and the trace is prepared again with the scan."""
+    tail = database.Database(":memory:")
+    rescans = []
+    real_rescan = kineto.PreparedTrace.rescan
+
+    def rescan(self: kineto.PreparedTrace) -> None:
+        rescans.append(self.path.name)
+        real_rescan(self)
+
+    monkeypatch.setattr(kineto.PreparedTrace, "rescan", rescan)
+    for f in FIXTURES:
+        tail.ingest_file(f)
+    assert rescans == ["chrome_catapult.json"]
+    real_prepare = kineto.prepare
+    monkeypatch.setattr(kineto, "prepare", lambda path, workdir, scan=False: real_prepare(path, workdir, scan=True))
+    scan = database.Database(":memory:")
+    for f in FIXTURES:
+        scan.ingest_file(f)
+    assert _tables(tail) == _tables(scan)

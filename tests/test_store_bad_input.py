@@ -30,7 +30,7 @@ def _bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
         "not_trace": (tmp / "obj.json", "not a Chrome/Kineto trace"),
         "not_json": (tmp / "bin.json", "not JSON"),
         "zero_events": (tmp / "zero.json", "no events"),
-        "missing_fields": (tmp / "fields.json", "lack 'ts' or 'dur'"),
+        "missing_fields": (tmp / "fields.json", "complete ('X') events lack 'ts'"),
         "malformed_event": (tmp / "malformed.json", "malformed JSON in traceEvents[0] at byte 45 of the file"),
     }
     files["empty"][0].write_bytes(b"")
@@ -40,7 +40,7 @@ def _bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
     files["not_trace"][0].write_text(json.dumps({"hello": [1, 2]}))
     files["not_json"][0].write_bytes(b"\x00\x01binary")
     files["zero_events"][0].write_text(json.dumps({"traceEvents": []}))
-    files["missing_fields"][0].write_text(json.dumps({"traceEvents": [{"ph": "X", "name": "a", "ts": 1}]}))
+    files["missing_fields"][0].write_text(json.dumps({"traceEvents": [{"ph": "X", "name": "a", "dur": 1}]}))
     files["malformed_event"][0].write_text('{"traceEvents": [{"ph": "X", "ts": 1, "dur": }]}')
     return files
 

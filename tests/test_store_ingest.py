@@ -137,6 +137,34 @@ def test_big_timestamps_take_the_exact_decimal_path(db, tmp_path: Path) -> None:
     assert got == [("k0", 9007199254740993, 1001), ("k1", 9007199254741001, 1001), ("k2", 12001, 1001)]
 
 
+@pytest.mark.parametrize(
+    ("late", "want_ns", "mode"),
+    [
+        ("12.0005", 12001, "decimal"),  # sub-ns digits: the double cannot be proven to hold them
+        ("12.5e0", 12500, "decimal"),  # an exponent: the same
+        ("8796093022208.001", 8796093022208001, "decimal"),  # 13 digits but >= 2^43 µs: the bound check
+        ("12345678901234.567", 12345678901234567, "decimal"),  # 14 digits: beyond 2^43 µs
+        ("8796093022207.990", 8796093022207990, "binary64-exact"),  # end just below 2^43 µs, 3 decimals: proven
+    ],
+)
+def test_one_value_late_in_the_file_decides_the_time_parse(
+    db, tmp_path: Path, late: str, want_ns: int, mode: str
+) -> None:
+    """Issue #20: exact by construction for every value, not by a sample: over 2 MiB of 3-decimal µs, then one value
+    that binary64 cannot be proven to hold (or can); every ts is stored exactly."""
+    ev = '{{"ph": "X", "cat": "cpu_op", "name": "n{i}", "pid": 1, "tid": 1, "ts": {ts}, "dur": 0.001}}'
+    body = [ev.format(i=i, ts=f"{1000 + i}.{i % 1000:03d}") for i in range(30000)]
+    body.append(ev.format(i=30000, ts=late))
+    p = tmp_path / "late.json"
+    p.write_text('{"traceEvents": [' + ", ".join(body) + "]}")
+    assert p.stat().st_size > 2 << 20
+    (r,) = db.ingest([p])
+    assert r.time_parse == mode
+    got = dict(db.sql("select event_id, ts_ns from events").rows())
+    assert got[30000] == want_ns
+    assert all(got[i] == (1000 + i) * 1000 + i % 1000 for i in range(30000))
+
+
 def test_reingest_same_content_is_noop(db, tmp_path: Path) -> None:
     p = _write_trace(
         tmp_path / "a.json", [{"ph": "X", "cat": "cpu_op", "name": "a", "pid": 1, "tid": 1, "ts": 1.5, "dur": 2.25}]

@@ -349,7 +349,7 @@ GOOD_EVENT = '{"ph": "X", "cat": "cpu_op", "name": "ü", "pid": 1, "tid": 1, "ts
         ('{"ph": "X", "ts": true, "dur": 1}', ["traceEvents[2]", "'ts' is a boolean (true)"]),
         ('{"ph": "X", "ts": 1, "dur": {"us": 1}}', ["traceEvents[2]", "'dur' is an object"]),
         ('{"ph": "X", "ts": [1], "dur": 1}', ["traceEvents[2]", "'ts' is an array"]),
-        ('{"ph": "X", "ts": null, "dur": 1}', ["lack 'ts' or 'dur'", "traceEvents[2]"]),
+        ('{"ph": "X", "ts": null, "dur": 1}', ["complete ('X') events lack 'ts'", "traceEvents[2]"]),
         ('{"ph": "X", "ts": 1, "ts": 2, "dur": 1}', ["traceEvents[2]", "repeats the key 'ts'"]),
         ("7", ["traceEvents[2]", "is not an event object but a number"]),
     ],
@@ -458,10 +458,12 @@ def test_epoch_microseconds_with_ns_digits_and_huge_args_ints(db, tmp_path: Path
 
 
 @pytest.mark.parametrize("block", [5, 64, 1 << 20])
-def test_decimal_path_quotes_in_bounded_blocks(tmp_path: Path, monkeypatch, block: int) -> None:
-    from tracekit.store import ingest as ingest_mod
+def test_time_type_scan_in_bounded_blocks(tmp_path: Path, monkeypatch, block: int) -> None:
+    """The scan for a non-number ts/dur reads the array in blocks: a "ts" key in args is no problem (the events
+    are looked at), a string ts is refused wherever the block boundaries fall."""
+    from tracekit.store import kineto
 
-    monkeypatch.setattr(ingest_mod, "QUOTE_BLOCK", block)
+    monkeypatch.setattr(kineto, "CHUNK", block)
     events = [
         {"ph": "X", "cat": "kernel", "name": f"k{i}}}", "pid": 0, "tid": 7, "ts": f"{1732612345678901 + i}.{i:03d}",
          "dur": f"{i}.5", "args": {"ts": "not a time", "Input Dims": [[i]]}}
@@ -478,6 +480,11 @@ def test_decimal_path_quotes_in_bounded_blocks(tmp_path: Path, monkeypatch, bloc
     with tracekit.open(tmp_path / "b.duckdb") as bdb:
         tid = _check_exact(bdb, p)
         assert bdb.sql("select time_parse from traces where trace_id = ?", [tid]).item() == "decimal"
+        bad = p.read_text().replace('"dur": 39.5', '"dur": "39.5"')
+        assert bad != p.read_text()
+        p.write_text(bad)
+        with pytest.raises(TraceError, match=r"traceEvents\[39\].*'dur' is a string"):
+            bdb.ingest_file(p)
 
 
 def test_unbalanced_quote_in_a_complete_file_is_malformed_not_truncated(db, tmp_path: Path) -> None:

@@ -1,16 +1,27 @@
 -- tracekit schema v2: typed views and macros over the base tables (docs/schema.md).
 -- Every filter is on events.category (canonical, see 004_categories.sql), never on the raw cat.
 
+-- Typed columns read from args never fail on a value of another type: they are NULL (the raw value stays in
+-- `args`). An integer column takes a JSON integer or a string holding one (Kineto's XPU plugin quotes numbers),
+-- never a fraction, boolean or array; a number column any JSON number or numeric string; a list column a JSON
+-- array of integers only (a string "[128,1,1]" is NULL). docs/schema.md, "Typed views".
+CREATE OR REPLACE MACRO arg_int(text) AS
+    CASE WHEN regexp_full_match(text, '\s*-?[0-9]+\s*') THEN TRY_CAST(text AS BIGINT) END;
+CREATE OR REPLACE MACRO arg_number(text) AS TRY_CAST(text AS DOUBLE);
+CREATE OR REPLACE MACRO arg_int_list(value) AS
+    CASE WHEN regexp_full_match(CAST(value AS VARCHAR), '\[\s*(-?[0-9]+\s*(,\s*-?[0-9]+\s*)*)?\]')
+         THEN TRY_CAST(value AS INTEGER[]) END;
+
 CREATE OR REPLACE VIEW kernels AS
 SELECT e.trace_id, e.event_id, e.name, e.ts_ns, e.dur_ns, e.end_ns, e.device, e.stream,
        e.correlation, e.external_id, e.launch_id, e.op_id, e.parent_id AS gpu_annotation_id,
-       CAST(e.args->'$.grid' AS INTEGER[])            AS grid,
-       CAST(e.args->'$.block' AS INTEGER[])           AS block,
-       CAST(e.args->>'$."registers per thread"' AS INTEGER) AS registers_per_thread,
-       CAST(e.args->>'$."shared memory"' AS BIGINT)   AS shared_memory,
-       CAST(e.args->>'$."blocks per SM"' AS DOUBLE)   AS blocks_per_sm,
-       CAST(e.args->>'$."warps per SM"' AS DOUBLE)    AS warps_per_sm,
-       CAST(e.args->>'$."est. achieved occupancy %"' AS DOUBLE) AS occupancy_pct,
+       arg_int_list(e.args->'$.grid')                AS grid,
+       arg_int_list(e.args->'$.block')               AS block,
+       TRY_CAST(arg_int(e.args->>'$."registers per thread"') AS INTEGER) AS registers_per_thread,
+       arg_int(e.args->>'$."shared memory"')       AS shared_memory,
+       arg_number(e.args->>'$."blocks per SM"')    AS blocks_per_sm,
+       arg_number(e.args->>'$."warps per SM"')     AS warps_per_sm,
+       arg_number(e.args->>'$."est. achieved occupancy %"') AS occupancy_pct,
        e.args
 FROM events e WHERE e.category = 'kernel';
 
@@ -21,14 +32,14 @@ FROM events WHERE category IN ('kernel', 'gpu_memcpy', 'gpu_memset');
 
 CREATE OR REPLACE VIEW memcpy AS
 SELECT trace_id, event_id, name, ts_ns, dur_ns, end_ns, device, stream, correlation, launch_id, op_id,
-       CAST(args->>'$.bytes' AS BIGINT) AS bytes,
-       CAST(args->>'$."memory bandwidth (GB/s)"' AS DOUBLE) AS bandwidth_gbps, args
+       arg_int(args->>'$.bytes') AS bytes,
+       arg_number(args->>'$."memory bandwidth (GB/s)"') AS bandwidth_gbps, args
 FROM events WHERE category = 'gpu_memcpy';
 
 CREATE OR REPLACE VIEW memset AS
 SELECT trace_id, event_id, name, ts_ns, dur_ns, end_ns, device, stream, correlation, launch_id, op_id,
-       CAST(args->>'$.bytes' AS BIGINT) AS bytes,
-       CAST(args->>'$."memory bandwidth (GB/s)"' AS DOUBLE) AS bandwidth_gbps, args
+       arg_int(args->>'$.bytes') AS bytes,
+       arg_number(args->>'$."memory bandwidth (GB/s)"') AS bandwidth_gbps, args
 FROM events WHERE category = 'gpu_memset';
 
 CREATE OR REPLACE VIEW cpu_ops AS
@@ -37,13 +48,13 @@ SELECT trace_id, event_id, name, pid, tid, ts_ns, dur_ns, end_ns, external_id, p
        args->'$."Input type"'    AS input_types,
        args->'$."Input Strides"' AS input_strides,
        args->'$."Concrete Inputs"' AS concrete_inputs,
-       CAST(args->>'$."Sequence number"' AS BIGINT) AS sequence_number,
+       arg_int(args->>'$."Sequence number"') AS sequence_number,
        args
 FROM events WHERE category = 'cpu_op';
 
 CREATE OR REPLACE VIEW runtime AS
 SELECT trace_id, event_id, cat, category, name, pid, tid, ts_ns, dur_ns, end_ns, correlation, external_id,
-       op_id, parent_id, CAST(args->>'$.cbid' AS INTEGER) AS cbid, args
+       op_id, parent_id, TRY_CAST(arg_int(args->>'$.cbid') AS INTEGER) AS cbid, args
 FROM events WHERE category IN ('cuda_runtime', 'cuda_driver');
 
 CREATE OR REPLACE VIEW annotations AS

@@ -3,6 +3,7 @@ analysis SQL in queries/<topic>.sql, one statement per `-- name: X` section, loa
 
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import cache
 from importlib import resources
@@ -21,6 +22,15 @@ def schema_files() -> list[tuple[str, str]]:
     root = resources.files(__name__)
     names = sorted(p.name for p in root.iterdir() if p.name.endswith(".sql"))
     return [(n, root.joinpath(n).read_text(encoding="utf-8")) for n in names]
+
+
+def schema_digest() -> str:
+    """sha256 of the schema files: a database of this version written by another tracekit build (older
+    views or macros) has another digest, and opening it for writing re-applies the files."""
+    h = hashlib.sha256()
+    for name, sql in schema_files():
+        h.update(name.encode() + b"\0" + sql.encode() + b"\0")
+    return h.hexdigest()
 
 
 @cache

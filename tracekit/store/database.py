@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from tracekit.errors import MissingPathError, TraceError, TracekitError, UsageError
-from tracekit.schema import SCHEMA_VERSION, schema_files
+from tracekit.schema import SCHEMA_VERSION, schema_digest, schema_files
 from tracekit.schema.migrate import migrate
 from tracekit.store import kineto
 from tracekit.store.frames import frame, integral_decimals
@@ -138,6 +138,10 @@ class Database:
             return None
         return int(rows[0][0]) if rows else None
 
+    def _stored_digest(self) -> str | None:
+        rows = self.con.execute("SELECT value FROM tracekit_meta WHERE key = 'schema_sha256'").fetchall()
+        return rows[0][0] if rows else None
+
     def _check_version(self) -> None:
         v = self._stored_version()
         if v is None:
@@ -154,16 +158,19 @@ class Database:
         v = self._stored_version()
         if v is not None and v > SCHEMA_VERSION:
             raise TracekitError(f"{self.path}: schema v{v} is newer than this tracekit (v{SCHEMA_VERSION})")
-        if v == SCHEMA_VERSION:
+        digest = schema_digest()
+        if v == SCHEMA_VERSION and self._stored_digest() == digest:
             return
         self.con.execute("BEGIN TRANSACTION")
         try:
             if v is not None and v < SCHEMA_VERSION:
                 migrate(self.con, v)  # docs/schema.md#migration
-            else:
+            else:  # a new database, or one whose views/macros an earlier tracekit of this version wrote: the
+                # schema files only create what is missing and replace views, macros and the alias table
                 for _, sql in schema_files():
                     self.con.execute(sql)
             self.con.execute("INSERT OR REPLACE INTO tracekit_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            self.con.execute("INSERT OR REPLACE INTO tracekit_meta VALUES ('schema_sha256', ?)", [digest])
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")

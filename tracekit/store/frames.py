@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from tracekit.errors import TracekitError
+
 if TYPE_CHECKING:  # polars is imported when a frame is made: ingest alone does not pay for it
     import polars as pl
 
@@ -67,7 +69,22 @@ def frame(
     unique = dedupe_names(names)
     if unique != names:  # Arrow/polars need unique names: rename by position (#i), keeping every column
         rel = rel.project(", ".join(f"#{i} AS {_quote(n)}" for i, n in enumerate(unique, 1)))
-    return pl.DataFrame(_ArrowStream(rel))
+    try:
+        return pl.DataFrame(_ArrowStream(rel))
+    except (duckdb.Error, pl.exceptions.PolarsError) as exc:
+        # DuckDB runs the query while polars pulls the stream: an error past the first batch (a failing cast in
+        # a later row group) reaches us wrapped by polars, as its ComputeError
+        raise QueryError(f"query failed: {_first_line(exc)}") from None
+
+
+class QueryError(TracekitError):
+    """A query DuckDB refused while its result streamed into polars: one line for the user."""
+
+
+def _first_line(exc: BaseException) -> str:
+    """DuckDB's own message, without polars' wrapper ('got external error: ') and without its context lines."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.removeprefix("got external error: ")
 
 
 def integral_decimals(df: Any) -> Any:

@@ -4,9 +4,11 @@ A Kineto trace is one JSON object whose `traceEvents` array holds nearly all of 
 object whole costs several times its size in memory, so instead we stream the (possibly compressed) file
 once: hash it, parse the top-level keys before the array exactly (Python's json, one value at a time),
 copy the array's bytes to a temporary file that DuckDB's `read_json(format='array')` then reads, and
-parse the keys after it exactly too. The array's closing `]` is found by a structural scan (string state
-with backslash escapes, bracket depth) vectorised over each chunk with numpy, its state carried from one
-chunk to the next, so memory stays bounded whatever the file's size.
+parse the keys after it exactly too. The array's closing `]` is looked for from the file's tail
+(`_end_from_tail`), DuckDB's parse of the array proving the cut; when it refuses, or no candidate fits, the
+file is prepared again with a structural scan (string state with backslash escapes, bracket depth)
+vectorised over each chunk with numpy, its state carried from one chunk to the next, so memory stays
+bounded whatever the file's size.
 
 Accepted forms (the Trace Event Format's two): a JSON object with a `traceEvents` array anywhere among its
 keys, and a bare top-level array of events, whose closing `]` may be missing (the spec allows it, for a
@@ -131,6 +133,14 @@ class PreparedTrace:
     # a part that is not valid JSON, so a parse that fails joins them (join_parts) and reads array_file.
     # Empty: array_file holds the array.
     parts: list[Path] = dataclasses.field(default_factory=list)
+    # True: the array's end was found from the file's tail (`_end_from_tail`), not proven by the structural
+    # scan; a read that refuses the array calls `rescan` (the proven path, with its messages) before anything else
+    end_from_tail: bool = False
+
+    def rescan(self) -> None:
+        """Prepare the file again with the structural scan (the end found from the tail was refused)."""
+        fresh = prepare(self.path, self.array_file.parent, scan=True)
+        self.__dict__.update(fresh.__dict__)
 
     def join_parts(self) -> Path:
         """Rebuild array_file, the array's exact bytes, from the parts (error paths and the exact-decimal
@@ -601,8 +611,13 @@ def _join(parts: list[Path], target: Path) -> None:
     tmp.replace(target)
 
 
-def prepare(path: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> PreparedTrace:
-    """Stream `path` once: hash it, collect its metadata and write its events array to `workdir`."""
+def prepare(path: str | os.PathLike[str], workdir: str | os.PathLike[str], *, scan: bool = False) -> PreparedTrace:
+    """Stream `path` once: hash it, collect its metadata and write its events array to `workdir`.
+
+    The array's closing ']' is looked for from the file's tail (`_end_from_tail`: Kineto writes a few KB after
+    it), and the reader's parse of the array is the proof (`PreparedTrace.rescan` when it refuses); when no
+    candidate fits, or with `scan`, the structural scan finds it while the file streams (bounded memory, exact
+    for valid JSON, and the source of every message about a malformed or truncated file)."""
     path = Path(path)
     if not path.exists():
         raise TraceError(path, "no such file")
@@ -637,7 +652,7 @@ def prepare(path: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> Pr
         for chunk in _read_chunks(path, kind):
             sha.update(chunk)
             total += len(chunk)
-            if scanner is None:
+            if out is None:
                 head += chunk
                 found = _find_array(path, head, eof=False, meta=meta)
                 if found is None:
@@ -648,13 +663,14 @@ def prepare(path: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> Pr
                 chunk = bytes(head[array_offset + 1 :])
                 del head[:]
                 out = _PartWriter(array_file)
-                scanner = _ScanThread()
-            elif (end := scanner.scanner.end) is not None and written - end > TAIL_LIMIT:
+                scanner = _ScanThread() if scan else None
+            elif scanner is not None and (end := scanner.scanner.end) is not None and written - end > TAIL_LIMIT:
                 raise TraceError(path, f"more than {TAIL_LIMIT >> 20} MiB of data after the traceEvents array")
-            scanner.feed(chunk)  # the scan runs in its own thread; everything is copied, the tail cut later
+            if scanner is not None:
+                scanner.feed(chunk)  # the scan runs in its own thread; everything is copied, the tail cut later
             out.write(chunk)
             written += len(chunk)
-        if scanner is None:
+        if out is None:
             found = _find_array(path, head, eof=True, meta=meta)
             if found is None:
                 raise TraceError(path, "not a Chrome/Kineto trace (JSON object without a traceEvents array)")
@@ -667,26 +683,32 @@ def prepare(path: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> Pr
     if total == 0:
         raise TraceError(path, "empty file (nothing after decompression)")
     closed = True
-    scan = scanner.result()
     parts = out.files
-    if scan.end is not None and scan.end <= out.starts[-1]:  # a cut after the array's end (in the tail)
+    if scanner is None:
+        tail_end = _end_from_tail(out, bare)
+        if tail_end is None:  # no candidate fits: the structural scan decides (and words any problem)
+            return prepare(path, workdir, scan=True)
+        array_end_at: int | None = tail_end
+    else:
+        array_end_at = scanner.result().end
+    if array_end_at is not None and array_end_at <= out.starts[-1]:  # a cut after the array's end (in the tail)
         _join(parts, array_file)
         parts = [array_file]
     last, start = parts[-1], (out.starts[-1] if len(parts) > 1 else 0)
-    if scan.end is None:
+    if array_end_at is None:
         if len(parts) > 1:
             _join(parts, array_file)
             parts = [array_file]
         closed = False
         _unclosed_array(path, array_file, array_offset, bare, total)
     else:
-        if written - scan.end > TAIL_LIMIT:
+        if written - array_end_at > TAIL_LIMIT:
             raise TraceError(path, f"more than {TAIL_LIMIT >> 20} MiB of data after the traceEvents array")
         with open(last, "r+b") as f:  # cut the last part just after the array's ']'; the rest is the tail
-            f.seek(1 + scan.end - start)
+            f.seek(1 + array_end_at - start)
             tail = f.read()
-            f.truncate(1 + scan.end - start)
-        array_end = array_offset + 1 + scan.end  # file offset just past the array
+            f.truncate(1 + array_end_at - start)
+        array_end = array_offset + 1 + array_end_at  # file offset just past the array
         try:
             _parse_tail(path, tail, array_end, bare, meta)
         except TraceError:
@@ -709,7 +731,42 @@ def prepare(path: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> Pr
         bare_array=bare,
         closed=closed,
         parts=parts if len(parts) > 1 else [],
+        end_from_tail=scanner is None,
     )
+
+
+TAIL_TRIES = 64  # candidate ']' tried from the tail before the structural scan takes over
+
+
+def _end_from_tail(out: _PartWriter, bare: bool) -> int | None:
+    """The array's end (offset just past its ']', counted from the first byte after '['), found from the end of
+    the last part: the last ']' that follows an element's '}' (or the '[' of an empty array) and after which the
+    rest of the file parses as the rest of the top-level object (`_parse_tail`). A ']' inside the array leaves
+    more events after it, which no object's tail parses as; a ']' after the array's end (an array of objects
+    among the keys after it) makes an array the reader refuses. None: no candidate within the last part's
+    last TAIL_LIMIT bytes (or TAIL_TRIES tries)."""
+    last = out.files[-1]
+    start = out.starts[-1] if len(out.files) > 1 else 0
+    with open(last, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        base = max(1, size - TAIL_LIMIT)
+        f.seek(base)
+        window = f.read()
+    tries = 0
+    at = len(window)
+    while tries < TAIL_TRIES and (at := window.rfind(b"]", 0, at)) >= 0:
+        before = window[:at].rstrip(b" \t\r\n")[-1:]
+        if not before and base + at == 1:
+            before = b"["  # the array's own '[' (an empty array), written before the window
+        if before not in (b"}", b"["):
+            continue
+        tries += 1
+        try:  # prepare parses the tail again, into meta, once the array is cut there
+            _parse_tail(Path(last), bytes(window[at + 1 :]), 0, bare, {})
+        except TraceError:
+            continue
+        return start + base + at  # the part's byte p holds array byte start + p - 1; end is just past it
+    return None
 
 
 def _find_array(path: Path, head: bytearray, eof: bool, meta: dict[str, Any]) -> tuple[int, bool] | None:

@@ -64,10 +64,14 @@ UNION ALL
 SELECT event_id, 'async without id' FROM chrome_ids WHERE kind <> 'B' AND async_id IS NULL
 UNION ALL
 SELECT event_id, 'counter without values' FROM raw
-WHERE ph = 'C' AND (json_type(args) IS DISTINCT FROM 'OBJECT' OR json_keys(args) = []);
+WHERE ph = 'C' AND (json_type(args) IS DISTINCT FROM 'OBJECT' OR json_keys(args) = [])
+UNION ALL
+-- an X without 'dur' (missing or null): a task still running when recording stopped (Chrome writes only its
+-- 'tdur'); like a B never closed it has no end, so it is no slice (docs/schema.md, "Unfinished slices")
+SELECT event_id, 'unfinished X' FROM raw WHERE ph = 'X' AND dur_ns IS NULL;
 
 -- name: slices
--- Complete events: the X events and the B/E pairs (E's args merged into the B's; the E's win on equal keys).
+-- Complete events: the X events with a 'dur' and the B/E pairs (E's args merged into the B's; the E's win on equal keys).
 -- The pairs are a table (usually empty: Kineto writes no B/E); slices_src is a view, so the X events are
 -- not copied.
 CREATE OR REPLACE TEMP TABLE b_pairs AS
@@ -78,7 +82,7 @@ FROM pairs p JOIN raw b ON b.event_id = p.begin_id JOIN raw e ON e.event_id = p.
 WHERE p.kind = 'B';
 
 CREATE OR REPLACE TEMP VIEW slices_src AS
-SELECT event_id, 'X' AS ph, cat, name, pid, tid, ts_ns, dur_ns, args, a FROM raw WHERE ph = 'X'
+SELECT event_id, 'X' AS ph, cat, name, pid, tid, ts_ns, dur_ns, args, a FROM raw WHERE ph = 'X' AND dur_ns IS NOT NULL
 UNION ALL
 SELECT *, typed_args(args) AS a FROM b_pairs;
 
