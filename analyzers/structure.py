@@ -6,8 +6,9 @@ layer in `other`: HF's unfused RMSNorms run as generic elementwise kernels, repl
 launching op, GEMMs without shapes have no role. But a Mamba LM runs the same per-layer sequence for every
 layer of every forward, so the sequence itself says where each unit sits in its layer:
 
-* the per-layer period is found from the stream (the block repeated back to back most often; a repeated
-  decode step is descended into until the block holds one layer: at least two GEMM calls);
+* the per-layer period is found from the stream (the block whose back-to-back repetitions cover the most
+  of it; a repeated decode step is descended into until the block holds one layer: at least two GEMM
+  calls), and every exact occurrence of that layer is a layer;
 * in the layer, the GEMM call before the conv is in_proj and the GEMM call after the SSM is out_proj (with
   neither anchor named, the layer is read from where its repetition starts: after the embedding);
 * units between out_proj and the next in_proj are the block RMSNorm (and the residual add, which
@@ -83,7 +84,7 @@ def _gemm_calls(is_gemm: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _candidates(sym: np.ndarray) -> list[int]:
-    """The most frequent distances between consecutive occurrences of one symbol."""
+    """Candidate periods: distances between consecutive occurrences of one symbol, those that could cover most."""
     if len(sym) < 4:
         return []
     order = np.argsort(sym, kind="stable")
