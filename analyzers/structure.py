@@ -337,8 +337,9 @@ def _gated_norm_tail(mixer: Sequence[int], mixer_names: Sequence[str], norm: Seq
     """[lo, hi) of the mixer's positions that are Mamba-2's gated RMSNorm ((0, 0) when there is none).
 
     Read back from out_proj: units whose symbol occurs in the block norm, views and the gate's activation.
-    It is a norm only when it holds every unit that occurs once in the block norm (its reduction, rsqrt...:
-    at least GATED_NORM_MIN of them), so Mamba-1's `y * silu(z)` is not taken for one.
+    It is a norm only when it holds at least GATED_NORM_MIN, and at least half, of the units that occur once
+    in the block norm's stretch (its reduction, rsqrt...; the stretch may also hold a padding mask's ops), so
+    Mamba-1's `y * silu(z)` is not taken for one.
     """
     counts: dict[int, int] = {}
     for x in norm:
@@ -357,7 +358,8 @@ def _gated_norm_tail(mixer: Sequence[int], mixer_names: Sequence[str], norm: Seq
         hi -= 1
     while lo < hi and _VIEW.search(mixer_names[lo]):
         lo += 1
-    if not core <= set(mixer[lo:hi]):
+    found = core & set(mixer[lo:hi])
+    if len(found) < GATED_NORM_MIN or 2 * len(found) < len(core):
         return 0, 0
     return lo, hi
 
