@@ -642,14 +642,15 @@ def _notes(
 def _structure_notes(att: Attribution, total_ns: int, time_col: str) -> list[str]:
     """What the layer structure decided (analyzers/structure.py), and what `other` holds."""
     st = att.structure
-    if st is None:
+    if st is None or not st.units:  # scopes, rules and shapes decided everything: nothing to say
         return []
     pct = f"{100 * st.time_ns / total_ns:.1f}%" if total_ns else "–"
     unit = "kernels" if att.time_source == "gpu" else "CPU events"
     layer = " / ".join(f"{n} units" for n in st.template_units)
     calls = " / ".join(str(c) for c in st.gemm_calls)
     out = [
-        f"layer structure: {st.layers} layers in {st.forwards} forwards found in the stream (layer of {layer}, "
+        f"layer structure: {st.layers} layers in {st.forwards} forward{'s' if st.forwards != 1 else ''} found in "
+        f"the stream (layer of {layer}, "
         f"{calls} GEMM calls); {st.units} {unit} ({_ms(st.time_ns)}, {pct}) took their component from their "
         "position in the layer (reason `layer structure`)"
     ]
