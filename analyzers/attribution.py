@@ -256,14 +256,13 @@ def attribute(
         inferred = infer_layers(units, config.n_layer)
         if inferred is not None and inferred.drop_nulls().len():
             units = units.with_columns(inferred)
-            by_gemm = units.drop_nulls("gemm_id").group_by("gemm_id").agg(pl.col("layer").first().alias("_l"))
-            g = g.join(by_gemm, on="gemm_id", how="left").with_columns(pl.col("_l").alias("layer")).drop("_l")
             layer_source = LayerSource.INFERRED
     if layer_source is None and structure is not None:
         units = units.with_columns(pl.col("_struct_layer").cast(units.schema["layer"]).alias("layer"))
+        layer_source = LayerSource.STRUCTURE
+    if layer_source in (LayerSource.INFERRED, LayerSource.STRUCTURE):  # GEMM calls take their kernels' layer
         by_gemm = units.drop_nulls("gemm_id").group_by("gemm_id").agg(pl.col("layer").first().alias("_l"))
         g = g.join(by_gemm, on="gemm_id", how="left").with_columns(pl.col("_l").alias("layer")).drop("_l")
-        layer_source = LayerSource.STRUCTURE
     units = units.drop("_struct_layer", "_elem", strict=False)
     shapes = [parse_gemm(o, parse_dims(d)) for o, d in g.select("gemm_op", "gemm_dims").iter_rows()]
     g = g.with_columns(
@@ -335,7 +334,7 @@ def _structure(
     )
     mamba = (
         have_config
-        or (pl.Series([a == "conv" for a in anchors.values()], dtype=pl.Boolean).any())
+        or "conv" in anchors.values()
         or units.filter(pl.col("reason").str.starts_with("rule") & pl.col("component").is_in(["conv", "ssm"])).height
         > 0
     )
