@@ -1,7 +1,7 @@
 """Holistic Trace Analysis (HTA) as an independent cross-check and for the idle/compute split.
 
 HTA is optional (`pip install tracekit[hta]`) and imported lazily. It parses ts/dur as
-float µs and rounds each event to whole µs (ceil(ts), floor(ts + dur)); tests/test_hta_attribute.py reproduces
+float µs and rounds each event to whole µs (ceil(ts), floor(ts + dur)); tests/analyzers/test_hta_attribute.py reproduces
 that rounding from tracekit's exact integer ns so the two can be compared for equality.
 """
 

@@ -17,7 +17,7 @@ import pytest
 
 # Triton kernels on CPU tensors run only through Triton's interpreter, and triton decides that when it is
 # first imported (its own tl.sum etc. are decorated then): set it before any test can import triton.
-# tests/test_state_update.py needs it; nothing else in the suite runs Triton kernels.
+# tests/kernels/test_state_update.py needs it; nothing else in the suite runs Triton kernels.
 os.environ.setdefault("TRITON_INTERPRET", "1")
 
 REPO = Path(__file__).resolve().parents[1]

@@ -201,7 +201,7 @@ def async_slices(path: Path) -> list[dict[str, Any]]:
 
 # ---- Conformance (issue #9): what the store must hold, event for event ---------------------------------
 # Written independently of tracekit's ingest: the standard json module, Decimal numbers, a plain Python
-# stack per track for B/E pairs. Used by tests/test_conformance.py and tests/test_ingest_properties.py.
+# stack per track for B/E pairs. Used by tests/store/test_conformance.py and tests/store/test_ingest_properties.py.
 
 # Kernel categories in any spelling (compared lowercased): 'kernel' is what every Kineto generation writes
 # for device kernels (PyTorch 1.8-1.13 'Kernel', today 'kernel'; ROCm's roctracer plugin and the XPU

@@ -16,11 +16,10 @@ from tracekit.analyzers.breakdown import summarize
 from tracekit.analyzers.components import COMPONENTS, load_rules, parse_rules
 
 import tracekit
+from tests.analyzers.test_attribute_helpers import profile_cpu, scoped_prefill_trace
+from tests.conftest import shared_trace, shared_traces
 from tracekit.cli.attribute_cmd import attribute as attribute_cli
 from tracekit.errors import UsageError
-
-from .conftest import shared_trace, shared_traces
-from .test_attribute_helpers import profile_cpu, scoped_prefill_trace
 
 JSON_KEYS = {
     "component",
@@ -361,7 +360,7 @@ def test_cuda_graph_gemms_get_roles_from_their_position() -> None:
     import tracekit
     from tracekit.model_config import preset
 
-    trace = Path(__file__).parent / "data" / "h100_mamba2-130m_decode_b64_l2048_cg.json.gz"
+    trace = Path(__file__).parents[1] / "data" / "h100_mamba2-130m_decode_b64_l2048_cg.json.gz"
     db = tracekit.open(":memory:")
     (r,) = db.ingest([trace])
     total = db.sql("select sum(dur_ns)::BIGINT from kernels").item()
@@ -389,7 +388,7 @@ def test_graph_trace_without_template_gets_flops_and_an_inferred_time_note() -> 
     import tracekit
     from tracekit.pipeline import ConfigFlags
 
-    trace = Path(__file__).parent / "data" / "h100_mamba2-130m_decode_b64_l2048_cg.json.gz"
+    trace = Path(__file__).parents[1] / "data" / "h100_mamba2-130m_decode_b64_l2048_cg.json.gz"
     db = tracekit.open(":memory:")
     doc = db.attribute(trace, flags=ConfigFlags("mamba2", "130m")).to_dict()
     assert not any("matches none" in n for n in doc["notes"])
@@ -437,7 +436,7 @@ def test_state_kernel_graph_traces_show_ssm_before_and_after() -> None:
     equal to its minimal bytes over its time (the I/O model counts the same state either way)."""
     import tracekit
 
-    data = Path(__file__).parent / "data" / "h200_state_kernel"
+    data = Path(__file__).parents[1] / "data" / "h200_state_kernel"
     db = tracekit.open(":memory:")
     ssm = {}
     for kind, kernel in (

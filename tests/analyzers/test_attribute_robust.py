@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from tests.plain_reader import load, ns
 from tracekit.cli.attribute_cmd import attribute as attribute_cli
-
-from .plain_reader import load, ns
 
 H100 = [{"id": 0, "name": "NVIDIA H100 80GB HBM3", "totalGlobalMem": 85899345920, "computeMajor": 9}]
 VIEWS = ("component", "layer", "kernel", "category", "stream")
@@ -526,7 +525,7 @@ def test_name_rules_alone_do_not_claim_a_mamba_model(tmp_path, dbfile):
     line = [n for n in doc["notes"] if n.startswith("no Mamba model recognised")]
     assert len(line) == 1 and "rmsnorm 1 kernels 0.012 ms" in line[0]
     # a Mamba CUDA-graph trace (SSM and conv kernels, no config, no scopes) is not told that
-    cg = Path(__file__).parent / "data" / "h100_mamba2-130m_decode_b64_l2048_cg.json.gz"
+    cg = Path(__file__).parents[1] / "data" / "h100_mamba2-130m_decode_b64_l2048_cg.json.gz"
     doc = doc_of(cg, dbfile)
     assert not any(n.startswith(("no Mamba", "CPU-only")) for n in doc["notes"])
     p = plain(cg)

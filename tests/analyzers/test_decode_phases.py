@@ -11,9 +11,8 @@ import pytest
 from tracekit.reports.attribute_table import host_line, phase_line
 
 import tracekit
+from tests.conftest import shared_trace
 from tracekit.model_config import ModelConfig, preset
-
-from .conftest import shared_trace
 
 GENERATE = "mamba2-130m_generate_b8_p512_n32_h100.json.gz"
 H100 = [{"id": 0, "name": "NVIDIA H100 80GB HBM3", "totalGlobalMem": 85899345920, "computeMajor": 9}]
@@ -273,7 +272,7 @@ def test_host_unprofiled_and_graph_timing(tmp_path):
 
 def test_graph_decode_split_by_graph_launches(tmp_path):
     """The H100 CUDA-graph decode fixture (no config inferable): one step per cudaGraphLaunch, exact totals."""
-    from .conftest import DATA
+    from tests.conftest import DATA
 
     with tracekit.open(tmp_path / "t.duckdb") as db:
         rep = db.attribute(DATA / "h100_mamba2-130m_decode_b64_l2048_cg.json.gz")

@@ -19,11 +19,11 @@ import tracekit
 from tests import plain_reader
 from tracekit.cli.main import cli
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 M1 = DATA / "h100" / "mamba1-tiny_2layer_b2_l512_h100.json.gz"
 M2 = DATA / "h100" / "mamba2-tiny_2layer_b2_l512_h100.json.gz"
 DECODE = DATA / "h100_mamba2-130m_decode_b64_l2048_cg.json.gz"
-COMPARE = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "h100_prune_compare" / "decode_b64"
+COMPARE = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "h100_prune_compare" / "decode_b64"
 
 
 @pytest.fixture(scope="module")

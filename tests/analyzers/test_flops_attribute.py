@@ -13,9 +13,8 @@ from tracekit.analyzers.components import load_rules
 from tracekit.analyzers.gemm_shapes import ROLE_COMPONENT, parse_gemm
 
 import tracekit
+from tests.analyzers.test_attribute_helpers import profile_cpu, tiny_config, tiny_hf_model
 from tracekit.model_config import preset
-
-from .test_attribute_helpers import profile_cpu, tiny_config, tiny_hf_model
 
 
 @pytest.mark.parametrize("arch", ["mamba1", "mamba2"])

@@ -18,7 +18,7 @@ from tracekit.analyzers.components import COMPONENTS
 
 import tracekit
 
-DATA = Path(__file__).parent / "data" / "h200_graph"
+DATA = Path(__file__).parents[1] / "data" / "h200_graph"
 RUNS = sorted(p for p in DATA.glob("b*") if (p / "manifest.json").is_file())
 
 # What `other` may hold in a decode trace: embedding, lm_head, sampling (argmax) and the copies around a step.

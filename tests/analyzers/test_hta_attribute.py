@@ -11,8 +11,7 @@ import pytest
 from tracekit.analyzers.hta_check import hta_kernel_breakdown
 
 import tracekit
-
-from .conftest import shared_traces
+from tests.conftest import shared_traces
 
 pytest.importorskip("hta", reason="HTA not installed (pip install 'tracekit[hta]')")
 
@@ -66,7 +65,7 @@ def test_busy_time_matches_hta_temporal_breakdown(tmp_path, name):
     from tracekit.analyzers.components import load_rules
     from tracekit.analyzers.hta_check import temporal_breakdown
 
-    from .conftest import shared_trace
+    from tests.conftest import shared_trace
 
     path = shared_trace(name)
     db = tracekit.open(tmp_path / "b.duckdb")

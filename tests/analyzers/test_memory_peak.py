@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from tests.analyzers.test_attribute_robust import cpu, launched, mem, write
+from tests.conftest import REPO_TRACES, run_cli
 from tracekit.cli.attribute_cmd import attribute as attribute_cli
-
-from .conftest import REPO_TRACES, run_cli
-from .test_attribute_robust import cpu, launched, mem, write
 
 # ---------------------------------------------------------------- a synthetic trace with a known answer
 # Before the trace: 1000 B at addr 0xA (freed during the trace) + 500 B never freed -> 1500 B allocated before.

@@ -2,7 +2,7 @@
 """Serving stacks' Mamba layers (issue #19): vLLM's and SGLang's copies of the mamba-ssm / causal-conv1d
 kernels, attributed with no flags (no config, no scopes, no shapes).
 
-The fixtures in tests/data/serving were written by `python -m tests.test_serving_stacks` from the per-layer
+The fixtures in tests/data/serving were written by `python -m tests.analyzers.test_serving_stacks` from the per-layer
 kernel sequences below, which are read from the stacks' source (tests/data/serving/README.md,
 docs/attribute.md "Serving stacks"). Each kernel's true component comes from its role in that sequence,
 never from tracekit's output; the test checks the files still hold exactly these sequences.
@@ -22,7 +22,7 @@ from tracekit.analyzers.components import load_rules
 import tracekit
 from tests.conftest import run_cli
 
-DATA = Path(__file__).parent / "data" / "serving"
+DATA = Path(__file__).parents[1] / "data" / "serving"
 
 # Role -> true component. Out-of-layer roles are the embedding, the final norm, logits gather, lm_head,
 # sampling. `out_copy` is the mixer writing out_proj's result into the layer's preallocated output

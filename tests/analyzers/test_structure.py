@@ -245,7 +245,7 @@ def test_renamed_ops_keep_the_layers(tmp_path, db):
 
 # ---- mamba-ssm on the GPU (real H100 / H200 traces): scopes, template step and shapes taken away --------
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 GPU_TRACES = [
     DATA / "h100" / "mamba1-tiny_2layer_b2_l512_h100.json.gz",
     DATA / "h100" / "mamba2-tiny_2layer_b2_l512_h100.json.gz",

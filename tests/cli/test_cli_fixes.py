@@ -16,7 +16,7 @@ import tracekit
 from tests.conftest import run_cli as _cli
 
 GOOD = {"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "pid": 1, "tid": 1, "ts": 1.0, "dur": 2.0}]}
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _one_line(r: subprocess.CompletedProcess[str]) -> str:

@@ -13,7 +13,7 @@ import pytest
 
 from tracekit.cli.main import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(argv, capsys) -> tuple[int, str, str]:

@@ -21,7 +21,7 @@ import torch
 from tracekit.collectors import backends
 from tracekit.collectors.backends import follow_device, hf_class
 
-from .test_attribute_helpers import tiny_hf_model
+from tests.analyzers.test_attribute_helpers import tiny_hf_model
 
 
 class _Reached(Exception):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tracekit.collectors.quiet import read_library_log
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 PRELUDE = """
 import ctypes, logging, os, sys, warnings

@@ -10,10 +10,9 @@ from click.testing import CliRunner
 from tracekit.analyzers.components import COMPONENTS
 
 import tracekit
+from tests.conftest import shared_trace
 from tracekit.cli.attribute_cmd import attribute as attribute_cli
 from tracekit.model_config import config_from_flags, dtype_bytes, preset
-
-from .conftest import shared_trace
 
 TINY = "mamba2-tiny_2layer_b2_l512_h100.json.gz"
 

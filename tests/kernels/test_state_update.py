@@ -20,7 +20,7 @@ import torch
 
 from tests.conftest import _missing
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SDIST = REPO.parent / "shared" / "kernels" / "src" / "mamba_ssm-2.3.2.post1.tar.gz"
 KS = [1, 5, 16, 24, 37, 48, 64, 80, 96, 112, 128]  # every N of the table, odd and tiny k too
 

@@ -13,7 +13,7 @@ from tracekit.errors import TracekitError, UsageError
 from tracekit.prune import evaluate
 from tracekit.prune.tasks import IGNORE, MQAR, ByteTokenizer, SelectiveCopy, parse_synthetic, synthetic_batches
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 
 
 class _Out:

@@ -16,7 +16,7 @@ from tracekit.prune.checkpoints import build_model, save_model  # noqa: E402
 from tracekit.prune.evaluate import encode, loglik, multiple_choice, read_mc  # noqa: E402
 from tracekit.prune.tasks import tokenizer_for  # noqa: E402
 
-PIQA = Path(__file__).parent / "data" / "piqa_tiny.jsonl"
+PIQA = Path(__file__).parents[1] / "data" / "piqa_tiny.jsonl"
 TASK = """task: tk_piqa_tiny
 dataset_path: json
 dataset_kwargs:

@@ -11,7 +11,7 @@ import torch
 from tracekit.cli.main import main
 from tracekit.prune.checkpoints import PRUNE_META, TASK_META, load_model
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

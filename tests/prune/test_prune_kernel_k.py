@@ -14,7 +14,7 @@ from tracekit.analyzers import kernel_k
 from tracekit.errors import UsageError
 from tracekit.model_config import preset
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
 
 

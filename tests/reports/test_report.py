@@ -13,7 +13,7 @@ from tracekit.analyzers import pruning, scaling
 
 from tests.conftest import run_report as _report
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
 
 

@@ -11,7 +11,7 @@ from tracekit.reports import compare as report
 
 from tracekit.prune.compare import CompareResult
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "h100_prune_compare"
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "h100_prune_compare"
 RUNS = sorted(p for p in RESULTS.iterdir() if (p / "compare.json").is_file())
 
 

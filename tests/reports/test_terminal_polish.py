@@ -14,7 +14,7 @@ from tracekit.reports.units import command_lines, duration
 
 import tracekit
 
-DATA = Path(__file__).resolve().parent / "data" / "h100"
+DATA = Path(__file__).resolve().parents[1] / "data" / "h100"
 M1 = DATA / "mamba1-tiny_2layer_b2_l512_h100.json.gz"
 M2_130M = DATA / "mamba2-130m_prefill_b8_l2048_h100.json.gz"
 

@@ -23,7 +23,7 @@ import tracekit
 from tests import plain_reader
 from tracekit.errors import TracekitError
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 CONFORMANCE = DATA / "conformance"
 GENERATIONS = [
     "kineto_pt1.8_cuda.json",
@@ -34,7 +34,7 @@ GENERATIONS = [
     "kineto_mtia.json",
     "kineto_privateuse1.json",
 ]
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import tracekit
 from tests import plain_reader
 from tracekit.errors import TraceError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

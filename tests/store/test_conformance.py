@@ -23,9 +23,9 @@ from tests import plain_reader
 from tests.conftest import run_cli as _cli
 from tracekit.errors import TraceError
 
-CONF = Path(__file__).parent / "data" / "conformance"
+CONF = Path(__file__).parents[1] / "data" / "conformance"
 FIXTURES = sorted(p.name for p in CONF.glob("*.json"))
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _zstd(raw: bytes) -> bytes:

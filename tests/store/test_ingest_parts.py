@@ -14,7 +14,7 @@ import pytest
 
 from tracekit.store import database, kineto
 
-FIXTURES = sorted((Path(__file__).parent / "data" / "conformance").glob("*.json"))
+FIXTURES = sorted((Path(__file__).parents[1] / "data" / "conformance").glob("*.json"))
 
 
 def _tables(db: database.Database) -> dict[str, list]:

@@ -29,7 +29,7 @@ from tests import plain_reader
 from tests.conftest import run_cli as _cli
 from tracekit.errors import TraceError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SETTINGS = {
     "deadline": None,
     "derandomize": True,

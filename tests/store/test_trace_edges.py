@@ -24,7 +24,7 @@ from tests import plain_reader
 from tests.conftest import run_cli
 from tracekit.errors import TraceError
 
-CONF = Path(__file__).parent / "data" / "conformance"
+CONF = Path(__file__).parents[1] / "data" / "conformance"
 UNFINISHED = CONF / "chrome_unfinished_x.json"
 ARG_TYPES = CONF / "kineto_arg_types_unfinished_kernel.json"
 

@@ -2,7 +2,7 @@
 
 Only imported when lm-eval is installed (`pip install 'tracekit[lmeval]'`); importing it registers the
 model. Tasks and their data come from lm-eval — offline that means local task YAMLs or datasets already
-in the cache (tests/test_lm_eval_adapter.py builds a PIQA-format task from a local JSONL file):
+in the cache (tests/prune/test_lm_eval_adapter.py builds a PIQA-format task from a local JSONL file):
 
     python -m tracekit.prune.lm_eval_adapter --model pruned/ --tasks piqa [--include-path DIR] [--limit N]
 

@@ -11,7 +11,7 @@ before its start, i.e. the number of earlier events of positive length still ope
 (an event of positive length that ended by ts(i) began before i, so the second set lies inside the first).
 Its parent is the latest earlier complete event of positive length one level up; it is the parent only if
 it is still open at ts(i) (end >= ts), and i is `nested` unless it outlives it. These are the same results
-as the window-function SQL the store used before (tests/test_nesting.py checks them against it), at a
+as the window-function SQL the store used before (tests/store/test_nesting.py checks them against it), at a
 fraction of the cost: one sort in DuckDB, then sorted searches per track.
 """
 
