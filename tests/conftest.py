@@ -130,3 +130,31 @@ def prune_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subpro
         db=tmp / "t.duckdb",
     )
     return tmp / "rep", r
+
+
+def one_line(r: subprocess.CompletedProcess[str]) -> str:
+    """The one non-blank stderr line of a refused command (asserting there is exactly one, and no traceback)."""
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    return lines[0]
+
+
+ONE_KERNEL_TRACE = {
+    "traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "pid": 1, "tid": 1, "ts": 1.0, "dur": 2.0}]
+}
+
+
+@pytest.fixture(scope="module")
+def one_kernel_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with t.json (one kernel, 2 µs) and t.duckdb holding it, for the CLI's store and error tests."""
+    import json
+
+    import tracekit
+
+    d = tmp_path_factory.mktemp("store")
+    (d / "t.json").write_text(json.dumps(ONE_KERNEL_TRACE))
+    db = tracekit.open(d / "t.duckdb")
+    db.ingest([d / "t.json"])
+    db.close()
+    return d

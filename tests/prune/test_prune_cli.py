@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import one_line
+from tests.conftest import run_cli as _cli
 from tracekit.cli.main import main
 from tracekit.prune.checkpoints import PRUNE_META, TASK_META, load_model
 
@@ -285,3 +287,24 @@ def test_apply_mamba_ssm_layout_round_trips(scored, capsys):
         a = load_model(dirs["hf"])[0](input_ids=ids, use_cache=False).logits
         b = load_model(dirs["mamba-ssm"])[0](input_ids=ids, use_cache=False).logits
     assert torch.equal(a, b)
+
+
+def test_prune_eval_checks_tasks_before_loading(tmp_path: Path) -> None:
+    model = tmp_path / "m"
+    model.mkdir()  # no config.json: loading it would fail with "not a model directory" -- it must not get there
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"x": 1}\n')
+    cases = [
+        ("mqar,mc:nope.jsonl", 2, "--tasks mc:nope.jsonl: no such file"),
+        ("mqar,ppl:nope.txt", 2, "--tasks ppl:nope.txt: no such file"),
+        ("mqar,foo", 2, "unknown task 'foo'"),
+        ("mqar:bogus=1", 2, "bad task option"),
+        (f"mqar,mc:{bad}", 1, "bad.jsonl:1: unrecognised fields"),
+    ]
+    for tasks, code, msg in cases:
+        r = _cli("prune", "eval", "--model", str(model), "--tasks", tasks, cwd=tmp_path)
+        assert r.returncode == code, (tasks, r.stderr)
+        line = one_line(r)
+        assert msg in line and "not a model directory" not in line, (tasks, line)
+    r = _cli("prune", "eval", "--model", str(model), "--tasks", "mqar", "--out", "/missing/r.json", cwd=tmp_path)
+    assert r.returncode == 2 and "no such directory" in one_line(r)
