@@ -476,7 +476,11 @@ def _cpu_categories(units: pl.DataFrame) -> list[dict[str, Any]]:
     if units.height == 0 or "cat" not in units.columns:
         return []
     total = int(units["self_ns"].sum() or 0)
-    g = units.group_by("cat").agg(pl.len().alias("n"), pl.col("self_ns").sum().alias("t")).sort("t", descending=True)
+    g = (
+        units.group_by("cat")
+        .agg(pl.len().alias("n"), pl.col("self_ns").sum().alias("t"))
+        .sort(["t", "cat"], descending=[True, False], nulls_last=True)
+    )
     return [
         {
             "category": cat,
@@ -593,7 +597,7 @@ def _notes(
             units.filter(pl.col("component") != "other")
             .group_by("component")
             .agg(pl.len().alias("n"), pl.col(time_col_of(att)).sum().alias("t"))
-            .sort("t", descending=True)
+            .sort(["t", "component"], descending=[True, False])
         )
         parts = ", ".join(f"{c} {n} {'kernels' if gpu else 'events'} {_ms(int(t))}" for c, n, t in found.iter_rows())
         out.append(
@@ -663,7 +667,7 @@ def _structure_notes(att: Attribution, total_ns: int, time_col: str) -> list[str
         )
         .group_by("reason")
         .agg(pl.col(time_col).sum().alias("t"))
-        .sort("t", descending=True)
+        .sort(["t", "reason"], descending=[True, False], nulls_last=True)
     )
     if total_ns:
         parts = ", ".join(f"{r} {100 * t / total_ns:.1f}%" for r, t in evidence.iter_rows())
@@ -671,7 +675,12 @@ def _structure_notes(att: Attribution, total_ns: int, time_col: str) -> list[str
     name = "kernel" if att.time_source == "gpu" else "op"
     other = att.units.filter(pl.col("component") == "other")
     if other.height:
-        top = other.group_by(name).agg(pl.col(time_col).sum().alias("t")).sort("t", descending=True).head(3)
+        top = (
+            other.group_by(name)
+            .agg(pl.col(time_col).sum().alias("t"))
+            .sort(["t", name], descending=[True, False], nulls_last=True)
+            .head(3)
+        )
         inside = other.filter(pl.col("layer").is_not_null()).height
         parts = ", ".join(f"{_short(n)} {_ms(int(t))}" for n, t in top.iter_rows())
         where = "all outside the layers" if not inside else f"{inside} of {other.height} inside a layer"
@@ -760,7 +769,7 @@ def _kernel_rows(units: pl.DataFrame, time_col: str, total_ns: int) -> list[dict
         units.with_columns(name.alias("name"))
         .group_by("name", "component")
         .agg(pl.col(time_col).sum().alias("time_ns"), pl.len().alias("count"), pl.col("reason").first())
-        .sort("time_ns", descending=True)
+        .sort(["time_ns", "name", "component"], descending=[True, False, False], nulls_last=True)
     )
     return [
         {

@@ -242,7 +242,7 @@ def bottlenecks(components: pl.DataFrame, metric: str = "time_ms") -> pl.DataFra
     blk = components.filter(pl.col("component").is_in(BLOCK_COMPONENTS) & pl.col(metric).is_not_null())
     total = blk.group_by([*POINT_KEYS, "seqlen"]).agg(pl.col(metric).sum().alias("_total"))
     top = (
-        blk.sort(metric, descending=True)
+        blk.sort(metric, descending=True, maintain_order=True)
         .group_by([*POINT_KEYS, "seqlen"], maintain_order=True)
         .first()
         .join(total, on=[*POINT_KEYS, "seqlen"])
