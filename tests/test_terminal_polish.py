@@ -63,7 +63,7 @@ def test_sums_are_integers(db):
 
 
 def test_attribute_by_kernel_keeps_names_readable(db):
-    doc = db.attribute(M1, by="kernel").to_dict()
+    doc = db.attribute(M1, by="kernel")
     c = _console(80)
     render(doc, "kernel", console=c)
     text = c.export_text()
@@ -74,7 +74,7 @@ def test_attribute_by_kernel_keeps_names_readable(db):
 
 
 def test_attribute_by_layer_keeps_roofline_at_80(db):
-    doc = db.attribute(M2_130M, by="layer").to_dict()
+    doc = db.attribute(M2_130M, by="layer")
     c = _console(80)
     render(doc, "layer", console=c)
     text = c.export_text()
@@ -127,7 +127,7 @@ def test_plot_has_title_and_times(db, tmp_path):
         texts.append(s)
         return orig(self, x, y, s, *a, **k)
 
-    doc = db.attribute(M2_130M).to_dict()
+    doc = db.attribute(M2_130M)
     try:
         matplotlib.axes.Axes.text = spy
         out = attribute_plot.plot_shares([doc], tmp_path / "p.png", title="my run")
