@@ -95,6 +95,7 @@ class Manifest:
     dtype: str | None
     models: Mapping[str, Any]  # arch -> ModelConfig as a dict
     points: tuple[ManifestPoint, ...]
+    state_kernel: str | None  # the decode state update of the mamba-ssm backend (`--state-kernel`), if recorded
     raw: Mapping[str, Any] = dataclasses.field(repr=False, compare=False)
 
     @classmethod
@@ -108,6 +109,7 @@ class Manifest:
             dtype=doc.get("dtype"),
             models=models if isinstance(models, dict) else {},
             points=tuple(ManifestPoint.from_json(p) for p in doc["points"] if isinstance(p, dict)),
+            state_kernel=doc.get("state_kernel"),
             raw=doc,
         )
 
