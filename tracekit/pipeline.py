@@ -7,8 +7,12 @@ facade (`tracekit.open(...).attribute/run`) all go through these functions:
   config of its collect manifest, of the flags, or inferred from its shapes.
 * `attribute_run(db, run_dir)`: every trace a collect run's manifest lists.
 * `collect_and_attribute(spec, db_path)`: run a collect sweep, then `attribute_run` on its output.
-* `build_report(db, paths)`: detect collect runs, prune-compare dirs and prune accuracy results among
-  `paths`, attribute the runs' traces and compute every frame of `tracekit report` (ReportData).
+* `diff_traces(db, a, b)`: `tracekit diff` of two traces, trace ids, collect runs or prune-compare rows.
+* `build_report(db, paths)`: attribute the collect runs among `paths` and compute every frame of
+  `tracekit report` (ReportData) with the prune-compare and accuracy results found there.
+
+`db` is any `Store` (the facade's TraceDB or TraceLake). What the inputs are is told by
+tracekit/artifacts/inputs.py; the files are read through their types in tracekit/artifacts/.
 """
 
 from __future__ import annotations
