@@ -526,7 +526,7 @@ def _graph_gemms(units: pl.DataFrame, gemm_ops: pl.DataFrame) -> pl.DataFrame:
 
     Template-aligned calls copy their template GEMM op's shapes (so FLOPs and tokens follow from them);
     position-inferred ones have a role but no shapes (FLOPs and tokens filled from the batch by
-    `fill_graph_gemms`).
+    `with_graph_gemms`).
     """
     calls = (
         units.filter(pl.col("reason").is_in(["graph template", "graph position"]) & pl.col("gemm_id").is_not_null())
@@ -572,21 +572,24 @@ def _graph_summary(units: pl.DataFrame, template: pl.DataFrame | None) -> GraphA
     )
 
 
-def fill_graph_gemms(att: Attribution, batch: int | None) -> None:
-    """Tokens and FLOPs of position-inferred replay GEMMs from the batch (a decode step: one token per
-    sequence) and the weight shape of their role; in place. Without a batch or config they stay null."""
+def with_graph_gemms(att: Attribution, batch: int | None) -> Attribution:
+    """`att` with tokens and FLOPs of its position-inferred replay GEMMs, from the batch (a decode step: one
+    token per sequence) and the weight shape of their role. Without a batch or config: `att` unchanged."""
     cfg = att.config
     g = att.gemms
     if cfg is None or not batch or g.is_empty():
-        return
+        return att
     pairs = projection_shapes(cfg)
     todo = (pl.col("reason") == "graph position") & pl.col("tokens").is_null() & pl.col("role").is_in(list(pairs))
     flops = pl.col("role").replace_strict(
         {r: 2 * batch * i * o for r, (i, o) in pairs.items()}, default=None, return_dtype=pl.Int64
     )
-    att.gemms = g.with_columns(
-        pl.when(todo).then(pl.lit(batch, dtype=pl.Int64)).otherwise(pl.col("tokens")).alias("tokens"),
-        pl.when(todo).then(flops).otherwise(pl.col("flops")).alias("flops"),
+    return dataclasses.replace(
+        att,
+        gemms=g.with_columns(
+            pl.when(todo).then(pl.lit(batch, dtype=pl.Int64)).otherwise(pl.col("tokens")).alias("tokens"),
+            pl.when(todo).then(flops).otherwise(pl.col("flops")).alias("flops"),
+        ),
     )
 
 

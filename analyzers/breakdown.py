@@ -1,7 +1,8 @@
 """Per-component (and per-layer / per-kernel) quantities of one attributed trace.
 
-Definitions live in docs/attribute.md; this module only computes them. The JSON shape returned by
-`summarize` is the stable machine format of `tracekit attribute --format json`.
+Definitions live in docs/attribute.md; this module only computes them. `summarize` returns an
+`AttributeReport` (analyzers/report_types.py), whose `to_json()` is the stable machine format of
+`tracekit attribute --format json`; it changes none of its inputs.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import duckdb
 import polars as pl
 from tracekit.analyzers import flops as F
-from tracekit.analyzers.attribution import GRAPH_LAUNCH, Attribution, fill_graph_gemms, type_bytes
+from tracekit.analyzers.attribution import GRAPH_LAUNCH, Attribution, type_bytes, with_graph_gemms
 from tracekit.analyzers.components import COMPONENTS
 from tracekit.analyzers.devices import device_peak
 from tracekit.analyzers.gemm_shapes import parse_dims
@@ -23,8 +24,10 @@ from tracekit.analyzers.intervals import union_ns, union_ns_by
 from tracekit.analyzers.io_bytes import layer_io_bytes, lm_head_io_bytes
 from tracekit.analyzers.memory_peak import memory_peak
 from tracekit.analyzers.phases import phase_summary, split_forwards
+from tracekit.analyzers.report_types import AttributeReport, ModelInfo, Timing, Totals
 from tracekit.analyzers.structure import REASON as STRUCTURE_REASON
 
+from tracekit.artifacts.manifest import RunContext
 from tracekit.store.frames import frame
 
 SPAN_CATS = (  # canonical categories (events.category)
@@ -39,23 +42,6 @@ SPAN_CATS = (  # canonical categories (events.category)
     "gpu_user_annotation",
 )
 _PROJECTIONS = {"in_proj", "out_proj", "lm_head", "x_proj", "dt_proj"}
-
-
-@dataclasses.dataclass
-class RunContext:
-    """What the run was (from the manifest when there is one)."""
-
-    mode: str | None = None  # prefill | decode
-    batch: int | None = None
-    seqlen: int | None = None
-    dtype_bytes: int | None = None
-    device: str | None = None
-    ttft_ms: float | None = None
-    tpot_ms: float | None = None
-    median_ms: float | None = None
-    # Unprofiled ms per decode step of the same point with and without CUDA graphs (manifest), when known.
-    graph_ms_per_step: float | None = None
-    eager_ms_per_step: float | None = None
 
 
 def _since(att: Attribution) -> int:
@@ -225,31 +211,18 @@ def summarize(
     by: str = "component",
     context: RunContext | None = None,
     trace_name: str | None = None,
-    memory_out: list[Any] | None = None,
-) -> dict[str, Any]:
-    """The stable JSON document of `tracekit attribute` for one trace (docs/attribute.md).
+) -> AttributeReport:
+    """The attribute document of one trace (docs/attribute.md), with its `MemoryPeak` (timeline for the plot).
 
-    `notes` lists, one line each, what could not be computed and why (fields then hold null). With
-    `memory_out`, the `MemoryPeak` (analyzers/memory_peak.py; timeline for the plot) or None is appended.
+    `context`: what the run's manifest says (batch, seqlen, dtype, mode, timing); what it leaves unknown is
+    inferred from the trace. `notes` lists, one line each, what could not be computed and why (fields then
+    hold null).
     """
-    ctx = context or RunContext()  # filled in below (batch, seqlen, dtype inferred)
-    notes: list[str] = []
-    given = (ctx.batch, ctx.seqlen, ctx.dtype_bytes)
-    if ctx.dtype_bytes is None:
-        types = [type_bytes(t) for t in att.gemms["types"].to_list()] if att.gemms.height else []
-        types = [t for t in types if t]
-        ctx.dtype_bytes = Counter(types).most_common(1)[0][0] if types else None
-    if att.config is not None and (ctx.batch is None or ctx.seqlen is None):
-        b, l_ = _infer_batch(att, con)
-        ctx.batch = ctx.batch or b
-        ctx.seqlen = ctx.seqlen or l_
-    fill_graph_gemms(att, ctx.batch)
-    mode_given = ctx.mode is not None
-    if ctx.mode is None and ctx.batch and config_matches(att):
-        calls = att.gemms.filter(pl.col("role") == "in_proj")["tokens"].drop_nulls()
-        kinds = {"decode" if t <= ctx.batch else "prefill" for t in calls}
-        ctx.mode = "+".join(sorted(kinds, key=["prefill", "decode"].index)) or None
-    phases, phase_note = _phases(con, att, ctx, given, mode_given)
+    given = context or RunContext()
+    ctx = _context(con, att, given)
+    att = with_graph_gemms(att, ctx.batch)
+    ctx = dataclasses.replace(ctx, mode=ctx.mode or _mode(att, ctx))
+    phases, phase_note, ctx = _phases(con, att, ctx, given)
     gpu = att.time_source == "gpu"
     units = att.units
     time_col = "dur_ns" if gpu else "self_ns"
@@ -261,10 +234,6 @@ def summarize(
     gw = _gpu_work(con, att.trace_id, since)
     mem, peak_source = _memory(con, att)
     mpeak, mpeak_note = memory_peak(con, att, mem, lo)
-    if mpeak_note is not None:
-        notes.append(mpeak_note)
-    if memory_out is not None:
-        memory_out.append(mpeak)
     device = _device_name(con, att.trace_id, ctx) if gpu or gw["events"] else (ctx.device or "cpu")
     peak = device_peak(device) if gpu else None
 
@@ -286,54 +255,36 @@ def summarize(
         rows = comp_rows or []
     state = F.state_bytes(att.config, ctx.dtype_bytes or 2) if att.config is not None else None
     has_cpu_ops = _count(con, "SELECT count(*) FROM cpu_ops WHERE trace_id = $tid", att.trace_id) > 0
-    gemm_flops = _gemm_flops(att, has_cpu_ops, notes)
-    mamba_found = bool(units.height) and bool((units["component"] != "other").any())
-    doc: dict[str, Any] = {
-        "trace": trace_name,
-        "trace_id": att.trace_id,
-        "device": device,
-        "time_source": att.time_source,
-        "span_ns": span,
-        "layer_source": att.layer_source,
-        "gpu_busy": (busy / span) if gpu and span else None,
-        "gpu_busy_all": (gw["busy_ns"] / span) if gw["events"] and span else None,
-        "mamba_found": mamba_found,
-        "total": {
-            "time_ns": total_ns,
-            "gpu_time_ns": total_ns if gpu else None,
-            "busy_ns": busy,
-            "kernels": units.height if gpu else 0,
-            "flops": _sum_or_null(r["flops"] for r in comp_rows) if comp_rows is not None and units.height else None,
-            "gemm_flops": gemm_flops,
-            "bytes_allocated": int(mem.filter(pl.col("bytes") > 0)["bytes"].sum() or 0) if mem.height else None,
-            "peak_bytes": max(0, int(mem["live"].max())) if peak_source == "running_sum" else _int(mem["live"].max()),
-            "peak_source": peak_source,
-            "io_bytes": _sum_or_null(r.get("io_bytes") for r in comp_rows) if comp_rows is not None else None,
-            "memcpy_ns": gw["memcpy_ns"] if gw["events"] else None,
-            "memcpy_count": gw["memcpy"] if gw["events"] else None,
-            "memset_ns": gw["memset_ns"] if gw["events"] else None,
-            "memset_count": gw["memset"] if gw["events"] else None,
-            "gpu_events_busy_ns": gw["busy_ns"] if gw["events"] else None,
-            "cpu_units": 0 if gpu else units.height,
-        },
-        "components": rows,
-        "by_category": by_category,
-        "by_stream": by_stream,
-        "model": {
-            "config": att.config.to_dict() if att.config is not None else None,
-            "config_source": att.config_source,
-            "mode": ctx.mode,
-            "batch": ctx.batch,
-            "seqlen": ctx.seqlen,
-            "dtype_bytes": ctx.dtype_bytes,
+    gemm_flops, gemm_notes = _gemm_flops(att, has_cpu_ops)
+    report = AttributeReport(
+        trace=trace_name,
+        trace_id=att.trace_id,
+        device=device,
+        time_source=att.time_source,
+        span_ns=span,
+        layer_source=att.layer_source,
+        gpu_busy=(busy / span) if gpu and span else None,
+        gpu_busy_all=(gw["busy_ns"] / span) if gw["events"] and span else None,
+        mamba_found=bool(units.height) and bool((units["component"] != "other").any()),
+        total=_totals(att, total_ns, busy, comp_rows, gemm_flops, mem, peak_source, gw),
+        rows=rows,
+        by_category=by_category,
+        by_stream=by_stream,
+        model=ModelInfo(
+            config=att.config,
+            config_source=att.config_source,
+            mode=ctx.mode,
+            batch=ctx.batch,
+            seqlen=ctx.seqlen,
+            dtype_bytes=ctx.dtype_bytes,
             **(state or {"conv_state_bytes": None, "ssm_state_bytes": None, "state_bytes": None}),
-        },
-        "peak": dataclasses.asdict(peak) if peak else None,
-        "memory_peak": mpeak.to_dict() if mpeak is not None else None,
-        "timing": {"ttft_ms": ctx.ttft_ms, "tpot_ms": ctx.tpot_ms, "median_ms": ctx.median_ms},
-        "phases": phases,
-        "graph": att.graph.to_dict() if att.graph is not None else None,
-        "host": host_diagnosis(
+        ),
+        peak=dataclasses.asdict(peak) if peak else None,
+        memory_peak=mpeak.to_dict() if mpeak is not None else None,
+        timing=Timing(ttft_ms=ctx.ttft_ms, tpot_ms=ctx.tpot_ms, median_ms=ctx.median_ms),
+        phases=phases,
+        graph=att.graph.to_dict() if att.graph is not None else None,
+        host=host_diagnosis(
             con,
             att,
             phases,
@@ -342,67 +293,134 @@ def summarize(
             unprofiled_ms=ctx.median_ms,
             mode=ctx.mode,
         ),
-    }
-    if att.config is not None:
-        if given[2] is None and ctx.dtype_bytes is None:
-            notes.append("element size unknown (no manifest dtype, no recorded input types): 2 bytes assumed")
-        elif given[2] is None:
-            notes.append(f"element size {ctx.dtype_bytes} bytes from the GEMMs' recorded input types")
-        if config_matches(att) and ctx.batch is None:
-            notes.append(
-                "batch unknown (no manifest, no [B, L, d_model] input shape): I/O counts one sequence, "
-                "so decode-state bytes are a lower bound"
-            )
-        elif given[0] is None and ctx.batch is not None and ctx.mode != "generate":
-            notes.append(
-                f"batch {ctx.batch} and seqlen {ctx.seqlen} inferred from the most common [B, L, d_model] input shape"
-                if ctx.seqlen is not None
-                else f"batch {ctx.batch} inferred from the logits shape [B, vocab] of the sampling ops (seqlen unknown)"
-            )
-    if phase_note is not None:
-        notes.append(phase_note)
-    notes[:0] = _notes(con, att, doc, gw, mem, peak_source, has_cpu_ops, by)
-    doc["notes"] = notes
-    return doc
+        notes=(),
+        memory=mpeak,
+    )
+    notes = [
+        *_notes(con, att, report, gw, mem, peak_source, has_cpu_ops, by),
+        *([mpeak_note] if mpeak_note is not None else []),
+        *gemm_notes,
+        *_context_notes(att, given, ctx),
+        *([phase_note] if phase_note is not None else []),
+    ]
+    return report.with_(notes=tuple(notes))
+
+
+def _totals(
+    att: Attribution,
+    total_ns: int,
+    busy: int | None,
+    comp_rows: list[dict[str, Any]] | None,
+    gemm_flops: int | None,
+    mem: pl.DataFrame,
+    peak_source: str | None,
+    gw: dict[str, Any],
+) -> Totals:
+    """Whole-trace sums: time, FLOPs and I/O of the component rows (null when any is), memory, copies."""
+    gpu = att.time_source == "gpu"
+    units = att.units
+    return Totals(
+        time_ns=total_ns,
+        gpu_time_ns=total_ns if gpu else None,
+        busy_ns=busy,
+        kernels=units.height if gpu else 0,
+        flops=_sum_or_null(r["flops"] for r in comp_rows) if comp_rows is not None and units.height else None,
+        gemm_flops=gemm_flops,
+        bytes_allocated=int(mem.filter(pl.col("bytes") > 0)["bytes"].sum() or 0) if mem.height else None,
+        peak_bytes=max(0, int(mem["live"].max())) if peak_source == "running_sum" else _int(mem["live"].max()),
+        peak_source=peak_source,
+        io_bytes=_sum_or_null(r.get("io_bytes") for r in comp_rows) if comp_rows is not None else None,
+        memcpy_ns=gw["memcpy_ns"] if gw["events"] else None,
+        memcpy_count=gw["memcpy"] if gw["events"] else None,
+        memset_ns=gw["memset_ns"] if gw["events"] else None,
+        memset_count=gw["memset"] if gw["events"] else None,
+        gpu_events_busy_ns=gw["busy_ns"] if gw["events"] else None,
+        cpu_units=0 if gpu else units.height,
+    )
+
+
+def _context(con: duckdb.DuckDBPyConnection, att: Attribution, given: RunContext) -> RunContext:
+    """`given` with the element size (the GEMMs' recorded input types) and batch/seqlen (the most common
+    [B, L, d_model] input shape) filled in where it leaves them unknown."""
+    ctx = given
+    if ctx.dtype_bytes is None:
+        types = [type_bytes(t) for t in att.gemms["types"].to_list()] if att.gemms.height else []
+        types = [t for t in types if t]
+        ctx = dataclasses.replace(ctx, dtype_bytes=Counter(types).most_common(1)[0][0] if types else None)
+    if att.config is not None and (ctx.batch is None or ctx.seqlen is None):
+        b, l_ = _infer_batch(att, con)
+        ctx = dataclasses.replace(ctx, batch=ctx.batch or b, seqlen=ctx.seqlen or l_)
+    return ctx
+
+
+def _mode(att: Attribution, ctx: RunContext) -> str | None:
+    """prefill, decode or prefill+decode from the in_proj calls' tokens against the batch (None if unknown)."""
+    if not ctx.batch or not config_matches(att):
+        return None
+    calls = att.gemms.filter(pl.col("role") == "in_proj")["tokens"].drop_nulls()
+    kinds = {"decode" if t <= ctx.batch else "prefill" for t in calls}
+    return "+".join(sorted(kinds, key=["prefill", "decode"].index)) or None
+
+
+def _context_notes(att: Attribution, given: RunContext, ctx: RunContext) -> list[str]:
+    """How the element size and batch were found when the manifest did not give them."""
+    if att.config is None:
+        return []
+    out: list[str] = []
+    if given.dtype_bytes is None and ctx.dtype_bytes is None:
+        out.append("element size unknown (no manifest dtype, no recorded input types): 2 bytes assumed")
+    elif given.dtype_bytes is None:
+        out.append(f"element size {ctx.dtype_bytes} bytes from the GEMMs' recorded input types")
+    if config_matches(att) and ctx.batch is None:
+        out.append(
+            "batch unknown (no manifest, no [B, L, d_model] input shape): I/O counts one sequence, "
+            "so decode-state bytes are a lower bound"
+        )
+    elif given.batch is None and ctx.batch is not None and ctx.mode != "generate":
+        out.append(
+            f"batch {ctx.batch} and seqlen {ctx.seqlen} inferred from the most common [B, L, d_model] input shape"
+            if ctx.seqlen is not None
+            else f"batch {ctx.batch} inferred from the logits shape [B, vocab] of the sampling ops (seqlen unknown)"
+        )
+    return out
 
 
 def _phases(
-    con: duckdb.DuckDBPyConnection,
-    att: Attribution,
-    ctx: RunContext,
-    given: tuple[int | None, int | None, int | None],
-    mode_given: bool,
-) -> tuple[dict[str, Any] | None, str | None]:
-    """The phase split (analyzers/phases.py) of a trace with several forwards, and what it fixed in `ctx`.
+    con: duckdb.DuckDBPyConnection, att: Attribution, ctx: RunContext, given: RunContext
+) -> tuple[dict[str, Any] | None, str | None, RunContext]:
+    """The phase split (analyzers/phases.py) of a trace with several forwards, a note, and `ctx` with what
+    the split fixed.
 
     A trace holding a prefill and decode steps (a generate trace) gets mode "generate", seqlen = the prompt
     length (prefill tokens / batch) and batch = the decode steps' in_proj tokens, unless the manifest or
-    the caller gave them. Returns (phases or None, a note or None).
+    the caller (`given`) gave them.
     """
     if att.time_source != "gpu":
-        return None, None
+        return None, None, ctx
     split = split_forwards(att, ctx.batch if config_matches(att) else None)
     if not split.ok:
-        return None, None
+        return None, None, ctx
     kinds = [f["kind"] for f in split.forwards]
     if len(kinds) < 2:
-        return None, None
+        return None, None, ctx
     phases = phase_summary(con, att, split)
     n_pre, n_dec = kinds.count("prefill"), kinds.count("decode")
     if not (n_pre and n_dec):
-        return phases, f"{len(kinds)} {kinds[0]} forwards split from the kernel stream (phases)"
+        return phases, f"{len(kinds)} {kinds[0]} forwards split from the kernel stream (phases)", ctx
     dec_tokens = {f["tokens"] for f in split.forwards if f["kind"] == "decode" and f["tokens"] is not None}
     batch = next(iter(dec_tokens)) if len(dec_tokens) == 1 else None
-    if given[0] is None and batch is not None:
-        ctx.batch = batch
+    if given.batch is None and batch is not None:
+        ctx = dataclasses.replace(ctx, batch=batch)
     pre = phases["prefill"]
-    if given[1] is None and ctx.batch and pre and pre["tokens"] and pre["tokens"] % ctx.batch == 0:
-        ctx.seqlen = pre["tokens"] // ctx.batch // max(pre["forwards"], 1)
-    if not mode_given:
-        ctx.mode = "generate"
-    return phases, (
+    if given.seqlen is None and ctx.batch and pre and pre["tokens"] and pre["tokens"] % ctx.batch == 0:
+        ctx = dataclasses.replace(ctx, seqlen=pre["tokens"] // ctx.batch // max(pre["forwards"], 1))
+    if given.mode is None:
+        ctx = dataclasses.replace(ctx, mode="generate")
+    return (
+        phases,
         f"generate trace: {n_pre} prefill forward{'s' if n_pre > 1 else ''} and {n_dec} decode steps split from "
-        f"the kernel stream (phases); batch {ctx.batch}, seqlen {ctx.seqlen} = the prompt length"
+        f"the kernel stream (phases); batch {ctx.batch}, seqlen {ctx.seqlen} = the prompt length",
+        ctx,
     )
 
 
@@ -476,7 +494,11 @@ def _cpu_categories(units: pl.DataFrame) -> list[dict[str, Any]]:
     if units.height == 0 or "cat" not in units.columns:
         return []
     total = int(units["self_ns"].sum() or 0)
-    g = units.group_by("cat").agg(pl.len().alias("n"), pl.col("self_ns").sum().alias("t")).sort("t", descending=True)
+    g = (
+        units.group_by("cat")
+        .agg(pl.len().alias("n"), pl.col("self_ns").sum().alias("t"))
+        .sort(["t", "cat"], descending=[True, False], nulls_last=True)
+    )
     return [
         {
             "category": cat,
@@ -490,20 +512,18 @@ def _cpu_categories(units: pl.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def _gemm_flops(att: Attribution, has_cpu_ops: bool, notes: list[str]) -> int | None:
-    """FLOPs of every GEMM op from recorded shapes; null when none could be computed but GEMMs may exist."""
+def _gemm_flops(att: Attribution, has_cpu_ops: bool) -> tuple[int | None, list[str]]:
+    """FLOPs of every GEMM op from recorded shapes (null when none could be computed but GEMMs may exist), and
+    a note when some or all are unknown."""
     if not has_cpu_ops:
-        notes.append("no CPU ops in the trace: GEMM FLOPs unknown (gemm_flops null)")
-        return None
+        return None, ["no CPU ops in the trace: GEMM FLOPs unknown (gemm_flops null)"]
     g = att.gemms
     known = g["flops"].drop_nulls()
     missing = g.height - known.len()
     if g.height and known.len() == 0:
-        notes.append(f"none of the {g.height} GEMM ops has usable `Input Dims` (record_shapes off?): gemm_flops null")
-        return None
-    if missing:
-        notes.append(f"{missing} of {g.height} GEMM ops have no usable `Input Dims`: gemm_flops counts the others")
-    return int(known.sum() or 0)
+        return None, [f"none of the {g.height} GEMM ops has usable `Input Dims` (record_shapes off?): gemm_flops null"]
+    notes = [f"{missing} of {g.height} GEMM ops have no usable `Input Dims`: gemm_flops counts the others"]
+    return int(known.sum() or 0), notes if missing else []
 
 
 def _unfinished_note(con: duckdb.DuckDBPyConnection, trace_id: int) -> list[str]:
@@ -528,7 +548,7 @@ def _unfinished_note(con: duckdb.DuckDBPyConnection, trace_id: int) -> list[str]
 def _notes(
     con: duckdb.DuckDBPyConnection,
     att: Attribution,
-    doc: dict[str, Any],
+    report: AttributeReport,
     gw: dict[str, Any],
     mem: pl.DataFrame,
     peak_source: str | None,
@@ -540,7 +560,7 @@ def _notes(
     tid = att.trace_id
     units = att.units
     gpu = att.time_source == "gpu"
-    tot = doc["total"]
+    total_ns = report.total.time_ns
     if not gpu:
         if units.height == 0:
             cats = con.sql(
@@ -576,11 +596,11 @@ def _notes(
                 line += f" (the trace has {n_rt} CUDA runtime/driver calls but no GPU activity records)"
             out.append(line)
     out.extend(_unfinished_note(con, tid))
-    if units.height and not doc["mamba_found"]:
+    if units.height and not report.mamba_found:
         what = f"{units.height} kernels" if gpu else f"{units.height} CPU events"
         kind = "" if gpu else " CPU self time"
         out.append(
-            f"no Mamba components found: all {what} ({_ms(tot['time_ns'])}{kind}) are `other`; "
+            f"no Mamba components found: all {what} ({_ms(total_ns)}{kind}) are `other`; "
             "see --by kernel, --by category" + (", --by stream" if gw["events"] else "")
         )
     elif (
@@ -593,7 +613,7 @@ def _notes(
             units.filter(pl.col("component") != "other")
             .group_by("component")
             .agg(pl.len().alias("n"), pl.col(time_col_of(att)).sum().alias("t"))
-            .sort("t", descending=True)
+            .sort(["t", "component"], descending=[True, False])
         )
         parts = ", ".join(f"{c} {n} {'kernels' if gpu else 'events'} {_ms(int(t))}" for c, n, t in found.iter_rows())
         out.append(
@@ -612,16 +632,16 @@ def _notes(
                 f"{n_unlinked} of {units.height} kernels have no launching CPU op ({why}): "
                 "they were classified by kernel name and GPU annotations only"
             )
-        out.extend(_graph_notes(att, tot["time_ns"]))
-        out.extend(_structure_notes(att, tot["time_ns"], "dur_ns"))
-        if doc["device"] is None:
+        out.extend(_graph_notes(att, total_ns))
+        out.extend(_structure_notes(att, total_ns, "dur_ns"))
+        if report.device is None:
             out.append(
                 "no deviceProperties (or no device name in them) in the trace: device unknown, roofline_pct null"
             )
-        elif doc["peak"] is None:
-            out.append(f"device {doc['device']!r} is not in tracekit's peak table: roofline_pct null")
+        elif report.peak is None:
+            out.append(f"device {report.device!r} is not in tracekit's peak table: roofline_pct null")
     elif units.height:
-        out.extend(_structure_notes(att, tot["time_ns"], "self_ns"))
+        out.extend(_structure_notes(att, total_ns, "self_ns"))
         n_zero = units.filter(pl.col("dur_ns") == 0).height
         if n_zero:
             out.append(f"{n_zero} of {units.height} CPU events have zero duration")
@@ -631,7 +651,7 @@ def _notes(
                 f"{n_neg} CPU events have negative self time (children overlapping their end: events that do "
                 "not nest, `nested` false in the store); self times still add up to the top-level events' durations"
             )
-    if doc["span_ns"] is None:
+    if report.span_ns is None:
         out.append("no CPU or GPU events of known categories: span_ns and GPU busy are null")
     out.extend(_memory_notes(con, att, mem, peak_source))
     if by == "stream" and not gw["events"]:
@@ -663,7 +683,7 @@ def _structure_notes(att: Attribution, total_ns: int, time_col: str) -> list[str
         )
         .group_by("reason")
         .agg(pl.col(time_col).sum().alias("t"))
-        .sort("t", descending=True)
+        .sort(["t", "reason"], descending=[True, False], nulls_last=True)
     )
     if total_ns:
         parts = ", ".join(f"{r} {100 * t / total_ns:.1f}%" for r, t in evidence.iter_rows())
@@ -671,7 +691,12 @@ def _structure_notes(att: Attribution, total_ns: int, time_col: str) -> list[str
     name = "kernel" if att.time_source == "gpu" else "op"
     other = att.units.filter(pl.col("component") == "other")
     if other.height:
-        top = other.group_by(name).agg(pl.col(time_col).sum().alias("t")).sort("t", descending=True).head(3)
+        top = (
+            other.group_by(name)
+            .agg(pl.col(time_col).sum().alias("t"))
+            .sort(["t", name], descending=[True, False], nulls_last=True)
+            .head(3)
+        )
         inside = other.filter(pl.col("layer").is_not_null()).height
         parts = ", ".join(f"{_short(n)} {_ms(int(t))}" for n, t in top.iter_rows())
         where = "all outside the layers" if not inside else f"{inside} of {other.height} inside a layer"
@@ -760,7 +785,7 @@ def _kernel_rows(units: pl.DataFrame, time_col: str, total_ns: int) -> list[dict
         units.with_columns(name.alias("name"))
         .group_by("name", "component")
         .agg(pl.col(time_col).sum().alias("time_ns"), pl.len().alias("count"), pl.col("reason").first())
-        .sort("time_ns", descending=True)
+        .sort(["time_ns", "name", "component"], descending=[True, False, False], nulls_last=True)
     )
     return [
         {

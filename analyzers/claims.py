@@ -137,7 +137,7 @@ def _largest(p: dict[str, Any], m: Measured) -> tuple[str, str, str]:
         return UNMEASURED, "—", f"no {metric} per component in the {_what(p)} traces"
     hits = top.filter(pl.col("component") == p["component"]).height
     others = top.filter(pl.col("component") != p["component"])
-    counts = others.group_by("component").agg(pl.len().alias("n")).sort("n", descending=True)
+    counts = others.group_by("component").agg(pl.len().alias("n")).sort(["n", "component"], descending=[True, False])
     desc = ", ".join(f"{c} at {n}" for c, n in counts.iter_rows())
     what = "FLOPs" if metric == "flops" else "time"
     measured = f"{p['component']} largest by {what} at {hits}/{top.height} points" + (f"; {desc}" if desc else "")

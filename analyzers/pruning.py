@@ -7,6 +7,9 @@ from typing import Any
 
 import polars as pl
 
+from tracekit.artifacts.compare import CompareResult, compare_label
+from tracekit.artifacts.manifest import Manifest
+
 COMPARE_SCHEMA = {
     "source": pl.Utf8,
     "arch": pl.Utf8,
@@ -46,29 +49,24 @@ ACCURACY_SCHEMA = {
 }
 
 
-def compare_frame(source: str, doc: dict[str, Any], manifests: dict[str, dict[str, Any]] | None = None) -> pl.DataFrame:
+def compare_frame(source: str, result: CompareResult, manifests: dict[str, Manifest] | None = None) -> pl.DataFrame:
     """One row per compare.json row; p10/p90 from the variant's collect manifest when it is at hand
     (`manifests`: variant label such as `physical_r0.5` → manifest)."""
     manifests = manifests or {}
     rows = []
-    for r in doc.get("rows", []):
-        label = "dense" if r.get("variant") == "dense" else f"{r.get('variant')}_r{r.get('ratio')}"
+    for r in result.rows:
         p10 = p90 = None
-        for p in (manifests.get(label) or {}).get("points", []):
-            if (p.get("mode"), p.get("seqlen"), bool(p.get("cuda_graphs"))) == (
-                r.get("mode"),
-                r.get("seqlen"),
-                bool(r.get("cuda_graphs")),
-            ):
-                t = p.get("timing") or {}
-                p10, p90 = t.get("p10_ms"), t.get("p90_ms")
+        manifest = manifests.get(compare_label(r))
+        for p in manifest.points if manifest is not None else ():
+            if (p.mode, p.seqlen, bool(p.cuda_graphs)) == (r.get("mode"), r.get("seqlen"), bool(r.get("cuda_graphs"))):
+                p10, p90 = p.timing_ms("p10_ms"), p.timing_ms("p90_ms")
         comp = r.get("component_ns") or {}
         rows.append(
             {
                 "source": source,
-                "arch": doc.get("arch"),
-                "device": doc.get("device"),
-                "method": doc.get("method"),
+                "arch": result.arch,
+                "device": result.device,
+                "method": result.method,
                 "variant": r.get("variant"),
                 "ratio": r.get("ratio"),
                 "d_state": r.get("d_state"),

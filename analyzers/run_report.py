@@ -10,16 +10,20 @@ from typing import Any
 import polars as pl
 from tracekit.analyzers import claims as claims_mod
 from tracekit.analyzers import pruning, scaling
+from tracekit.analyzers.report_types import AttributeReport
+
+from tracekit.artifacts.compare import CompareResult
+from tracekit.artifacts.manifest import Manifest
 
 
 @dataclasses.dataclass
 class RunInput:
-    """One collect run: its manifest and the attribute documents of the traces present."""
+    """One collect run: its manifest and the attribute reports of the traces present."""
 
     label: str
     path: Path
-    manifest: dict[str, Any]
-    docs: list[dict[str, Any]]
+    manifest: Manifest
+    reports: list[AttributeReport]
     missing: list[str]
 
 
@@ -56,7 +60,7 @@ class ReportData:
 
 def analyze(
     runs: list[RunInput],
-    compares: list[tuple[str, dict[str, Any], dict[str, dict[str, Any]]]],
+    compares: list[tuple[str, CompareResult, dict[str, Manifest]]],
     accuracies: list[tuple[str, dict[str, Any]]],
     claims: list[claims_mod.Claim],
     inputs: list[str] | None = None,
@@ -67,37 +71,31 @@ def analyze(
     notes: list[str] = []
     comp_parts, timing_parts, devices = [], [], []
     for run in runs:
-        by_trace = {p.get("trace"): p for p in run.manifest.get("points", []) if isinstance(p, dict)}
-        triples = [(run.label, by_trace.get(d.get("trace")) or {}, d) for d in run.docs]
+        by_trace = {p.trace: p for p in run.manifest.points}
+        triples = [(run.label, by_trace.get(r.trace), r) for r in run.reports]
         comp_parts.append(scaling.component_frame(triples))
-        timing_parts.append(scaling.timing_frame(run.label, run.manifest, {d.get("trace") for d in run.docs}))
-        dev = run.manifest.get("device") or "unknown device"
+        timing_parts.append(scaling.timing_frame(run.label, run.manifest, {r.trace for r in run.reports}))
+        dev = run.manifest.device or "unknown device"
         if dev not in devices:
             devices.append(dev)
         if run.missing:
-            modes = sorted(
-                {
-                    p.get("mode")
-                    for p in run.manifest.get("points", [])
-                    if p.get("trace") and not (run.path / p["trace"]).is_file()
-                }
-            )
+            modes = sorted({p.mode for p in run.manifest.points if p.trace and not (run.path / p.trace).is_file()})
             notes.append(
                 f"{run.label}: {len(run.missing)} of the manifest's traces are absent ({', '.join(map(str, modes))}): "
                 "those points appear with the manifest's timings (median, p10–p90) only, no component split"
             )
-    for label, doc, _ in compares:
-        dev = doc.get("device")
+    for label, result, _ in compares:
+        dev = result.device
         if dev and dev not in devices and dev != "cuda":
             devices.append(dev)
         elif dev == "cuda" and not any("cuda" in d.lower() or "nvidia" in d.lower() for d in devices):
             devices.append(f"CUDA GPU (compare {label}: device name not recorded)")
     components = pl.concat(comp_parts) if comp_parts else scaling.component_frame([])
-    timings = pl.concat(timing_parts) if timing_parts else scaling.timing_frame("", {}, set())
+    timings = pl.concat(timing_parts) if timing_parts else scaling.timing_frame("", None, set())
     exps = scaling.exponents(components, timings)
     tops = scaling.bottlenecks(components)
     compare = (
-        pl.concat([pruning.compare_frame(lbl, doc, mans) for lbl, doc, mans in compares])
+        pl.concat([pruning.compare_frame(lbl, result, mans) for lbl, result, mans in compares])
         if compares
         else pl.DataFrame(schema=pruning.COMPARE_SCHEMA)
     )

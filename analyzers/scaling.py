@@ -1,7 +1,7 @@
 """Across-run analysis for `tracekit report`: component time vs sequence length, fitted exponents, the
 bottleneck per length, resources and roofline points.
 
-Input: attribute documents (`AttributeReport.to_dict()`, one per trace) and collect manifests. Output:
+Input: attribute reports (`AttributeReport`, one per trace) and collect manifests (`Manifest`). Output:
 polars frames. Nothing here reads files other than what is passed in, and nothing renders.
 """
 
@@ -14,6 +14,9 @@ from typing import Any
 
 import polars as pl
 from tracekit.analyzers.components import COMPONENTS
+from tracekit.analyzers.report_types import AttributeReport
+
+from tracekit.artifacts.manifest import Manifest, ManifestPoint
 
 # The Mamba components whose share and scaling the report describes ("other" is kept in the data but is no
 # bottleneck candidate: it is the embedding, lm_head and sampling, not a block component).
@@ -56,19 +59,19 @@ def fit_exponent(seqlens: Sequence[float], values: Sequence[float]) -> Fit | Non
 
 
 # ---- frames ---------------------------------------------------------------------------------------------
-def component_frame(docs: Iterable[tuple[str, dict[str, Any], dict[str, Any]]]) -> pl.DataFrame:
-    """One row per (trace, component): docs are (run label, manifest point, attribute document).
+def component_frame(docs: Iterable[tuple[str, ManifestPoint | None, AttributeReport]]) -> pl.DataFrame:
+    """One row per (trace, component): docs are (run label, manifest point or None, attribute report).
 
     Decode traces hold `decode_steps` steps: `time_ms` is then per step (trace time / steps), as the
     manifest's tpot is. FLOPs, bytes and I/O are per trace (the whole profiled pass)."""
     rows: list[dict[str, Any]] = []
-    for run, point, doc in docs:
-        model = doc.get("model") or {}
-        mode = point.get("mode") or model.get("mode")
-        steps = point.get("decode_steps") or 0
+    for run, point, rep in docs:
+        model = rep.model
+        mode = (point.mode if point else None) or model.mode
+        steps = (point.decode_steps if point else None) or 0
         per = steps if mode == "decode" and steps else 1
-        peak = doc.get("peak") or {}
-        for r in doc.get("components", []):
+        peak = rep.peak or {}
+        for r in rep.rows:
             comp = r.get("component")
             if comp is None or r.get("layer") is not None:
                 continue
@@ -77,11 +80,11 @@ def component_frame(docs: Iterable[tuple[str, dict[str, Any], dict[str, Any]]]) 
             rows.append(
                 {
                     "run": run,
-                    "arch": point.get("arch") or (model.get("config") or {}).get("arch"),
+                    "arch": (point.arch if point else None) or (model.config.arch if model.config else None),
                     "mode": mode,
-                    "graphs": bool(point.get("cuda_graphs")),
-                    "batch": point.get("batch") or model.get("batch"),
-                    "seqlen": point.get("seqlen") or model.get("seqlen"),
+                    "graphs": bool(point.cuda_graphs) if point else False,
+                    "batch": (point.batch if point else None) or model.batch,
+                    "seqlen": (point.seqlen if point else None) or model.seqlen,
                     "component": comp,
                     "time_ms": (t or 0) / 1e6 / per,
                     "share": r.get("share"),
@@ -94,9 +97,9 @@ def component_frame(docs: Iterable[tuple[str, dict[str, Any], dict[str, Any]]]) 
                     "intensity": r.get("intensity"),
                     "achieved_tflops": (flops / (t / 1e9) / 1e12) if flops and t else None,
                     "roofline_pct": r.get("roofline_pct"),
-                    "time_source": doc.get("time_source"),
-                    "gpu_busy": doc.get("gpu_busy"),
-                    "device": doc.get("device"),
+                    "time_source": str(rep.time_source),
+                    "gpu_busy": rep.gpu_busy,
+                    "device": rep.device,
                     "peak_name": peak.get("name"),
                     "peak_gbps": peak.get("bandwidth_gbps"),
                     "peak_tflops": peak.get("tflops_bf16"),
@@ -131,27 +134,24 @@ def component_frame(docs: Iterable[tuple[str, dict[str, Any], dict[str, Any]]]) 
     return pl.DataFrame(rows, schema=schema)
 
 
-def timing_frame(run: str, manifest: dict[str, Any], traced: set[str]) -> pl.DataFrame:
+def timing_frame(run: str, manifest: Manifest | None, traced: set[str]) -> pl.DataFrame:
     """One row per manifest point: median/p10/p90 ms (per step for decode), status, whether its trace is here."""
     rows = []
-    for p in manifest.get("points", []):
-        if not isinstance(p, dict):
-            continue
-        t = p.get("timing") or {}
+    for p in manifest.points if manifest is not None else ():
         rows.append(
             {
                 "run": run,
-                "arch": p.get("arch"),
-                "mode": p.get("mode"),
-                "graphs": bool(p.get("cuda_graphs")),
-                "batch": p.get("batch"),
-                "seqlen": p.get("seqlen"),
-                "status": p.get("status"),
-                "median_ms": t.get("median_ms"),
-                "p10_ms": t.get("p10_ms"),
-                "p90_ms": t.get("p90_ms"),
-                "peak_mem_bytes": p.get("peak_mem_bytes"),
-                "has_trace": bool(p.get("trace")) and str(p.get("trace")) in traced,
+                "arch": p.arch,
+                "mode": p.mode,
+                "graphs": bool(p.cuda_graphs),
+                "batch": p.batch,
+                "seqlen": p.seqlen,
+                "status": p.status,
+                "median_ms": p.timing_ms("median_ms"),
+                "p10_ms": p.timing_ms("p10_ms"),
+                "p90_ms": p.timing_ms("p90_ms"),
+                "peak_mem_bytes": p.peak_mem_bytes,
+                "has_trace": bool(p.trace) and str(p.trace) in traced,
             }
         )
     schema = {
@@ -242,7 +242,7 @@ def bottlenecks(components: pl.DataFrame, metric: str = "time_ms") -> pl.DataFra
     blk = components.filter(pl.col("component").is_in(BLOCK_COMPONENTS) & pl.col(metric).is_not_null())
     total = blk.group_by([*POINT_KEYS, "seqlen"]).agg(pl.col(metric).sum().alias("_total"))
     top = (
-        blk.sort(metric, descending=True)
+        blk.sort(metric, descending=True, maintain_order=True)
         .group_by([*POINT_KEYS, "seqlen"], maintain_order=True)
         .first()
         .join(total, on=[*POINT_KEYS, "seqlen"])

@@ -60,7 +60,7 @@ with tempfile.TemporaryDirectory() as d:
     t2 = time.perf_counter()
     att = attribute(db.con, tid, load_rules())
     t3 = time.perf_counter()
-    doc = summarize(db.con, att)
+    doc = summarize(db.con, att).to_json()
     t4 = time.perf_counter()
     db.close()
 print(json.dumps({"import": t1 - t0, "ingest": t2 - t1, "attribute": t3 - t2, "summarize": t4 - t3}))

@@ -50,13 +50,10 @@ def points(db: Any, run_dir: Path) -> list[dict[str, Any]]:
     run = db.run(run_dir)
     by_trace = {r.trace: r for r in run.reports}
     pairs: dict[tuple, dict[bool, Any]] = {}
-    for e in run.manifest["points"]:
-        if e["mode"] != "decode" or e["trace"] not in by_trace:
+    for e in run.manifest.points:
+        if e.mode != "decode" or e.trace not in by_trace:
             continue
-        pairs.setdefault((e["arch"], e["batch"], e["seqlen"], e["decode_steps"]), {})[e["cuda_graphs"]] = (
-            by_trace[e["trace"]],
-            e,
-        )
+        pairs.setdefault((e.arch, e.batch, e.seqlen, e.decode_steps), {})[e.cuda_graphs] = (by_trace[e.trace], e)
     out = []
     for (arch, batch, seqlen, steps), d in sorted(pairs.items()):
         if set(d) != {False, True}:
@@ -83,8 +80,8 @@ def points(db: Any, run_dir: Path) -> list[dict[str, Any]]:
                 "diff_points": diff,
                 "max_abs_diff_points": max(abs(v) for v in diff.values()),
                 "graph": gdoc["graph"],
-                "eager_ms_per_step": e_entry["timing"]["median_ms"],
-                "graph_ms_per_step": g_entry["timing"]["median_ms"],
+                "eager_ms_per_step": e_entry.timing_ms("median_ms"),
+                "graph_ms_per_step": g_entry.timing_ms("median_ms"),
                 "graph_flops": {c: grows[c]["flops"] for c in COMPONENTS},
                 "graph_gbps": {c: grows[c]["achieved_gbps"] for c in COMPONENTS},
                 "graph_roofline_pct": {c: grows[c]["roofline_pct"] for c in COMPONENTS},

@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 
 import tracekit
+from tracekit.artifacts.manifest import Manifest
 
 KINDS = ("mamba-ssm", "tracekit")
 UPDATE_KERNELS = ("_selective_scan_update_kernel", "_tk_selective_state_update_kernel")
@@ -34,11 +35,11 @@ def runs(root: Path) -> list[tuple[str, str, str, Path]]:
 
 
 def row(db: tracekit.TraceDB, variant: str, source: str, kind: str, run: Path) -> dict:
-    man = json.loads((run / "manifest.json").read_text())
-    (point,) = man["points"]
-    if man.get("state_kernel") != kind:
-        raise SystemExit(f"{run}: manifest says state_kernel {man.get('state_kernel')!r}, expected {kind!r}")
-    trace = run / point["trace"]
+    man = Manifest.read(run)
+    (point,) = man.points
+    if man.state_kernel != kind:
+        raise SystemExit(f"{run}: manifest says state_kernel {man.state_kernel!r}, expected {kind!r}")
+    trace = run / point.trace
     comp = db.attribute(trace).to_dict()
     kern = db.attribute(trace, by="kernel").to_dict()
     steps = comp["graph"]["replays"]

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from tracekit import __version__
+from tracekit.artifacts.manifest import read_json
 
 SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
 MANIFEST = "manifest.json"
@@ -119,7 +120,8 @@ def write_atomic(path: Path, doc: dict[str, Any]) -> None:
 
 
 def read(path: Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
+    """The manifest as written (for validation and merging shards); readers use tracekit.artifacts.manifest."""
+    return read_json(path)
 
 
 # ---- validation -----------------------------------------------------------------------------------

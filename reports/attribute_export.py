@@ -6,22 +6,26 @@ import csv
 import io
 import json
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from tracekit.analyzers.report_types import AttributeReport
 
 
-def to_json(docs: list[dict[str, Any]]) -> str:
+def to_json(reports: list[AttributeReport]) -> str:
     """One document as an object, several as a list; indented, newline-terminated."""
+    docs = [r.to_json() for r in reports]
     out = docs[0] if len(docs) == 1 else docs
     return json.dumps(out, indent=2) + "\n"
 
 
-def to_csv(docs: list[dict[str, Any]]) -> str:
+def to_csv(reports: list[AttributeReport]) -> str:
     """One row per (trace, row of its view): the trace's file name first, then the view's columns; None is empty."""
     buf = io.StringIO()
     writer: csv.DictWriter | None = None
-    for d in docs:
-        for r in d["components"]:
-            row = {"trace": d["trace"], **r}
+    for rep in reports:
+        for r in rep.rows:
+            row = {"trace": rep.trace, **r}
             if writer is None:
                 writer = csv.DictWriter(buf, fieldnames=list(row), lineterminator="\n")
                 writer.writeheader()
@@ -29,12 +33,12 @@ def to_csv(docs: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def write(docs: list[dict[str, Any]], by: str, fmt: str, out: TextIO | None = None) -> None:
-    """Write `docs` in `fmt`: json / csv to `out` (stdout), table through tracekit.reports.attribute_table."""
+def write(reports: list[AttributeReport], by: str, fmt: str, out: TextIO | None = None) -> None:
+    """Write `reports` in `fmt`: json / csv to `out` (stdout), table through tracekit.reports.attribute_table."""
     if fmt in ("json", "csv"):
-        (out or sys.stdout).write(to_json(docs) if fmt == "json" else to_csv(docs))
+        (out or sys.stdout).write(to_json(reports) if fmt == "json" else to_csv(reports))
         return
     from tracekit.reports.attribute_table import render
 
-    for d in docs:
-        render(d, by)
+    for rep in reports:
+        render(rep, by)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from tracekit.analyzers.components import COMPONENTS
+from tracekit.analyzers.report_types import AttributeReport, row_time_ns
 from tracekit.reports.units import duration
 
 _COLORS = {
@@ -18,7 +18,7 @@ _COLORS = {
 }
 
 
-def plot_shares(docs: list[dict[str, Any]], out: Path, title: str | None = None) -> Path:
+def plot_shares(reports: list[AttributeReport], out: Path, title: str | None = None) -> Path:
     """Write a PNG/SVG/PDF (by suffix) of each trace's time split by component; returns the path.
 
     Each segment is labelled with its share and its absolute time, each bar with its total; the title names
@@ -29,15 +29,15 @@ def plot_shares(docs: list[dict[str, Any]], out: Path, title: str | None = None)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{d.get('trace') or d['trace_id']}\n{duration(_total_ns(d))}" for d in docs]
-    fig, ax = plt.subplots(figsize=(9, 0.6 * len(docs) + 1.6))
-    left = [0.0] * len(docs)
+    labels = [f"{rep.trace or rep.trace_id}\n{duration(rep.total.time_ns)}" for rep in reports]
+    fig, ax = plt.subplots(figsize=(9, 0.6 * len(reports) + 1.6))
+    left = [0.0] * len(reports)
     for comp in COMPONENTS:
         shares, times = [], []
-        for d in docs:
-            rows = [r for r in d["components"] if r.get("component") == comp]
+        for rep in reports:
+            rows = [r for r in rep.rows if r.get("component") == comp]
             shares.append(100 * sum((r.get("share") or 0) for r in rows))
-            times.append(sum(_row_ns(r) for r in rows))
+            times.append(sum(row_time_ns(r) for r in rows))
         ax.barh(labels, shares, left=left, color=_COLORS[comp], label=comp)
         for i, s in enumerate(shares):
             if s < 5:
@@ -45,10 +45,10 @@ def plot_shares(docs: list[dict[str, Any]], out: Path, title: str | None = None)
             text = f"{s:.0f}%\n{duration(times[i])}" if s >= 9 else f"{s:.0f}%"  # too narrow for two lines
             ax.text(left[i] + s / 2, i, text, ha="center", va="center", fontsize=7)
         left = [a + b for a, b in zip(left, shares, strict=True)]
-    source = {d["time_source"] for d in docs}
+    source = {str(rep.time_source) for rep in reports}
     ax.set_xlabel("% of " + ("GPU kernel time" if source == {"gpu"} else "time (GPU kernels or CPU self time)"))
     ax.set_xlim(0, 100)
-    devices = sorted({str(d.get("device") or "unknown device") for d in docs})
+    devices = sorted({str(rep.device or "unknown device") for rep in reports})
     ax.set_title(" · ".join([", ".join(devices), *([title] if title else [])]), fontsize=9, pad=34)
     ax.invert_yaxis()
     ax.legend(ncols=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False, fontsize=8)
@@ -57,12 +57,3 @@ def plot_shares(docs: list[dict[str, Any]], out: Path, title: str | None = None)
     fig.savefig(out, dpi=150, bbox_inches="tight")
     plt.close(fig)
     return out
-
-
-def _row_ns(r: dict[str, Any]) -> int:
-    v = r.get("gpu_time_ns")
-    return int(v if v is not None else r.get("cpu_self_ns") or 0)
-
-
-def _total_ns(d: dict[str, Any]) -> int:
-    return int((d.get("total") or {}).get("time_ns") or 0)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from tracekit.reports.units import duration, middle_ellipsis
+
+if TYPE_CHECKING:
+    from tracekit.analyzers.report_types import AttributeReport
 
 
 def _table(caption: str) -> Table:
@@ -68,21 +71,21 @@ def bare_kernel_name(name: str | None) -> str:
     return short.rsplit("::", 1)[-1] if "::" in short else short
 
 
-def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None:
+def render(rep: AttributeReport, by: str, console: Console | None = None) -> None:
     """Print one trace's attribution: a header line, the table, totals and notes."""
     console = console or Console()
-    gpu = doc["time_source"] == "gpu"
-    m = doc["model"]
-    cfg = m.get("config")
-    arch = f"{cfg['arch']} d_model={cfg['d_model']} N={cfg['d_state']}" if cfg else "unknown model"
+    gpu = rep.time_source == "gpu"
+    m = rep.model
+    cfg = m.config
+    arch = f"{cfg.arch} d_model={cfg.d_model} N={cfg.d_state}" if cfg else "unknown model"
     console.print(
-        f"[bold]{escape(str(doc.get('trace') or doc['trace_id']))}[/bold]  {escape(doc.get('device') or '')}  "
-        f"({arch}, config {m['config_source']})"
+        f"[bold]{escape(str(rep.trace or rep.trace_id))}[/bold]  {escape(rep.device or '')}  "
+        f"({arch}, config {m.config_source})"
     )
     if by == "category":
-        _render_categories(doc, console)
+        _render_categories(rep.by_category, console)
     elif by == "stream":
-        _render_streams(doc, console)
+        _render_streams(rep.by_stream or [], console)
     elif by == "kernel":
         t = _table(
             caption="kernel names shortened (namespaces, templates and arguments elided, long ones cut in the "
@@ -94,7 +97,7 @@ def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None
         for col, width in (("time", 9), ("share", 7), ("count", 6)):
             t.add_column(col, justify="right", no_wrap=True, min_width=width)
         t.add_column(" decided by", overflow="ellipsis", no_wrap=True, min_width=12)
-        for r in doc["components"]:
+        for r in rep.rows:
             t.add_row(
                 middle_ellipsis(bare_kernel_name(r["kernel"]), kw),
                 r["component"],
@@ -126,7 +129,7 @@ def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None
         ]
         for c in cols:
             t.add_column(c, justify="left" if c in ("component", "L") else "right", no_wrap=True, min_width=len(c) + 1)
-        for r in doc["components"]:
+        for r in rep.rows:
             time_ns = r["gpu_time_ns"] if gpu else r["cpu_self_ns"]
             row = ([("–" if r["layer"] is None else str(r["layer"]))] if by == "layer" else []) + [
                 r["component"],
@@ -142,50 +145,49 @@ def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None
                 "–" if r["roofline_pct"] is None else f"{r['roofline_pct']:.0f}%",
             ]
             t.add_row(*row)
-        tot = doc["total"]
+        tot = rep.total
         t.add_section()
         t.add_row(
             *([""] if by == "layer" else []),
             "total",
-            _ms(tot["time_ns"]),
+            _ms(tot.time_ns),
             "100%",
-            str(tot["kernels"]),
-            _si(tot["flops"]),
-            _si(tot["bytes_allocated"]),
-            _si(tot["peak_bytes"]),
-            _si(tot["io_bytes"]),
+            str(tot.kernels),
+            _si(tot.flops),
+            _si(tot.bytes_allocated),
+            _si(tot.peak_bytes),
+            _si(tot.io_bytes),
             "",
             "",
             "",
         )
         console.print(t)
-        _render_phase_table(doc.get("phases"), console)
-    tot = doc["total"]
-    line = f"span {_ms(doc['span_ns'])}"
+        _render_phase_table(rep.phases, console)
+    tot = rep.total
+    line = f"span {_ms(rep.span_ns)}"
     if gpu:
-        line += f" · kernel time {_ms(tot['time_ns'])} · busy (union) {_ms(tot['busy_ns'])}"
-        line += f" · GPU busy {_pct(doc['gpu_busy'])}"
+        line += f" · kernel time {_ms(tot.time_ns)} · busy (union) {_ms(tot.busy_ns)}"
+        line += f" · GPU busy {_pct(rep.gpu_busy)}"
     else:
-        line += f" · CPU self time {_ms(tot['time_ns'])}"
-    if tot.get("memcpy_count") or tot.get("memset_count"):
+        line += f" · CPU self time {_ms(tot.time_ns)}"
+    if tot.memcpy_count or tot.memset_count:
         line += (
-            f" · memcpy {_ms(tot['memcpy_ns'])} ({tot['memcpy_count']}) · memset {_ms(tot['memset_ns'])} "
-            f"({tot['memset_count']}), not in the component times"
+            f" · memcpy {_ms(tot.memcpy_ns)} ({tot.memcpy_count}) · memset {_ms(tot.memset_ns)} "
+            f"({tot.memset_count}), not in the component times"
         )
-    if tot.get("peak_source") == "running_sum":
+    if tot.peak_source == "running_sum":
         line += " · peak: running sum of \\[memory] bytes"
-    if m.get("state_bytes") is not None:
-        line += f" · inference state {_si(m['state_bytes'])}/sequence"
-    timing = doc.get("timing") or {}
-    if timing.get("ttft_ms") is not None:
-        line += f" · TTFT {duration(timing['ttft_ms'] * 1e6)} (unprofiled)"
-    if timing.get("tpot_ms") is not None:
-        line += f" · TPOT {duration(timing['tpot_ms'] * 1e6)} (unprofiled)"
+    if m.state_bytes is not None:
+        line += f" · inference state {_si(m.state_bytes)}/sequence"
+    if rep.timing.ttft_ms is not None:
+        line += f" · TTFT {duration(rep.timing.ttft_ms * 1e6)} (unprofiled)"
+    if rep.timing.tpot_ms is not None:
+        line += f" · TPOT {duration(rep.timing.tpot_ms * 1e6)} (unprofiled)"
     console.print(line)
-    for extra in (phase_line(doc.get("phases")), host_line(doc.get("host")), memory_line(doc.get("memory_peak"))):
+    for extra in (phase_line(rep.phases), host_line(rep.host), memory_line(rep.memory_peak)):
         if extra:
             console.print(escape(extra))
-    hta = doc.get("hta")
+    hta = rep.hta
     if hta:
         if hta.get("note"):
             console.print(f"HTA: {escape(hta['note'])}")
@@ -194,12 +196,11 @@ def render(doc: dict[str, Any], by: str, console: Console | None = None) -> None
                 f"HTA temporal breakdown: idle {hta['idle_pct']:.1f}% · compute {hta['compute_pct']:.1f}% "
                 f"· non-compute {hta['non_compute_pct']:.1f}%"
             )
-    for note in doc.get("notes", []):
+    for note in rep.notes:
         console.print(f"[dim]note: {escape(note)}[/dim]")
 
 
-def _render_categories(doc: dict[str, Any], console: Console) -> None:
-    rows = doc.get("by_category") or []
+def _render_categories(rows: list[dict[str, Any]], console: Console) -> None:
     gpu_rows = any(r["gpu_time_ns"] is not None for r in rows)
     t = _table(
         caption=(
@@ -223,11 +224,11 @@ def _render_categories(doc: dict[str, Any], console: Console) -> None:
     console.print(t)
 
 
-def _render_streams(doc: dict[str, Any], console: Console) -> None:
+def _render_streams(rows: list[dict[str, Any]], console: Console) -> None:
     t = _table(caption="time: summed durations on the stream (kernels + memcpy + memset) · busy: union of intervals")
     for col in ("device", "stream", "time", "share", "kernels", "kernel", "memcpy", "memset", "busy"):
         t.add_column(col, justify="left" if col in ("device", "stream") else "right", no_wrap=True)
-    for r in doc.get("by_stream") or []:
+    for r in rows:
         t.add_row(
             "–" if r["device"] is None else str(r["device"]),
             "–" if r["stream"] is None else str(r["stream"]),

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from tracekit.prune.compare import CompareResult
+    from tracekit.artifacts.compare import CompareResult
 
 COMPONENT_COLUMNS = ("rmsnorm", "gated_mlp", "conv", "ssm", "final_linear", "other")
 

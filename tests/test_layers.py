@@ -13,10 +13,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # layer -> (its source folders or files, the tracekit layers it may import)
-BASE = {"errors", "model_config", "root"}
+BASE = {"errors", "model_config", "root", "artifacts"}
 LAYERS: dict[str, tuple[list[Path], set[str]]] = {
     "errors": ([ROOT / "tracekit/errors.py"], set()),
     "model_config": ([ROOT / "tracekit/model_config.py"], {"errors"}),
+    # the files tracekit writes and reads (manifest.json, compare.json), typed; standard library only
+    "artifacts": ([ROOT / "tracekit/artifacts"], {"errors", "model_config", "root"}),
     "store": ([ROOT / "tracekit/store", ROOT / "tracekit/schema"], BASE | {"store"}),
     # GPU kernels (torch/triton only), used by collect (--state-kernel) and prune, usable on any model
     "kernels": ([ROOT / "tracekit/kernels"], BASE),
@@ -73,6 +75,22 @@ def test_imports_follow_the_layers(layer: str) -> None:
         if _layer(mod) not in allowed | {layer}
     ]
     assert not bad, "\n".join(bad)
+
+
+def test_artifacts_need_only_the_standard_library() -> None:
+    """Collectors read and write the artifacts on GPU machines without duckdb/polars."""
+    import sys
+
+    bad = []
+    for f in _files(LAYERS["artifacts"][0]):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            bad += [
+                f"{f.name} imports {n}" for n in names if n.split(".")[0] not in {*sys.stdlib_module_names, "tracekit"}
+            ]
+    assert not bad, bad
 
 
 def test_the_check_can_fail(tmp_path: Path) -> None:

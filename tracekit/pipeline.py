@@ -7,8 +7,12 @@ facade (`tracekit.open(...).attribute/run`) all go through these functions:
   config of its collect manifest, of the flags, or inferred from its shapes.
 * `attribute_run(db, run_dir)`: every trace a collect run's manifest lists.
 * `collect_and_attribute(spec, db_path)`: run a collect sweep, then `attribute_run` on its output.
-* `build_report(db, paths)`: detect collect runs, prune-compare dirs and prune accuracy results among
-  `paths`, attribute the runs' traces and compute every frame of `tracekit report` (ReportData).
+* `diff_traces(db, a, b)`: `tracekit diff` of two traces, trace ids, collect runs or prune-compare rows.
+* `build_report(db, paths)`: attribute the collect runs among `paths` and compute every frame of
+  `tracekit report` (ReportData) with the prune-compare and accuracy results found there.
+
+`db` is any `Store` (the facade's TraceDB or TraceLake). What the inputs are is told by
+tracekit/artifacts/inputs.py; the files are read through their types in tracekit/artifacts/.
 """
 
 from __future__ import annotations
@@ -18,17 +22,40 @@ import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from tracekit.analyzers.attribution import attribute
-from tracekit.analyzers.breakdown import RunContext, config_matches, summarize
+from tracekit.analyzers.attribution import Attribution, attribute
+from tracekit.analyzers.breakdown import config_matches, summarize
 from tracekit.analyzers.components import Rule, load_rules
 from tracekit.analyzers.report_types import AttributeReport, ConfigSource, LayerSource, RunAttribution, TimeSource
-from tracekit.analyzers.run_manifest import RunTrace, find_for_trace, read_manifest, run_traces
-from tracekit.errors import TraceError, TracekitError, UsageError
+from tracekit.artifacts.compare import CompareResult
+from tracekit.artifacts.inputs import diff_input_kind, find_report_inputs, read_accuracy
+from tracekit.artifacts.manifest import Manifest, RunTrace, find_for_trace, run_traces
+from tracekit.errors import TraceError, UsageError
 from tracekit.model_config import ModelConfig, config_from_flags
 
+if TYPE_CHECKING:
+    import duckdb
+    import polars as pl
+
+    from tracekit.analyzers.diff import DiffSide, TraceDiff
+    from tracekit.analyzers.run_report import ReportData
+
 TraceRef = RunTrace | int | str | os.PathLike[str]  # a manifest entry, an ingested trace_id, or a trace file
+
+
+class Store(Protocol):
+    """What the pipeline needs of a store (the facade's TraceDB or TraceLake): its connection, ingest, and a
+    place for each trace's per-kernel components."""
+
+    path: Any
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection: ...
+
+    def ingest(self, paths: Sequence[Path], *, keep_going: bool = ...) -> Sequence[Any]: ...
+
+    def record_attribution(self, trace_id: int, units: pl.DataFrame) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,17 +76,17 @@ def trace_item(path: str | os.PathLike[str]) -> RunTrace:
     if not t.exists():
         raise UsageError(f"{t}: no such file")
     found = find_for_trace(t)
-    return found if found is not None else RunTrace(t.resolve(), None, RunContext(), t.name)
+    return found if found is not None else RunTrace.bare(t.resolve(), t.name)
 
 
-def run_items(run_dir: Path, manifest: dict[str, Any] | None = None) -> tuple[list[RunTrace], list[RunTrace]]:
+def run_items(run_dir: Path, manifest: Manifest | None = None) -> tuple[list[RunTrace], list[RunTrace]]:
     """(present, missing): the traces a collect run's manifest lists, split by whether the file exists."""
     listed = run_traces(run_dir, manifest)
     return [i for i in listed if i.trace.is_file()], [i for i in listed if not i.trace.is_file()]
 
 
 def attribute_traces(
-    db: Any,
+    db: Store,
     items: Sequence[TraceRef],
     *,
     by: str = "component",
@@ -95,7 +122,7 @@ def attribute_traces(
 
 
 def attribute_run(
-    db: Any,
+    db: Store,
     run_dir: str | os.PathLike[str],
     *,
     by: str = "component",
@@ -110,7 +137,7 @@ def attribute_run(
     points all failed has no traces).
     """
     run_dir = Path(run_dir)
-    manifest = read_manifest(run_dir)
+    manifest = Manifest.read(run_dir)
     present, missing = run_items(run_dir, manifest)
     if require_traces and not present:
         raise UsageError(f"{run_dir}: no trace files of the manifest's {len(missing)} points are present")
@@ -147,7 +174,7 @@ def collect_and_attribute(
 
 
 # ---- one trace ------------------------------------------------------------------------------------
-def _resolve(db: Any, ref: TraceRef) -> tuple[RunTrace, int | None]:
+def _resolve(db: Store, ref: TraceRef) -> tuple[RunTrace, int | None]:
     """(manifest entry or bare item, trace_id if already known) for any accepted trace reference."""
     if isinstance(ref, RunTrace):
         return ref, None
@@ -157,12 +184,12 @@ def _resolve(db: Any, ref: TraceRef) -> tuple[RunTrace, int | None]:
             raise UsageError(f"no trace with trace_id {ref} in {db.path}")
         path, name = rows[0]
         found = find_for_trace(Path(path)) if Path(path).is_file() else None
-        return (found if found is not None else RunTrace(Path(path), None, RunContext(), name)), ref
+        return (found if found is not None else RunTrace.bare(Path(path), name)), ref
     return trace_item(ref), None
 
 
 def _attribute_one(
-    db: Any,
+    db: Store,
     item: RunTrace,
     trace_id: int,
     rules: Sequence[Rule],
@@ -173,32 +200,28 @@ def _attribute_one(
 ) -> AttributeReport:
     att, notes = _attribution(db, item, trace_id, rules, by, flags, config)
     db.record_attribution(trace_id, att.units)
-    memory: list[Any] = []
-    doc = summarize(
-        db.con, att, by=by, context=dataclasses.replace(item.point), trace_name=item.trace.name, memory_out=memory
-    )
+    report = summarize(db.con, att, by=by, context=item.point, trace_name=item.trace.name)
     if with_hta:
         from tracekit.analyzers.hta_check import temporal_breakdown
 
         if att.time_source == TimeSource.GPU:
-            doc["hta"] = temporal_breakdown(item.trace)
+            report = report.with_(hta=temporal_breakdown(item.trace))
         else:
-            doc["hta"] = {
-                "note": "HTA's temporal breakdown needs GPU kernels (none here; HTA raises on CPU-only traces)"
-            }
-    doc["notes"] = notes + doc.get("notes", [])
-    return AttributeReport(doc, memory=memory[0] if memory else None)
+            report = report.with_(
+                hta={"note": "HTA's temporal breakdown needs GPU kernels (none here; HTA raises on CPU-only traces)"}
+            )
+    return report.with_(notes=(*notes, *report.notes))
 
 
 def _attribution(
-    db: Any,
+    db: Store,
     item: RunTrace,
     trace_id: int,
     rules: Sequence[Rule],
     by: str,
     flags: ConfigFlags,
     config: ModelConfig | None,
-) -> tuple[Any, list[str]]:
+) -> tuple[Attribution, list[str]]:
     """The unit-level attribution of one ingested trace, and the notes on how its config was found."""
     notes: list[str] = []
     if config is not None:
@@ -246,14 +269,14 @@ def _attribution(
 
 # ---- diff -----------------------------------------------------------------------------------------
 def diff_traces(
-    db: Any,
+    db: Store,
     a: str | os.PathLike[str] | int,
     b: str | os.PathLike[str] | int,
     *,
     threshold: float | None = None,
     flags: ConfigFlags = ConfigFlags(),
     rules: Sequence[Rule] | None = None,
-) -> list[Any]:
+) -> list[TraceDiff]:
     """`tracekit diff A B`: one TraceDiff per compared pair (analyzers/diff.py, docs/diff.md).
 
     A and B are both trace files, both trace ids of `db` (ints or digit strings), both collect run
@@ -265,7 +288,7 @@ def diff_traces(
 
     th = DEFAULT_THRESHOLD if threshold is None else threshold
     rules = load_rules() if rules is None else rules
-    ka, kb = _diff_kind(a), _diff_kind(b)
+    ka, kb = diff_input_kind(a), diff_input_kind(b)
     if ka != kb:
         raise UsageError(f"diff: A is a {ka} and B a {kb}; give two of the same kind")
     if ka == "compare row":
@@ -276,11 +299,7 @@ def diff_traces(
         if not common:
             raise UsageError(f"diff: no point of {a} matches one of {b} (by arch/mode/batch/seqlen/cuda_graphs)")
         return [
-            diff(
-                _trace_side(db, pa[k][0], rules, flags, pa[k][1]),
-                _trace_side(db, pb[k][0], rules, flags, pb[k][1]),
-                threshold=th,
-            )
+            diff(_trace_side(db, pa[k], rules, flags), _trace_side(db, pb[k], rules, flags), threshold=th)
             for k in common
         ]
     ref_a: TraceRef = int(a) if ka == "trace id" else a
@@ -288,60 +307,17 @@ def diff_traces(
     return [diff(_trace_side(db, ref_a, rules, flags), _trace_side(db, ref_b, rules, flags), threshold=th)]
 
 
-def _diff_kind(ref: str | os.PathLike[str] | int) -> str:
-    if isinstance(ref, int):
-        return "trace id"
-    s = str(ref)
-    if "#" in s and not Path(s).exists():
-        return "compare row"
-    p = Path(s)
-    if p.is_dir():
-        if (p / "manifest.json").is_file():
-            return "run directory"
-        raise UsageError(f"{p}: a directory without manifest.json (not a `tracekit collect` run)")
-    if p.is_file():
-        return "trace file"
-    if s.isdigit():
-        return "trace id"
-    raise UsageError(f"{s}: no such file, run directory, trace id or compare row (DIR#LABEL)")
-
-
-def _manifest_point(trace: Path) -> dict[str, Any] | None:
-    """The raw manifest point (timing with p10/p90, cuda_graphs, peak) of a trace inside a collect run."""
-    import json
-
-    trace = trace.resolve()
-    for d in (trace.parent, trace.parent.parent):
-        m = d / "manifest.json"
-        if m.is_file():
-            try:
-                doc = json.loads(m.read_text())
-            except (OSError, ValueError):
-                return None
-            for p in doc.get("points") or []:
-                if isinstance(p, dict) and p.get("trace") and (d / p["trace"]).resolve() == trace:
-                    return p
-    return None
-
-
-def _run_points(run_dir: Path) -> dict[tuple[Any, ...], tuple[RunTrace, dict[str, Any]]]:
-    from tracekit.analyzers.diff import point_key
-
-    manifest = read_manifest(run_dir)
-    present, _ = run_items(run_dir, manifest)
-    by_path = {i.trace: i for i in present}
-    out: dict[tuple[Any, ...], tuple[RunTrace, dict[str, Any]]] = {}
-    for p in manifest["points"]:
-        if isinstance(p, dict) and p.get("trace"):
-            item = by_path.get((run_dir / p["trace"]).resolve())
-            if item is not None:
-                out.setdefault(point_key(p), (item, p))
+def _run_points(run_dir: Path) -> dict[tuple[Any, ...], RunTrace]:
+    """The run's traces that are present, by point key (the first point of each key)."""
+    present, _ = run_items(run_dir)
+    out: dict[tuple[Any, ...], RunTrace] = {}
+    for item in present:
+        if item.manifest_point is not None:
+            out.setdefault(item.manifest_point.key, item)
     return out
 
 
-def _trace_side(
-    db: Any, ref: TraceRef, rules: Sequence[Rule], flags: ConfigFlags, point: dict[str, Any] | None = None
-) -> Any:
+def _trace_side(db: Store, ref: TraceRef, rules: Sequence[Rule], flags: ConfigFlags) -> DiffSide:
     """Ingest (if needed) and attribute one trace into a DiffSide: by component, by layer, kernel instances."""
     from tracekit.analyzers.diff import POINT_KEYS, DiffSide, count_steps, kernel_instances
 
@@ -352,58 +328,44 @@ def _trace_side(
             raise TraceError(item.trace, res.error or "not ingested")
         trace_id = res.trace_id
     att, _ = _attribution(db, item, trace_id, rules, "component", flags, None)
-    ctx = dataclasses.replace(item.point)
-    doc = summarize(db.con, att, by="component", context=ctx, trace_name=item.trace.name)
-    lay = summarize(db.con, att, by="layer", context=dataclasses.replace(item.point), trace_name=item.trace.name)
-    if point is None and item.trace.is_file():
-        point = _manifest_point(item.trace)
-    gpu = att.time_source == TimeSource.GPU
-    timing = (point or {}).get("timing") if point else None
-    model = doc["model"]
+    rep = summarize(db.con, att, by="component", context=item.point, trace_name=item.trace.name)
+    lay = summarize(db.con, att, by="layer", context=item.point, trace_name=item.trace.name)
+    point = item.manifest_point
+    # a bare trace: its point as far as the attribution found it (arch and graphs unknown)
+    found = {"mode": rep.model.mode, "batch": rep.model.batch, "seqlen": rep.model.seqlen}
     return DiffSide(
         label=item.label,
-        components=doc["components"],
-        layers=lay["components"],
-        kernels=kernel_instances(db.con, trace_id, att.units, gpu),
-        totals=doc["total"],
-        timing=timing if isinstance(timing, dict) else None,
-        peak_mem_bytes=(point or {}).get("peak_mem_bytes"),
-        point={k: (point or {}).get(k, model.get(k)) for k in POINT_KEYS},
+        components=rep.rows,
+        layers=lay.rows,
+        kernels=kernel_instances(db.con, trace_id, att.units, att.time_source == TimeSource.GPU),
+        totals=dataclasses.asdict(rep.total),
+        timing=dict(point.timing) if point is not None and point.timing is not None else None,
+        peak_mem_bytes=point.peak_mem_bytes if point is not None else None,
+        point={k: getattr(point, k) if point is not None else found.get(k) for k in POINT_KEYS},
         trace=str(item.trace),
-        device=doc.get("device"),
+        device=rep.device,
         steps=count_steps(db.con, trace_id),
         time_source=str(att.time_source),
     )
 
 
-def _compare_rows(ref: str) -> tuple[Path, str, list[dict[str, Any]]]:
-    import json
-
+def _compare_rows(ref: str) -> tuple[str, list[dict[str, Any]]]:
+    """(label, rows) of a `DIR_OR_compare.json#LABEL` reference; UsageError when no row has the label."""
     where, _, label = ref.rpartition("#")
-    path = Path(where)
-    if path.is_dir():
-        path = path / "compare.json"
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: not a prune-compare result ({exc})") from None
-    rows = [r for r in doc.get("rows") or [] if compare_label(r) == label]
+    result = CompareResult.read(where)
+    rows = result.labelled(label)
     if not rows:
-        labels = sorted({compare_label(r) for r in doc.get("rows") or []})
-        raise UsageError(f"{ref}: no rows labelled {label!r} (labels: {', '.join(labels)})")
-    return path, label, rows
+        raise UsageError(f"{ref}: no rows labelled {label!r} (labels: {', '.join(result.labels)})")
+    return label, rows
 
 
-def compare_label(row: dict[str, Any]) -> str:
-    """`dense`, or `VARIANT_rRATIO` (the run folder `prune compare` writes): how a compare row is named."""
-    return "dense" if row["variant"] == "dense" else f"{row['variant']}_r{row['ratio']:g}"
-
-
-def _compare_pairs(db: Any, a: str, b: str, rules: Sequence[Rule], flags: ConfigFlags) -> list[tuple[Any, Any]]:
+def _compare_pairs(
+    db: Store, a: str, b: str, rules: Sequence[Rule], flags: ConfigFlags
+) -> list[tuple[DiffSide, DiffSide]]:
     from tracekit.analyzers.diff import side_from_compare_row
 
-    _, la, rows_a = _compare_rows(a)
-    _, lb, rows_b = _compare_rows(b)
+    la, rows_a = _compare_rows(a)
+    lb, rows_b = _compare_rows(b)
 
     def key(r: dict[str, Any]) -> tuple[Any, ...]:
         return (r.get("mode"), r.get("batch"), r.get("seqlen"), r.get("cuda_graphs"))
@@ -427,117 +389,63 @@ def _compare_pairs(db: Any, a: str, b: str, rules: Sequence[Rule], flags: Config
 
 
 # ---- tracekit report ---------------------------------------------------------------------------------
-def find_report_inputs(
-    paths: Sequence[str | os.PathLike[str]],
-) -> tuple[list[Path], list[Path], list[Path], list[tuple[Path, Any]]]:
-    """(collect run dirs, prune-compare dirs, prune accuracy files, (prune score file, ScoreSet)) among `paths`,
-    detected by their files: `manifest.json` → collect run, `compare.json` → prune compare, a JSON file with
-    `curves` → accuracy, a `.pt` file that loads as a `tracekit prune score` file → scores (torch is imported
-    only then). A folder with none of these is searched two levels down. UsageError when nothing is found."""
-    import json
-
-    runs: list[Path] = []
-    compares: list[Path] = []
-    accs: list[Path] = []
-    scores: list[tuple[Path, Any]] = []
-
-    def visit(p: Path, depth: int) -> None:
-        if p.is_file():
-            if p.name == "manifest.json":
-                runs.append(p.parent)
-            elif p.name == "compare.json":
-                compares.append(p.parent)
-            elif p.suffix == ".json":
-                try:
-                    doc = json.loads(p.read_text())
-                except (OSError, ValueError):
-                    return
-                if isinstance(doc, dict) and isinstance(doc.get("curves"), dict):
-                    accs.append(p)
-            elif p.suffix == ".pt":
-                from tracekit.prune.scoring import load_scores
-
-                try:
-                    scores.append((p, load_scores(p)))
-                except TracekitError:
-                    return
-            return
-        if (p / "compare.json").is_file():
-            compares.append(p)
-        elif (p / "manifest.json").is_file():
-            runs.append(p)
-        elif depth > 0:
-            for child in sorted(p.iterdir()):
-                if child.is_dir() or child.suffix in (".json", ".pt"):
-                    visit(child, depth - 1)
-
-    for raw in paths:
-        p = Path(raw)
-        if not p.exists():
-            raise UsageError(f"{p}: no such file or directory")
-        visit(p, 2)
-    if not (runs or compares or accs or scores):
-        raise UsageError(
-            "no collect run (manifest.json), prune-compare dir (compare.json), prune accuracy result (JSON with "
-            f"`curves`) or prune score file (.pt) in {', '.join(map(str, paths))}"
-        )
-    return runs, compares, accs, scores
-
-
 def build_report(
-    db: Any,
+    db: Store,
     paths: Sequence[str | os.PathLike[str]],
     *,
     claims_file: str | os.PathLike[str] | None = None,
     progress: bool = False,
-) -> Any:
-    """The data of `tracekit report` (analyzers.run_report.ReportData) for the inputs among `paths`."""
-    import json
-
+) -> ReportData:
+    """The data of `tracekit report` (analyzers.run_report.ReportData) for the inputs among `paths`:
+    collect runs (attributed, cached), prune-compare dirs, prune accuracy results and prune score files
+    (tracekit.artifacts.inputs.find_report_inputs)."""
     from tracekit.analyzers.claims import load_claims
     from tracekit.analyzers.run_report import RunInput, analyze
 
-    run_dirs, cmp_dirs, acc_files, score_files = find_report_inputs(paths)
+    found = find_report_inputs(paths, load_scores=_load_scores)
     lines: list[str] = []
     runs = []
-    for d in run_dirs:
+    for d in found.runs:
         run = attribute_run(db, d, progress=progress, require_traces=False)
-        label = _label(d)
-        n = len(run.manifest.get("points", []))
         lines.append(
-            f"collect run {d} ({run.manifest.get('device')}): {n} points, {len(run.reports)} traces attributed"
+            f"collect run {d} ({run.manifest.device}): {len(run.manifest.points)} points, "
+            f"{len(run.reports)} traces attributed"
             + (f", {len(run.missing)} absent (manifest timings used)" if run.missing else "")
         )
-        runs.append(RunInput(label, d, run.manifest, [r.to_dict() for r in run.reports], run.missing))
+        runs.append(RunInput(_label(d), d, run.manifest, run.reports, run.missing))
     compares = []
-    for d in cmp_dirs:
-        try:
-            doc = json.loads((d / "compare.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{d / 'compare.json'}: cannot read: {exc}") from None
+    for d in found.compares:
+        result = CompareResult.read(d)
         mans = {}
         for m in sorted(d.glob("runs/*/manifest.json")):
             try:
-                mans[m.parent.name] = json.loads(m.read_text())
-            except (OSError, ValueError):
+                mans[m.parent.name] = Manifest.read(m.parent)
+            except UsageError:
                 continue
         lines.append(
-            f"prune compare {d}: {len(doc.get('rows', []))} rows"
+            f"prune compare {d}: {len(result.rows)} rows"
             + (f", p10–p90 from {len(mans)} variant manifests" if mans else ", no variant manifests (no p10–p90)")
         )
-        compares.append((_label(d), doc, mans))
+        compares.append((_label(d), result, mans))
     accs = []
-    for f in acc_files:
-        doc = json.loads(f.read_text())
+    for f in found.accuracies:
+        doc = read_accuracy(f)
         lines.append(f"prune accuracy {f}: methods {', '.join(doc['curves'])}")
         accs.append((f.stem.removeprefix("prune_accuracy_"), doc))
     score_sets = []
-    for f, ss in score_files:
+    for f, ss in found.scores:
         lines.append(
             f"prune scores {f}: method {ss.method}, {ss.model.arch} {tuple(ss.scores.shape)} (layers, groups, N)"
         )
         score_sets.append((f.stem, ss))
     return analyze(runs, compares, accs, load_claims(claims_file), inputs=lines, scores=score_sets)
+
+
+def _load_scores(path: Path) -> Any:
+    """A `tracekit prune score` file (torch is imported only when the report meets a .pt file)."""
+    from tracekit.prune.scoring import load_scores
+
+    return load_scores(path)
 
 
 def _label(d: Path) -> str:

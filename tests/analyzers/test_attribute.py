@@ -66,7 +66,7 @@ def _plain_totals(path: Path) -> tuple[int, int]:
 def test_conservation_on_every_fixture(db, path):
     tid = _ingest(db, path)
     att = attribute(db.con, tid, load_rules())
-    doc = summarize(db.con, att)
+    doc = summarize(db.con, att).to_json()
     expected, allocated = _plain_totals(path)
     assert sum(r["gpu_time_ns"] for r in doc["components"]) == expected
     # every CUDA allocation is attributed to exactly one component too
@@ -88,11 +88,11 @@ def test_mamba2_130m_prefill_split_matches_notes(db):
         24,
         50288,
     )
-    share = {r["component"]: r["share"] for r in summarize(db.con, att)["components"]}
+    share = {r["component"]: r["share"] for r in summarize(db.con, att).rows}
     assert share["ssm"] == pytest.approx(0.37, abs=0.01)
     assert share["rmsnorm"] == pytest.approx(0.15, abs=0.01)
     assert share["conv"] == pytest.approx(0.075, abs=0.005)
-    kernels = summarize(db.con, att, by="kernel")["components"]
+    kernels = summarize(db.con, att, by="kernel").rows
     scan = sum(r["share"] for r in kernels if r["kernel"].startswith("_chunk_scan_fwd"))
     assert scan == pytest.approx(0.22, abs=0.01)
     # GEMMs: in_proj -> gated_mlp, out_proj -> final_linear, lm_head -> other; together ~40%
@@ -123,7 +123,7 @@ def test_mamba1_130m_prefill_projections(db):
 def test_tiny_traces_have_per_layer_rows(db, name):
     tid = _ingest(db, shared_trace(name))
     att = attribute(db.con, tid, load_rules())
-    doc = summarize(db.con, att, by="layer")
+    doc = summarize(db.con, att, by="layer").to_json()
     layers = {r["layer"] for r in doc["components"]}
     assert layers == {0, 1}
     per_layer = {}
@@ -139,7 +139,7 @@ def test_layers_inferred_from_in_proj_order_without_scopes(db):
     tid = _ingest(db, shared_trace("mamba2-130m_prefill_b8_l2048_h100.json.gz"))
     att = attribute(db.con, tid, load_rules())
     assert att.layer_source == "inferred"
-    doc = summarize(db.con, att, by="layer")
+    doc = summarize(db.con, att, by="layer").to_json()
     assert {r["layer"] for r in doc["components"]} == {*range(24), None}
     # every layer gets the same kernels; norm_f, embedding and lm_head stay outside the layers
     per_layer = att.units.drop_nulls("layer").group_by("layer").agg(pl.len())["len"]
@@ -167,7 +167,7 @@ def test_cpu_trace_components_from_scopes(db, tmp_path, arch):
     tid = _ingest(db, path)
     att = attribute(db.con, tid, load_rules())
     assert att.time_source == "cpu_self"
-    doc = summarize(db.con, att)
+    doc = summarize(db.con, att).to_json()
     t = {r["component"]: r["cpu_self_ns"] for r in doc["components"]}
     for comp in ("rmsnorm", "gated_mlp", "conv", "ssm", "final_linear", "other"):
         assert t[comp] > 0, comp
@@ -180,7 +180,7 @@ def test_cpu_trace_components_from_scopes(db, tmp_path, arch):
                      and cat in ('cpu_op', 'user_annotation', 'python_function')""")
     assert sum(t.values()) == int((top["end_ns"] - top["ts_ns"]).sum())
     # per-layer rows from layer.{i}
-    layers = {r["layer"] for r in summarize(db.con, att, by="layer")["components"]}
+    layers = {r["layer"] for r in summarize(db.con, att, by="layer").rows}
     assert {0, 1} <= layers
     # memory attributed (profile_memory=True on CPU)
     assert doc["total"]["bytes_allocated"] > 0
@@ -193,7 +193,7 @@ def test_non_mamba_trace_attributes_honestly(db, tmp_path):
     tid = _ingest(db, path)
     att = attribute(db.con, tid, load_rules())
     assert att.config is None
-    doc = summarize(db.con, att)
+    doc = summarize(db.con, att).to_json()
     t = {r["component"]: r["cpu_self_ns"] for r in doc["components"]}
     assert t["other"] == doc["total"]["time_ns"] > 0
     assert doc["total"]["gemm_flops"] == 2 * 4 * 32 * 64 + 2 * 4 * 64 * 8
@@ -253,7 +253,7 @@ def test_mamba1_130m_analytic_flops_use_token_rows(db):
     tid = _ingest(db, shared_trace("mamba1-130m_prefill_b8_l2048_h100.json.gz"))
     att = attribute(db.con, tid, load_rules())
     assert set(att.gemms.filter(pl.col("role") == "in_proj")["tokens"]) == {8 * 2048}
-    rows = {r["component"]: r for r in summarize(db.con, att)["components"]}
+    rows = {r["component"]: r for r in summarize(db.con, att).rows}
     cfg = preset("mamba1", "130m")
     assert rows["conv"]["flops"] == 24 * F.conv_flops(cfg, 8 * 2048)
     assert rows["ssm"]["flops"] == 24 * (F.scan_flops(cfg, 8 * 2048) + F.ssm_projection_flops(cfg, 8 * 2048))
@@ -325,7 +325,7 @@ def test_paper_final_linear_matches_trace_gemm_flops(db):
     """The paper's Table 1 Final Linear at L=2048 (927.71 G) is out_proj over 24 layers at batch 8."""
     for name in ("mamba1-130m_prefill_b8_l2048_h100.json.gz", "mamba2-130m_prefill_b8_l2048_h100.json.gz"):
         tid = _ingest(db, shared_trace(name))
-        rows = {r["component"]: r for r in summarize(db.con, attribute(db.con, tid, load_rules()))["components"]}
+        rows = {r["component"]: r for r in summarize(db.con, attribute(db.con, tid, load_rules())).rows}
         assert rows["final_linear"]["flops"] == 927_712_935_936
 
 

@@ -300,6 +300,7 @@ def union(iv: list[tuple[int, int]]) -> int:
 
 def test_every_case_every_view_exits_cleanly(cases, dbfile, capsys):
     """End to end in JSON for every view; the table and CSV renderers then run on those same documents."""
+    from tracekit.analyzers.report_types import AttributeReport
     from tracekit.reports.attribute_export import write
 
     for name, trace in cases.items():
@@ -308,7 +309,7 @@ def test_every_case_every_view_exits_cleanly(cases, dbfile, capsys):
             assert isinstance(doc["notes"], list) and doc["notes"], name
             assert all(isinstance(n, str) and "\n" not in n for n in doc["notes"]), name
             for fmt in ("table", "csv"):
-                write([doc], by, fmt)
+                write([AttributeReport.from_json(doc)], by, fmt)
                 out = capsys.readouterr()
                 assert "Traceback" not in out.out + out.err, (name, by, fmt)
     assert run(cases["mem_bytes_only"], dbfile, "--format", "table").output  # and once through click

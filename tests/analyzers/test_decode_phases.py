@@ -254,15 +254,17 @@ def test_host_verdicts_h100_prefill(tmp_path):
 def test_host_unprofiled_and_graph_timing(tmp_path):
     """With a manifest: the verdict uses the unprofiled wall time per step and names the CUDA-graph time."""
     from tracekit.analyzers.attribution import attribute
-    from tracekit.analyzers.breakdown import RunContext, summarize
+    from tracekit.analyzers.breakdown import summarize
     from tracekit.analyzers.components import load_rules
+
+    from tracekit.artifacts.manifest import RunContext
 
     path = mamba1_generate_trace(tmp_path / "g.json")
     with tracekit.open(tmp_path / "t.duckdb") as db:
         tid = db.ingest([path])[0].trace_id
         att = attribute(db.con, tid, load_rules())
         ctx = RunContext(mode="decode", median_ms=0.2, graph_ms_per_step=0.05, eager_ms_per_step=0.2)
-        doc = summarize(db.con, att, context=ctx)
+        doc = summarize(db.con, att, context=ctx).to_json()
     host = doc["host"]
     per_step = doc["phases"]["decode"]["step_kernel_ns"]["median"]
     assert host["unprofiled_busy_fraction"] == pytest.approx(per_step / 0.2e6)
@@ -309,8 +311,10 @@ def test_host_verdicts_with_readme_wall_times(tmp_path):
     """The README's unprofiled wall times as the manifest's timing: Mamba-2 prefill host-bound (16.1 ms of
     kernels in 41.9 ms), Mamba-1 GPU-bound (20.1 ms in 21.1 ms) — the profiler's host inflation removed."""
     from tracekit.analyzers.attribution import attribute
-    from tracekit.analyzers.breakdown import RunContext, summarize
+    from tracekit.analyzers.breakdown import summarize
     from tracekit.analyzers.components import load_rules
+
+    from tracekit.artifacts.manifest import RunContext
 
     got = {}
     with tracekit.open(tmp_path / "t.duckdb") as db:
@@ -318,14 +322,14 @@ def test_host_verdicts_with_readme_wall_times(tmp_path):
             path = shared_trace(f"{arch}-130m_prefill_b8_l2048_h100.json.gz")
             tid = db.ingest([path])[0].trace_id
             att = attribute(db.con, tid, load_rules())
-            got[arch] = summarize(db.con, att, context=RunContext(mode="prefill", median_ms=wall))["host"]
+            got[arch] = summarize(db.con, att, context=RunContext(mode="prefill", median_ms=wall)).host
     assert got["mamba2"]["bound"] == "host-bound" and 0.35 < got["mamba2"]["unprofiled_busy_fraction"] < 0.4
     assert got["mamba1"]["bound"] == "GPU-bound" and got["mamba1"]["unprofiled_busy_fraction"] > 0.9
     assert "of each forward unprofiled" in got["mamba1"]["verdict"]
 
 
 def test_manifest_pairs_eager_and_graph_decode(tmp_path):
-    from tracekit.analyzers.run_manifest import run_traces
+    from tracekit.artifacts.manifest import Manifest, run_traces
 
     point = {"arch": "mamba2", "mode": "decode", "batch": 8, "seqlen": 2048, "timing": {"median_ms": 1.0}}
     doc = {
@@ -336,7 +340,7 @@ def test_manifest_pairs_eager_and_graph_decode(tmp_path):
             {**point, "mode": "prefill", "cuda_graphs": False, "ttft_ms": 40.0, "trace": "pre.json.gz"},
         ],
     }
-    eager, cg, pre = run_traces(tmp_path, doc)
+    eager, cg, pre = run_traces(tmp_path, Manifest.from_json(doc))
     for t in (eager, cg):
         assert (t.point.graph_ms_per_step, t.point.eager_ms_per_step) == (0.73, 26.0)
     assert t.config == preset("mamba2", "130m")

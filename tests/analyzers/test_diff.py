@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import shutil
@@ -185,13 +186,13 @@ def test_units():
 def test_prune_compare_diff_section_only_for_new_results():
     from tracekit.reports import compare as compare_report
 
-    from tracekit.prune.compare import CompareResult, component_diff
+    from tracekit.artifacts.compare import CompareResult
+    from tracekit.prune.compare import component_diff
 
-    doc = json.loads((COMPARE / "compare.json").read_text())
-    old = compare_report.markdown(CompareResult(**doc), host="vm")
+    result = CompareResult.read(COMPARE)
+    old = compare_report.markdown(result, host="vm")
     assert "Component change vs dense" not in old
-    new = CompareResult(**doc)
-    new.component_diff = component_diff(new.rows)
+    new = dataclasses.replace(result, component_diff=component_diff(result.rows))
     md = compare_report.markdown(new, host="vm")
     assert md.startswith(old.rstrip("\n")) and "Component change vs dense" in md
     assert all(d["significant"] == ["ssm"] for d in new.component_diff)

@@ -32,9 +32,8 @@ def reports() -> dict[tuple, dict[bool, tuple]]:
     for run_dir in RUNS:
         run = db.run(run_dir)
         by_trace = {r.trace: r for r in run.reports}
-        for e in run.manifest["points"]:
-            key = (e["arch"], e["batch"], e["seqlen"])
-            out.setdefault(key, {})[e["cuda_graphs"]] = (by_trace[e["trace"]], db)
+        for e in run.manifest.points:
+            out.setdefault((e.arch, e.batch, e.seqlen), {})[e.cuda_graphs] = (by_trace[e.trace], db)
     return out
 
 

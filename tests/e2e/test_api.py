@@ -114,7 +114,7 @@ def test_run_attributes_a_collect_run(tmp_path):
         run = db.run(out)
     assert isinstance(run, tracekit.RunAttribution) and run.missing == []
     assert len(run.reports) == 1 and run.reports[0].config_source is tracekit.ConfigSource.MANIFEST
-    assert run.manifest["points"][0]["status"] == tracekit.PointStatus.OK
+    assert run.manifest.points[0].status == tracekit.PointStatus.OK
     assert run.to_dict() == [run.reports[0].to_dict()]
 
 

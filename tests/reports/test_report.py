@@ -10,8 +10,11 @@ import polars as pl
 import pytest
 from tracekit.analyzers import claims as cl
 from tracekit.analyzers import pruning, scaling
+from tracekit.analyzers.report_types import AttributeReport, ConfigSource, ModelInfo, TimeSource, Timing, Totals
 
 from tests.conftest import run_report as _report
+from tracekit.artifacts.compare import CompareResult
+from tracekit.artifacts.manifest import Manifest, ManifestPoint
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -22,8 +25,36 @@ def _frame(series: dict[str, tuple[float, float]], seqlens=(64, 256, 1024, 4096,
     docs = []
     for s in seqlens:
         comps = [{"component": c, "layer": None, "gpu_time_ns": a * s**k * 1e6} for c, (a, k) in series.items()]
-        docs.append(("syn", {"arch": "mamba1", "mode": "prefill", "batch": 8, "seqlen": s}, {"components": comps}))
+        point = ManifestPoint.from_json({"arch": "mamba1", "mode": "prefill", "batch": 8, "seqlen": s})
+        docs.append(("syn", point, _attribute_report(comps)))
     return scaling.component_frame(docs)
+
+
+def _attribute_report(rows: list[dict]) -> AttributeReport:
+    """An attribute report holding only `rows` (everything else unknown)."""
+    return AttributeReport(
+        trace=None,
+        trace_id=0,
+        device=None,
+        time_source=TimeSource.GPU,
+        span_ns=None,
+        layer_source=None,
+        gpu_busy=None,
+        gpu_busy_all=None,
+        mamba_found=True,
+        total=Totals(0, None, None, 0, None, None, None, None, None, None, None, None, None, None, None, 0),
+        rows=rows,
+        by_category=[],
+        by_stream=None,
+        model=ModelInfo(None, ConfigSource.NONE, None, None, None, None, None, None, None),
+        peak=None,
+        memory_peak=None,
+        timing=Timing(),
+        phases=None,
+        graph=None,
+        host=None,
+        notes=(),
+    )
 
 
 def test_fit_recovers_known_exponents() -> None:
@@ -86,7 +117,7 @@ def test_claims_hold_fail_and_not_measured() -> None:
 
 def test_prune_claim_against_compare_rows() -> None:
     doc = json.loads((RESULTS / "h100_prune_compare/prefill_b8/compare.json").read_text())
-    cmp = pruning.compare_frame("prefill_b8", doc)
+    cmp = pruning.compare_frame("prefill_b8", CompareResult.from_json(doc))
     p = {"mode": "prefill", "seqlen": 16384, "ratio": 0.5, "metric": "speedup", "expected": 1.14, "tol": 0.05}
     res = cl.evaluate([cl.Claim("x", "", "", "prune", p)], _measured(_frame({"ssm": (1, 1)}), cmp))[0]
     assert res.verdict == cl.HOLDS and res.measured == "1.14×"
@@ -145,7 +176,9 @@ def test_report_cli_errors(tmp_path: Path) -> None:
 def test_compare_rows_take_p10_p90_from_variant_manifests() -> None:
     doc = json.loads((RESULTS / "h100_prune_compare/prefill_b8/compare.json").read_text())
     point = {"mode": "prefill", "seqlen": 2048, "cuda_graphs": False, "timing": {"p10_ms": 35.0, "p90_ms": 37.5}}
-    cmp = pruning.compare_frame("prefill_b8", doc, {"physical_r0.5": {"points": [point]}})
+    cmp = pruning.compare_frame(
+        "prefill_b8", CompareResult.from_json(doc), {"physical_r0.5": Manifest.from_json({"points": [point]})}
+    )
     row = cmp.filter((pl.col("variant") == "physical") & (pl.col("seqlen") == 2048)).row(0, named=True)
     assert (row["p10_ms"], row["p90_ms"]) == (35.0, 37.5)
     assert cmp.filter(pl.col("variant") == "dense")["p10_ms"].null_count() == 2  # no manifest: no band
@@ -169,7 +202,7 @@ def test_report_with_score_file_draws_heatmap_and_tradeoff(prune_report) -> None
 
 def test_tradeoff_joins_only_common_ratios() -> None:
     doc = json.loads((RESULTS / "h100_prune_compare/prefill_b8/compare.json").read_text())
-    cmp = pruning.compare_frame("prefill_b8", doc)
+    cmp = pruning.compare_frame("prefill_b8", CompareResult.from_json(doc))
     acc = pruning.accuracy_frame("a", json.loads((RESULTS / "prune_accuracy_mqar_mamba2.json").read_text()))
     t, point, common, reason = pruning.tradeoff(cmp, acc)
     assert common == [0.0, 0.5] and not reason and "prefill" in point and "L = 16384" in point

@@ -9,14 +9,14 @@ import pytest
 from rich.console import Console
 from tracekit.reports import compare as report
 
-from tracekit.prune.compare import CompareResult
+from tracekit.artifacts.compare import CompareResult
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "h100_prune_compare"
 RUNS = sorted(p for p in RESULTS.iterdir() if (p / "compare.json").is_file())
 
 
 def load(run: Path) -> CompareResult:
-    return CompareResult(**json.loads((run / "compare.json").read_text()))
+    return CompareResult.read(run)
 
 
 def host_of(md: str) -> str:

@@ -135,17 +135,16 @@ def attribute(
         )
     finally:
         db.close()
-    docs = [r.to_dict() for r in reports]
     from tracekit.reports.attribute_export import write
 
-    write(docs, by, fmt)
+    write(reports, by, fmt)
     if plot_path is not None and by not in ("component", "layer"):
         click.echo(f"tracekit: note: --plot draws component shares; not written with --by {by}", err=True)
     elif plot_path is not None:
         from tracekit.reports.attribute_plot import plot_shares
 
         run = str(run_dir) if run_dir is not None else ", ".join(t.name for t in traces)
-        plot_shares(docs, plot_path, title=run)
+        plot_shares(reports, plot_path, title=run)
         click.echo(f"wrote {plot_path}", err=fmt != "table")  # stdout stays pure JSON/CSV
     if memory_plot_path is not None:
         with_mem = [(str(r.trace or r.trace_id), r.memory) for r in reports if r.memory is not None]

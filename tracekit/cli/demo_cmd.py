@@ -95,16 +95,15 @@ def demo(out_dir: Path, seqlens: str, by: str, verbose: bool) -> None:
             on_collected=collected,
             collect_context=library_output(log, show=verbose),
         )
-    docs = [r.to_dict() for r in reports]
     with tracekit.open(out_dir / "tracekit.duckdb") as db:
         tables = db.tables()
     console.print(
         f"{tables.filter(tables['name'] == 'events')['rows'].item():,} events from "
-        f"{len(docs)} traces in {out_dir / 'tracekit.duckdb'}"
+        f"{len(reports)} traces in {out_dir / 'tracekit.duckdb'}"
     )
-    for doc in docs:
-        render(doc, by, console=console)
-    plot = plot_shares(docs, out_dir / "components.png", title=f"tracekit demo: {run_dir}")
+    for rep in reports:
+        render(rep, by, console=console)
+    plot = plot_shares(reports, out_dir / "components.png", title=f"tracekit demo: {run_dir}")
     with tracekit.open(out_dir / "tracekit.duckdb") as db:
         data = db.report([run_dir])
     page = write_report(data, out_dir / "report", "tracekit demo: tiny Mamba-1/2 on CPU").html

@@ -382,7 +382,7 @@ def compare(**kw: Any) -> None:
 
 def _emit_compare(result: Any, fmt: str) -> None:
     if fmt == "json":
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        click.echo(json.dumps(result.to_json(), indent=2))
     elif fmt == "csv":
         from tracekit.reports.tables import records_to_csv
 

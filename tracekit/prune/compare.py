@@ -10,13 +10,13 @@ and memory reduction vs dense per (mode, seqlen, ratio), plus latency-vs-ratio p
 from __future__ import annotations
 
 import dataclasses
-import json
 import platform
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from tracekit.artifacts.compare import CompareResult, read_plan, write_plan
 from tracekit.errors import UsageError
 from tracekit.model_config import ModelConfig
 from tracekit.prune.checkpoints import build_model
@@ -34,29 +34,6 @@ def parse_floats(text: str, flag: str) -> list[float]:
     if not vals:
         raise UsageError(f"{flag}: empty list")
     return vals
-
-
-@dataclasses.dataclass
-class CompareResult:
-    """All measured points plus the run's context; `rows` is the stable machine format (docs/prune.md)."""
-
-    arch: str
-    model: dict[str, Any]
-    method: str
-    backend: str
-    device: str
-    dtype: str
-    batch: int
-    rows: list[dict[str, Any]]
-    out: str
-    # `tracekit diff` of each variant row against its dense row (component rows of docs/diff.md); absent in
-    # results written before it existed, whose compare.md then re-renders unchanged.
-    component_diff: list[dict[str, Any]] | None = None
-    # the decode state update the mamba-ssm backend ran (`--state-kernel`); None in results from before it
-    state_kernel: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def to_backend(model: nn.Module, cfg: ModelConfig, backend: str, device: str, dtype: str, seed: int) -> nn.Module:
@@ -88,9 +65,6 @@ def _variants(variants: list[str], ratios: list[float]) -> list[tuple[str, float
         if not 0 <= r < 1:
             raise UsageError(f"--ratios: {r} is outside [0, 1)")
     return [("dense", 0.0)] + [(v, r) for v in variants for r in ratios]
-
-
-PLAN = "compare_plan.json"
 
 
 def run_compare(
@@ -184,7 +158,7 @@ def run_compare(
         "state_kernel": state_kernel,
         "variants": entries,
     }
-    (out / PLAN).write_text(json.dumps(head, indent=2) + "\n")
+    write_plan(out, head)
     if phase == "collect":
         return None
     return analyze_compare(out)
@@ -196,10 +170,7 @@ def analyze_compare(out: Path) -> CompareResult:
     from tracekit.analyzers.components import load_rules
     from tracekit.pipeline import attribute_run
 
-    try:
-        head = json.loads((out / PLAN).read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{out / PLAN}: not a compare run ({exc})") from None
+    head = read_plan(out)
     db = tracekit.open(str(out / "compare.duckdb"))
     rules = load_rules()
     rows: list[dict[str, Any]] = []
@@ -207,30 +178,27 @@ def analyze_compare(out: Path) -> CompareResult:
         for e in head["variants"]:
             run_dir = out / "runs" / e["label"]
             run = attribute_run(db, run_dir, rules=rules, require_traces=False)
-            doc = run.manifest
-            docs = {r.trace: r.to_dict() for r in run.reports}
-            for p in doc["points"]:
-                trace = (run_dir / p["trace"]).resolve() if p.get("trace") else None
-                att = docs.get(trace.name) if trace else None
-                comps = {c["component"]: _comp_ns(c) for c in att["components"]} if att else {}
-                state = att["model"].get("state_bytes") if att else None
+            reports = {r.trace: r for r in run.reports}
+            for p in run.manifest.points:
+                trace = (run_dir / p.trace).resolve() if p.trace else None
+                att = reports.get(trace.name) if trace else None
                 rows.append(
                     {
                         "variant": e["variant"],
                         "ratio": e["ratio"],
                         "d_state": e["d_state"],
                         "k": e["k"],
-                        "mode": p["mode"],
-                        "seqlen": p["seqlen"],
-                        "batch": p["batch"],
-                        "cuda_graphs": p.get("cuda_graphs"),
-                        "status": p["status"],
-                        "error": p.get("error"),
-                        "median_ms": (p.get("timing") or {}).get("median_ms"),
-                        "peak_mem_bytes": p.get("peak_mem_bytes"),
-                        "memory": p.get("memory"),
-                        "state_bytes": state,
-                        "component_ns": comps,
+                        "mode": p.mode,
+                        "seqlen": p.seqlen,
+                        "batch": p.batch,
+                        "cuda_graphs": p.cuda_graphs,
+                        "status": p.status,
+                        "error": p.error,
+                        "median_ms": p.timing_ms("median_ms"),
+                        "peak_mem_bytes": p.peak_mem_bytes,
+                        "memory": p.raw.get("memory"),
+                        "state_bytes": att.model.state_bytes if att else None,
+                        "component_ns": att.component_ns() if att else {},
                         "trace": str(trace) if trace else None,
                     }
                 )
@@ -274,12 +242,6 @@ def component_diff(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _comp_ns(row: dict[str, Any]) -> int:
-    """GPU kernel time of a component, or CPU self time on CPU-only traces (docs/attribute.md)."""
-    v = row.get("gpu_time_ns")
-    return int(v if v is not None else row.get("cpu_self_ns") or 0)
-
-
 def _add_ratios(rows: list[dict[str, Any]]) -> None:
     """speedup = dense time / variant time; reductions = 1 − variant / dense, per (mode, seqlen, graphs)."""
     base = {(r["mode"], r["seqlen"], r["cuda_graphs"]): r for r in rows if r["variant"] == "dense"}
@@ -319,7 +281,7 @@ def write_outputs(result: CompareResult, out: Path) -> None:
     """compare.json (the data), and compare.md / latency_vs_ratio.png rendered from it by tracekit.reports."""
     from tracekit.reports import compare as report
 
-    (out / "compare.json").write_text(json.dumps(result.to_dict(), indent=2))
+    result.write(out)
     (out / "compare.md").write_text(report.markdown(result, host=platform.node()))
     report.plot(result, out / "latency_vs_ratio.png")
 
