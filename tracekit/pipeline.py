@@ -23,6 +23,7 @@ from typing import Any
 from tracekit.analyzers.attribution import attribute
 from tracekit.analyzers.breakdown import RunContext, config_matches, summarize
 from tracekit.analyzers.components import Rule, load_rules
+from tracekit.analyzers.kernel_components import kernel_components
 from tracekit.analyzers.report_types import AttributeReport, ConfigSource, LayerSource, RunAttribution, TimeSource
 from tracekit.analyzers.run_manifest import RunTrace, find_for_trace, read_manifest, run_traces
 from tracekit.errors import TraceError, TracekitError, UsageError
@@ -134,14 +135,14 @@ def collect_and_attribute(
     `collect_context` (the CLI's `collectors.quiet.library_output`); `on_collected(manifest)` runs between
     the two phases. Returns the run's manifest and one report per trace.
     """
-    import tracekit
     from tracekit.collectors.sweep import run_collect
+    from tracekit.store.database import Database
 
     with collect_context or contextlib.nullcontext():
         manifest = run_collect(spec, reporter=reporter)
     if on_collected is not None:
         on_collected(manifest)
-    with tracekit.open(db_path) as db:
+    with Database(db_path) as db:
         run = attribute_run(db, Path(spec.out_dir), by=by, progress=progress, require_traces=False)
     return manifest, run.reports
 
@@ -172,11 +173,11 @@ def _attribute_one(
     with_hta: bool,
 ) -> AttributeReport:
     att, notes = _attribution(db, item, trace_id, rules, by, flags, config)
-    db.record_attribution(trace_id, att.units)
     memory: list[Any] = []
     doc = summarize(
         db.con, att, by=by, context=dataclasses.replace(item.point), trace_name=item.trace.name, memory_out=memory
     )
+    db.record_attribution(trace_id, kernel_components(att, doc["phases"]))  # the store's kernel_components
     if with_hta:
         from tracekit.analyzers.hta_check import temporal_breakdown
 
