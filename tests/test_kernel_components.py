@@ -110,3 +110,22 @@ def test_export_and_lake_keep_the_same_rows(tmp_path: Path) -> None:
     for root in ("copy", "lake"):
         with tracekit.open_lake(tmp_path / root) as lk:
             assert _stored(lk, 1).equals(want), root
+
+
+def test_a_v2_lake_is_still_read(tmp_path: Path) -> None:
+    """A lake written by tracekit v2: its marker says 2 and its kernel_components files lack the v3 columns
+    (read as NULL); its base tables are v3's."""
+    assert run_cli("attribute", "--trace", str(TINY), "--lake", "lake", cwd=tmp_path).returncode == 0
+    root = tmp_path / "lake"
+    (root / "tracekit_lake.json").write_text('{"schema_version": 2, "layout": "trace_id=N/<table>.parquet"}\n')
+    kc = root / "trace_id=1" / "kernel_components.parquet"
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT event_id, component, layer, reason FROM '{kc}') TO '{kc}.v2' (FORMAT parquet)")
+    con.close()
+    kc.with_suffix(".parquet.v2").replace(kc)
+    with tracekit.open_lake(root) as lk:
+        rows = _stored(lk, 1)
+    assert rows.height > 0 and rows["time_ns"].null_count() == rows.height and rows["component"].null_count() == 0
+    (root / "tracekit_lake.json").write_text('{"schema_version": 1}\n')
+    with pytest.raises(tracekit.TracekitError, match="lake schema v1 is older"):
+        tracekit.open_lake(root)

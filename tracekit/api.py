@@ -58,9 +58,17 @@ class TraceDB(ClosedByWith):
         """Run SQL and return a polars DataFrame (a read-only store refuses statements that write)."""
         return self.store.sql(query, params)
 
+    def check_reads_only(self, query: str) -> None:
+        """Raise ReadOnlyError unless every statement of `query` only reads."""
+        self.store.check_reads_only(query)
+
     def tables(self) -> pl.DataFrame:
         """Tables and views of the schema with their row counts."""
         return self.store.tables()
+
+    def trace_id_for(self, sha256: str) -> int | None:
+        """The trace_id of the stored trace of this content (sha256 of its JSON), if any."""
+        return self.store.trace_id_for(sha256)
 
     def ingest(self, paths: Sequence[str | os.PathLike[str]], **options: Any) -> list[IngestResult]:
         """Ingest trace files or folders into the store (`Database.ingest`: keep_going, workers, ray_address, ...)."""
@@ -113,6 +121,8 @@ class TraceDB(ClosedByWith):
 class TraceLake(TraceDB):
     """A TraceDB holding a trace lake (docs/lake.md): the same views over Parquet (SQL read-only), `ingest`
     that commits traces to the lake, and attribution, whose per-kernel components land in the lake too."""
+
+    store: lake.Lake
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = False):
         super().__init__(store=lake.Lake(path, create=create))

@@ -262,11 +262,15 @@ class Lake(Database):
             if not (dirs if table in BASE_TABLES else any((d / name).is_file() for d in dirs.values())):
                 self.con.execute(ddl)  # an empty table of the right types
                 continue
-            glob = driver.sql_str(self.root / f"{PREFIX}*" / f"{table}.parquet")
-            by_name = ", union_by_name = true" if table in RESULT_TABLES else ""  # a v2 lake's files lack columns
+            source = (
+                f"read_parquet({driver.sql_str(self.root / f'{PREFIX}*' / name)}, hive_partitioning = true, "
+                f"hive_types = {{'trace_id': 'INTEGER'}}{', union_by_name = true' if table in RESULT_TABLES else ''})"
+            )
+            if table in RESULT_TABLES:  # a v2 lake's files lack columns: NULL there
+                typed = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in cols)
+                source = f"(SELECT {typed} WHERE false UNION ALL BY NAME FROM {source})"
             self.con.execute(
-                f"CREATE VIEW {table} AS SELECT {', '.join(c for c, _ in cols)} FROM read_parquet({glob}, "
-                f"hive_partitioning = true, hive_types = {{'trace_id': 'INTEGER'}}{by_name}) WHERE trace_id <= {last}"
+                f"CREATE VIEW {table} AS SELECT {', '.join(c for c, _ in cols)} FROM {source} WHERE trace_id <= {last}"
             )
         for sql in _views_sql():
             self.con.execute(sql)
