@@ -97,3 +97,127 @@ def test_the_check_can_fail(tmp_path: Path) -> None:
     f = tmp_path / "x.py"
     f.write_text("def f():\n    from tracekit.cli.main import cli\n")
     assert _imports(f) == [(2, "tracekit.cli.main")] and _layer("tracekit.cli.main") not in LAYERS["store"][1]
+
+
+# ---- no import cycle ------------------------------------------------------------------------------
+# where each installed package's modules live (pyproject's package-dir mapping)
+PACKAGES = {
+    "tracekit": ROOT / "tracekit",
+    "tracekit.collectors": ROOT / "collectors",
+    "tracekit.analyzers": ROOT / "analyzers",
+    "tracekit.reports": ROOT / "reports",
+}
+
+
+def _modules() -> dict[str, Path]:
+    """Every tracekit module name -> its file."""
+    out: dict[str, Path] = {}
+    for package, folder in PACKAGES.items():
+        for f in sorted(folder.rglob("*.py")):
+            parts = list(f.relative_to(folder).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            out.setdefault(".".join([package, *parts]), f)
+    return out
+
+
+# names the root package defines itself (no import behind them): `from tracekit import __version__` reaches no
+# module, whereas `import tracekit` + `tracekit.open(...)` reaches the facade through the root's lazy names
+ROOT_CONSTANTS = {"__version__"}
+
+
+def _edges(path: Path, modules: set[str]) -> set[str]:
+    """The tracekit modules `path` imports (lazy imports included, annotation-only ones not): `from P import m`
+    counts as an import of the module P.m where m is one, else of P (the root's constants: of nothing)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip.update(id(n) for b in node.body for n in ast.walk(b))
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                if sub in modules:
+                    out.add(sub)
+                elif not (node.module == "tracekit" and alias.name in ROOT_CONSTANTS):
+                    out.add(node.module)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return {m for m in out if m in modules}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle (a path a -> ... -> a) per strongly connected group of modules (those that reach each other)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's algorithm
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1 or v in graph.get(v, ()):
+                groups.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return [_path_in(graph, g) for g in groups]
+
+
+def _path_in(graph: dict[str, set[str]], group: list[str]) -> list[str]:
+    """A cycle through the group's first module, by breadth-first search inside the group."""
+    start, members = group[0], set(group)
+    prev: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        nxt = []
+        for v in frontier:
+            for w in sorted(graph[v] & members):
+                if w == start:
+                    path = [v]
+                    while path[-1] != start:
+                        path.append(prev[path[-1]])
+                    return [start, *reversed(path[:-1]), start] if v != start else [start, start]
+                if w not in prev:
+                    prev[w] = v
+                    nxt.append(w)
+        frontier = nxt
+    return group
+
+
+def test_no_import_cycle() -> None:
+    """No tracekit module imports itself through others, lazily or not (docs/architecture.md): each can be
+    read, tested and replaced without the ones that import it."""
+    files = _modules()
+    graph = {m: _edges(f, set(files)) - {m} for m, f in files.items()}
+    cycles = _cycles(graph)
+    assert not cycles, "import cycles (one per group of modules that import each other):\n" + "\n".join(
+        " -> ".join(c) for c in cycles
+    )
+
+
+def test_the_cycle_check_can_fail() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c", "a"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from tracekit.analyzers.attribution import Attribution, attribute
 from tracekit.analyzers.breakdown import config_matches, summarize
 from tracekit.analyzers.components import Rule, load_rules
+from tracekit.analyzers.kernel_components import kernel_components
 from tracekit.analyzers.report_types import AttributeReport, ConfigSource, LayerSource, RunAttribution, TimeSource
 from tracekit.artifacts.compare import CompareResult
 from tracekit.artifacts.inputs import diff_input_kind, find_report_inputs, read_accuracy
@@ -161,14 +162,14 @@ def collect_and_attribute(
     `collect_context` (the CLI's `collectors.quiet.library_output`); `on_collected(manifest)` runs between
     the two phases. Returns the run's manifest and one report per trace.
     """
-    import tracekit
     from tracekit.collectors.sweep import run_collect
+    from tracekit.store.database import Database
 
     with collect_context or contextlib.nullcontext():
         manifest = run_collect(spec, reporter=reporter)
     if on_collected is not None:
         on_collected(manifest)
-    with tracekit.open(db_path) as db:
+    with Database(db_path) as db:
         run = attribute_run(db, Path(spec.out_dir), by=by, progress=progress, require_traces=False)
     return manifest, run.reports
 
@@ -199,8 +200,8 @@ def _attribute_one(
     with_hta: bool,
 ) -> AttributeReport:
     att, notes = _attribution(db, item, trace_id, rules, by, flags, config)
-    db.record_attribution(trace_id, att.units)
     report = summarize(db.con, att, by=by, context=item.point, trace_name=item.trace.name)
+    db.record_attribution(trace_id, kernel_components(att, report.phases))  # the store's kernel_components
     if with_hta:
         from tracekit.analyzers.hta_check import temporal_breakdown
 

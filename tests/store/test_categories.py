@@ -22,6 +22,7 @@ import pytest
 import tracekit
 from tests import plain_reader
 from tracekit.errors import TracekitError
+from tracekit.schema import SCHEMA_VERSION
 
 DATA = Path(__file__).parents[1] / "data"
 CONFORMANCE = DATA / "conformance"
@@ -330,7 +331,7 @@ def test_v1_database_is_migrated_in_place(tmp_path: Path, capsys: pytest.Capture
     assert e.value.code != 0 and len(err.strip().splitlines()) == 1 and "older than this tracekit" in err
 
     with tracekit.open(old) as d:  # a writable open upgrades
-        assert d.sql("select value from tracekit_meta where key = 'schema_version'").item() == "2"
+        assert d.sql("select value from tracekit_meta where key = 'schema_version'").item() == str(SCHEMA_VERSION)
     con = duckdb.connect()
     con.execute(f"ATTACH '{old}' AS a (READ_ONLY); ATTACH '{fresh}' AS b (READ_ONLY)")
     for t in ("events", "tracks", "memory", "instants", "flows", "other_events", "category_aliases"):

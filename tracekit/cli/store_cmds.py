@@ -15,6 +15,7 @@ from tracekit.cli.paths import check_output_dir, require_exists
 from tracekit.errors import UsageError
 from tracekit.reports.ingest_summary import summary_records
 from tracekit.reports.tables import DEFAULT_MAX_WIDTH, write_frame, write_records
+from tracekit.store import driver
 from tracekit.store.database import Database, default_db_path, expand_paths
 from tracekit.store.ingest import IngestResult
 
@@ -88,9 +89,7 @@ def ingest(
             raise UsageError("give --db or --lake, not both")
         check_output_dir(lake_path, "--lake")
     if ray_address is not None:
-        from tracekit.store.parallel import connect_ray
-
-        connect_ray(ray_address)  # a missing ray or a wrong address: one line before any work
+        driver.connect_ray(ray_address)  # a missing ray or a wrong address: one line before any work
     single = len(files) == 1
     err = Console(stderr=True)
     total_bytes = sum(f.stat().st_size for f in files)
@@ -114,15 +113,15 @@ def ingest(
             n = bar.tasks[0].completed + 1
             bar.update(task, advance=1, rate=f"{done['json'] / 1e6 / dt:.1f} MB/s {n / dt:.1f} traces/s")
 
-        kwargs = {"keep_going": not single, "workers": workers, "on_result": on_result, "ray_address": ray_address}
+        options = {"engine": driver.engine_for(files, workers, ray_address), "keep_going": not single}
         if lake_path is not None:
-            from tracekit.store import parallel
+            from tracekit.store.lake import LakeSink
 
-            results = parallel.ingest_lake(files, lake_path, **kwargs)
+            results = driver.ingest(files, LakeSink(lake_path), on_result=on_result, **options)
             where = lake_path
         else:
             with Database(db_path, wait_s=wait_s) as db:
-                results = db.ingest(files, **kwargs)
+                results = driver.ingest(files, db.sink(), on_result=on_result, **options)
             where = db_path or default_db_path()
     seconds = time.perf_counter() - t0
     summary = summary_records(results, compact=fmt == "table")  # people: the columns that fit a terminal
@@ -203,8 +202,10 @@ def query(
 @db_option
 def export(directory: str, db_path: str | None) -> None:
     """Copy every trace into a lake: Parquet, Hive-partitioned by trace (for Spark, Trino, DuckDB over S3)."""
+    from tracekit.store import lake
+
     check_output_dir(directory, "--parquet")
     with Database(db_path, read_only=True) as db:
-        written = db.export_parquet(directory)
+        written = lake.export(db.con, directory)
     for w in written:
         click.echo(str(w))

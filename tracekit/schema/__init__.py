@@ -12,7 +12,22 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import duckdb
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# Tables ingest writes, one set of rows per trace (a lake holds each as one Parquet file per trace).
+BASE_TABLES = (
+    "traces",
+    "events",
+    "instants",
+    "memory",
+    "flows",
+    "tracks",
+    "other_events",
+    "counters",
+    "async_slices",
+    "async_instants",
+)
+# Tables of analysis results (005_attribution.sql): written per trace when it is analysed, replacing earlier rows.
+RESULT_TABLES = ("kernel_components",)
 
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import duckdb
 
-from tracekit.errors import MissingPathError, TraceError, TracekitError, UsageError
-from tracekit.schema import SCHEMA_VERSION, schema_digest, schema_files
+from tracekit.errors import MissingPathError, TracekitError, UsageError
+from tracekit.schema import BASE_TABLES, SCHEMA_VERSION, schema_digest, schema_files
 from tracekit.schema.migrate import migrate
-from tracekit.store import kineto
+from tracekit.store import driver
 from tracekit.store.frames import frame, integral_decimals
-from tracekit.store.ingest import IngestResult, ingest_prepared
+from tracekit.store.ingest import IngestResult, ingest_prepared, write_transaction
+from tracekit.store.kineto import PreparedTrace
 
 if TYPE_CHECKING:  # imported where frames are made, so an ingest-only process never loads polars
     import polars as pl
@@ -26,21 +28,10 @@ if TYPE_CHECKING:  # imported where frames are made, so an ingest-only process n
 DEFAULT_DB = "tracekit.duckdb"
 TRACE_SUFFIXES = (".json", ".json.gz", ".json.xz", ".json.bz2", ".json.zst")
 RUN_FILES = ("manifest.json",)  # written by `tracekit collect` beside its traces
-BASE_TABLES = (
-    "traces",
-    "events",
-    "instants",
-    "memory",
-    "flows",
-    "tracks",
-    "other_events",
-    "counters",
-    "async_slices",
-    "async_instants",
-)
+__all__ = ["BASE_TABLES", "Database", "DuckDBSink", "ReadOnlyError", "default_db_path", "expand_paths"]
 _LOCK_RE = re.compile(r"lock", re.IGNORECASE)
 
-ProgressFn = Callable[[str, int, int], None]  # (path, index, total)
+ProgressFn = driver.FileFn  # (path, index, total)
 WaitFn = Callable[[str], None]  # told once, with a message, when opening waits for another process's lock
 
 # Statements a read-only store runs (DuckDB's StatementType of each parsed statement). Everything else --
@@ -60,7 +51,20 @@ def default_db_path() -> str:
     return os.environ.get("TRACEKIT_DB", DEFAULT_DB)
 
 
-class Database:
+class ClosedByWith:
+    """`with x:` closes `x` at the end (x defines `close`)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Database(ClosedByWith):
     """A tracekit store. Writers hold DuckDB's file lock; a second writer waits up to `wait_s`.
 
     While it waits, `on_wait` is called once with a message saying so (default: printed on stderr).
@@ -179,12 +183,6 @@ class Database:
     def close(self) -> None:
         self.con.close()
 
-    def __enter__(self) -> Database:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # ---- queries --------------------------------------------------------------
     def sql(self, query: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
         """Run SQL and return a polars DataFrame (duplicate column names get DuckDB's `_1`, `_2` suffixes).
@@ -240,6 +238,12 @@ class Database:
         return int(rows[0][0]) if rows else None
 
     # ---- ingest ---------------------------------------------------------------
+    def sink(self) -> driver.Sink:
+        """Where `driver.ingest` lands traces in this store."""
+        if self.read_only:
+            raise TracekitError(f"{self.path}: opened read-only")
+        return DuckDBSink(self)
+
     def ingest(
         self,
         paths: Iterable[str | os.PathLike[str]],
@@ -250,76 +254,92 @@ class Database:
         on_result: Callable[[IngestResult], None] | None = None,
         ray_address: str | None = None,
     ) -> list[IngestResult]:
-        """Ingest trace files (folders are searched for *.json, *.json.gz, .xz, .bz2, .zst).
+        """Ingest trace files (folders are searched for *.json, *.json.gz, .xz, .bz2, .zst) through the one
+        ingest path (`driver.ingest`).
 
-        Each trace is one transaction: a failure leaves the database as it was. With `keep_going`, a
-        bad file is recorded in its result's `error` and the rest continue; otherwise it raises.
-        `workers` > 1 (None: one per core for folders big enough, `parallel.auto_workers`) parses several
-        traces at once in worker processes, or
-        `ray_address` in Ray tasks (tracekit/store/parallel.py); the stored rows are the same.
+        Each trace is one transaction: a failure leaves the store as it was. With `keep_going`, a bad file is
+        recorded in its result's `error` and the rest continue; otherwise it raises. `workers` > 1 (None: one
+        per core for folders big enough, `driver.auto_workers`) parses several traces at once in worker
+        processes, or `ray_address` in Ray tasks; the stored rows are the same. `on_file(path, index, total)`
+        is told before each file, `on_result` after each.
         """
-        if self.read_only:
-            raise TracekitError(f"{self.path}: opened read-only")
+        sink = self.sink()
         files = expand_paths(paths)
-        from tracekit.store import parallel  # imported here: it imports this module
-
-        if ray_address is not None or (len(files) > 1 and (workers or parallel.auto_workers(files)) > 1):
-            return parallel.ingest_db(
-                self, files, workers=workers, keep_going=keep_going, on_result=on_result, ray_address=ray_address
-            )
-        results: list[IngestResult] = []
-        for i, f in enumerate(files):
-            if on_file:
-                on_file(str(f), i, len(files))
-            try:
-                results.append(self.ingest_file(f))
-            except TraceError as exc:
-                if not keep_going:
-                    raise
-                results.append(IngestResult(path=str(f), trace_id=None, skipped=False, error=exc.problem))
-            if on_result:
-                on_result(results[-1])
-        return results
+        engine = driver.engine_for(files, workers, ray_address)
+        return driver.ingest(files, sink, engine=engine, keep_going=keep_going, on_result=on_result, on_file=on_file)
 
     def ingest_file(self, path: str | os.PathLike[str]) -> IngestResult:
-        """Ingest one trace file in one transaction (no-op if its content is already stored)."""
-        t0 = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="tracekit-") as tmp:
-            prepared = kineto.prepare(path, tmp)
-            existing = self.trace_id_for(prepared.sha256)
-            if existing is not None:
-                return IngestResult(
-                    path=str(prepared.path),
-                    trace_id=existing,
-                    skipped=True,
-                    json_bytes=prepared.json_bytes,
-                    seconds=time.perf_counter() - t0,
+        """Ingest one trace file (no-op if its content is already stored); TraceError on bad input."""
+        return self.ingest([path], keep_going=False)[0]
+
+    def record_attribution(self, trace_id: int, rows: pl.DataFrame) -> None:
+        """Store one trace's attribution (`analyzers.kernel_components.kernel_components`: one row per unit) in
+        `kernel_components`, replacing the trace's earlier rows, in one transaction. A read-only store keeps
+        nothing (it writes nothing)."""
+        if self.read_only:
+            return
+        self.con.register("_kernel_components", rows)
+        try:
+            with write_transaction(self.con):
+                self.con.execute("DELETE FROM kernel_components WHERE trace_id = ?", [trace_id])
+                self.con.execute(
+                    "INSERT INTO kernel_components BY NAME SELECT CAST($tid AS INTEGER) AS trace_id, * "
+                    "FROM _kernel_components",
+                    {"tid": trace_id},
                 )
-            # Cap DuckDB's memory near the trace's JSON size (it spills to <db>.tmp beyond that), so
-            # peak RSS stays under 2x the file size rather than several times it (the numpy nesting and
-            # the interpreter take the rest).
-            capped = self.path != ":memory:"
+        finally:
+            self.con.unregister("_kernel_components")
+
+
+class DuckDBSink:
+    """The DuckDB file as a sink of `driver.ingest`: this process is its one writer; each trace lands in one
+    transaction."""
+
+    compression = "snappy"  # parsed folders live seconds here: cheap to write and read back
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def stored(self, sha256: str) -> int | None:
+        return self.db.trace_id_for(sha256)
+
+    def known(self) -> frozenset[str]:
+        return frozenset(r[0] for r in self.db.con.execute("SELECT sha256 FROM traces").fetchall())
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[Path]:
+        with tempfile.TemporaryDirectory(prefix="tracekit-stage-") as tmp:
+            yield Path(tmp)
+
+    def write(self, prepared: PreparedTrace) -> IngestResult:
+        """Parse and insert straight into the database's own connection (no Parquet round trip)."""
+        # Cap DuckDB's memory near the trace's JSON size (it spills to <db>.tmp beyond that), so peak RSS
+        # stays under 2x the file size rather than several times it (the numpy nesting and the interpreter
+        # take the rest).
+        con, capped = self.db.con, self.db.path != ":memory:"
+        if capped:
+            limit = max(512 << 20, prepared.json_bytes * 5 // 4)
+            con.execute(f"SET memory_limit = '{limit // (1 << 20)}MiB'")
+        try:
+            return ingest_prepared(con, prepared)
+        finally:
             if capped:
-                limit = max(512 << 20, prepared.json_bytes * 5 // 4)
-                self.con.execute(f"SET memory_limit = '{limit // (1 << 20)}MiB'")
-            try:
-                result = ingest_prepared(self.con, prepared)
-            finally:
-                if capped:
-                    self.con.execute("RESET memory_limit")
-        result.seconds = time.perf_counter() - t0
-        return result
+                con.execute("RESET memory_limit")
 
-    def record_attribution(self, trace_id: int, units: Any) -> None:
-        """Called by attribution with its per-unit result; a DuckDB store recomputes it, a lake keeps it."""
-
-    # ---- export ---------------------------------------------------------------
-    def export_parquet(self, directory: str | os.PathLike[str]) -> list[Path]:
-        """Write every trace to the lake `directory` (docs/lake.md; created if needed, traces it holds
-        already are skipped). Returns the trace folders written."""
-        from tracekit.store import lake
-
-        return lake.export_db(self.con, directory)
+    def land(self, folder: Path, sha256: str) -> tuple[int, bool]:
+        con = self.db.con
+        with write_transaction(con):
+            existing = self.db.trace_id_for(sha256)
+            if existing is not None:
+                return existing, True
+            trace_id = con.execute("SELECT nextval('trace_id_seq')").fetchall()[0][0]
+            for table in BASE_TABLES:
+                con.execute(
+                    f"INSERT INTO {table} BY NAME SELECT CAST($tid AS INTEGER) AS trace_id, * "
+                    f"FROM read_parquet({driver.sql_str(folder / f'{table}.parquet')})",
+                    {"tid": trace_id},
+                )
+        return int(trace_id), False
 
 
 class ReadOnlyError(UsageError):

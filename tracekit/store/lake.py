@@ -18,34 +18,30 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
-import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from tracekit.errors import MissingPathError, TracekitError, UsageError
-from tracekit.schema import SCHEMA_VERSION, schema_files
-from tracekit.store import kineto
-from tracekit.store.database import BASE_TABLES, Database, ProgressFn, expand_paths
-from tracekit.store.ingest import IngestResult, ingest_prepared
+from tracekit.schema import BASE_TABLES, RESULT_TABLES, SCHEMA_VERSION, schema_files
+from tracekit.store import driver
+from tracekit.store.database import Database
+from tracekit.store.ingest import IngestResult
+from tracekit.store.kineto import PreparedTrace
+
+if TYPE_CHECKING:
+    import polars as pl
 
 LAKE_FILE = "tracekit_lake.json"
 STAGING = ".staging"
 PREFIX = "trace_id="
-LAKE_ONLY_TABLES = ("kernel_components",)  # written by `tracekit attribute --lake` (docs/lake.md)
-KERNEL_COMPONENTS_DDL = """CREATE TABLE IF NOT EXISTS kernel_components (
-    trace_id   INTEGER NOT NULL,
-    event_id   BIGINT NOT NULL,
-    component  VARCHAR NOT NULL,
-    layer      INTEGER,
-    reason     VARCHAR
-)"""
 COMPRESSION = "zstd"
+# Lakes this tracekit reads: v3 only added kernel_components' time_ns, forward and phase (NULL in a v2 lake's files).
+READABLE_VERSIONS = (2, SCHEMA_VERSION)
 
 
 # ---- layout ---------------------------------------------------------------------------------------
@@ -91,13 +87,9 @@ def check_lake(root: Path) -> None:
         raise TracekitError(f"{root}: not a tracekit lake (no {LAKE_FILE})") from None
     except (ValueError, KeyError, TypeError):
         raise TracekitError(f"{root}: {LAKE_FILE} is unreadable") from None
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         newer = "newer" if version > SCHEMA_VERSION else "older"
         raise TracekitError(f"{root}: lake schema v{version} is {newer} than this tracekit (v{SCHEMA_VERSION})")
-
-
-def _sql_str(p: Path | str) -> str:
-    return "'" + str(p).replace("'", "''") + "'"
 
 
 def shas_of(dirs: Iterable[Path]) -> dict[str, int]:
@@ -108,7 +100,7 @@ def shas_of(dirs: Iterable[Path]) -> dict[str, int]:
     con = duckdb.connect()
     try:
         rows = con.execute(
-            f"SELECT sha256, trace_id FROM read_parquet([{', '.join(_sql_str(f) for f in files)}], "
+            f"SELECT sha256, trace_id FROM read_parquet([{', '.join(driver.sql_str(f) for f in files)}], "
             "hive_partitioning = true, hive_types = {'trace_id': 'INTEGER'})"
         ).fetchall()
     finally:
@@ -116,62 +108,7 @@ def shas_of(dirs: Iterable[Path]) -> dict[str, int]:
     return {sha: int(tid) for sha, tid in rows}
 
 
-# ---- writing one trace ----------------------------------------------------------------------------
-def write_tables(con: duckdb.DuckDBPyConnection, trace_id: int, dest: Path, compression: str = COMPRESSION) -> None:
-    """One Parquet file per base table holding trace `trace_id`'s rows (without the trace_id column)."""
-    for table in BASE_TABLES:
-        con.execute(
-            f"COPY (SELECT * EXCLUDE (trace_id) FROM {table} WHERE trace_id = {int(trace_id)}) "
-            f"TO {_sql_str(dest / f'{table}.parquet')} (FORMAT parquet, COMPRESSION {compression})"
-        )
-
-
-def stage(
-    path: str | os.PathLike[str],
-    dest: Path,
-    *,
-    known: frozenset[str] = frozenset(),
-    threads: int | None = None,
-    compression: str = COMPRESSION,
-) -> tuple[IngestResult, str | None]:
-    """Ingest one trace into a private in-memory store and write its rows as Parquet files under `dest`
-    (created). Returns the result and the content hash; a hash in `known` is not parsed (result.skipped,
-    nothing written). A bad trace raises TraceError and leaves `dest` absent."""
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="tracekit-") as tmp:
-        prepared = kineto.prepare(path, tmp)
-        if prepared.sha256 in known:
-            return IngestResult(str(prepared.path), None, True, json_bytes=prepared.json_bytes), prepared.sha256
-        mem = _staging_db()
-        try:
-            mem.con.execute(f"SET threads = {int(threads)}" if threads else "RESET threads")
-            mem.con.execute(f"SET temp_directory = {_sql_str(tmp)}")
-            mem.con.execute(f"SET memory_limit = '{max(512 << 20, prepared.json_bytes) >> 20}MiB'")
-            result = ingest_prepared(mem.con, prepared)
-            dest.mkdir(parents=True)
-            try:
-                write_tables(mem.con, result.trace_id, dest, compression)
-            except BaseException:
-                shutil.rmtree(dest, ignore_errors=True)
-                raise
-        finally:
-            for table in BASE_TABLES:  # empty again for the next trace of this process
-                mem.con.execute(f"DELETE FROM {table}")
-            mem.con.execute("RESET temp_directory")
-    result.seconds = time.perf_counter() - t0
-    return result, prepared.sha256
-
-
-_STAGING: list[Database] = []
-
-
-def _staging_db() -> Database:
-    """This process's private in-memory store, where a trace is parsed, nested and linked before it is written."""
-    if not _STAGING:
-        _STAGING.append(Database(":memory:"))
-    return _STAGING[0]
-
-
+# ---- writing ---------------------------------------------------------------------------------------
 def commit(root: Path, staged: Path, sha: str, known: dict[str, int], since: int) -> tuple[int, bool]:
     """Move a staged trace into the lake under a fresh trace_id: (trace_id, False); or, when the lake
     already holds its content, remove it: (that trace_id, True). `known`: the hashes of the traces
@@ -197,71 +134,67 @@ def commit(root: Path, staged: Path, sha: str, known: dict[str, int], since: int
         n += 1
 
 
-def ingest_one(
-    path: str | os.PathLike[str],
-    root: Path,
-    *,
-    known: dict[str, int] | None = None,
-    since: int | None = None,
-    threads: int | None = None,
-) -> IngestResult:
-    """Ingest one trace file into the lake `root` (which exists): parse, write, commit. TraceError on bad
-    input. `known`/`since`: the lake's hashes and largest trace_id when the caller listed it (else listed here)."""
-    t0 = time.perf_counter()
-    if known is None or since is None:
-        dirs = trace_dirs(root)
-        known, since = shas_of(dirs.values()), max(dirs, default=0)
-    staged = root / STAGING / uuid.uuid4().hex
-    try:
-        result, sha = stage(path, staged, known=frozenset(known), threads=threads)
-        if result.skipped:
-            result.trace_id = known[sha or ""]
-        else:
-            result.trace_id, result.skipped = commit(root, staged, sha or "", known, since)
-            if result.skipped:
-                result.events = result.kernels = 0
-                result.notes = {}
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)  # absent after a commit
-    result.seconds = time.perf_counter() - t0
-    return result
+class LakeSink:
+    """A lake as a sink of `driver.ingest`: each parsed folder is committed by one rename (module docstring),
+    so many processes may write one lake at once."""
 
+    compression = COMPRESSION  # the parsed folder is what the lake keeps
 
-def export_db(con: duckdb.DuckDBPyConnection, root: str | os.PathLike[str]) -> list[Path]:
-    """Write every trace of a DuckDB store into the lake `root` (created if needed); traces it holds already
-    (same content) are skipped. Returns the trace directories written."""
-    root = init_lake(root)
-    dirs = trace_dirs(root)
-    known, since = shas_of(dirs.values()), max(dirs, default=0)
-    written = []
-    for trace_id, sha in con.execute("SELECT trace_id, sha256 FROM traces ORDER BY trace_id").fetchall():
-        staged = root / STAGING / uuid.uuid4().hex
-        staged.mkdir(parents=True)
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = init_lake(root)
+        dirs = trace_dirs(self.root)
+        self._known, self._since = shas_of(dirs.values()), max(dirs, default=0)  # the listing `commit` needs
+
+    def stored(self, sha256: str) -> int | None:
+        return self._known.get(sha256)
+
+    def known(self) -> frozenset[str]:
+        return frozenset(self._known)
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[Path]:
+        folder = self.root / STAGING / uuid.uuid4().hex
+        folder.mkdir(parents=True)
         try:
-            write_tables(con, trace_id, staged)
-            n, skipped = commit(root, staged, sha, known, since)
+            yield folder
         finally:
-            shutil.rmtree(staged, ignore_errors=True)
-        if not skipped:
-            written.append(root / f"{PREFIX}{n}")
-    return written
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def write(self, prepared: PreparedTrace) -> IngestResult:
+        with self.staging() as staging:
+            result = driver.write_parsed(prepared, staging / "t", threads=driver.default_workers())
+            result.trace_id, result.skipped = self.land(staging / "t", prepared.sha256)
+        return result
+
+    def land(self, folder: Path, sha256: str) -> tuple[int, bool]:
+        trace_id, skipped = commit(self.root, folder, sha256, self._known, self._since)
+        self._known[sha256] = trace_id
+        return trace_id, skipped
 
 
-def write_kernel_components(root: Path, trace_id: int, units: duckdb.DuckDBPyRelation | object) -> Path:
-    """Store one trace's attribution (one row per kernel, or per CPU event on CPU-only traces: event_id,
-    component, layer, reason) as `trace_id=N/kernel_components.parquet`, replacing an earlier one atomically."""
+def export(con: duckdb.DuckDBPyConnection, root: str | os.PathLike[str]) -> list[Path]:
+    """Copy every trace of a store (its connection) into the lake `root` (created if needed), with its
+    attribution where stored; traces the lake holds already (same content) are skipped. Returns the trace
+    folders written."""
+    sink = LakeSink(root)
+    return [sink.root / f"{PREFIX}{n}" for n, held in driver.copy_traces(con, sink) if not held]
+
+
+def write_kernel_components(root: Path, trace_id: int, rows: pl.DataFrame) -> Path:
+    """Store one trace's attribution (`kernel_components`' rows but trace_id) as
+    `trace_id=N/kernel_components.parquet`, replacing an earlier one atomically."""
     target_dir = root / f"{PREFIX}{int(trace_id)}"
     if not target_dir.is_dir():
         raise UsageError(f"{root}: no trace with trace_id {trace_id}")
     tmp = root / STAGING / f"kc-{uuid.uuid4().hex}.parquet"
     (root / STAGING).mkdir(exist_ok=True)
+    columns = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in _table_ddl()["kernel_components"][1] if c != "trace_id")
     con = duckdb.connect()
     try:
-        con.register("units_df", units)
+        con.register("rows_df", rows)
         con.execute(
-            "COPY (SELECT CAST(event_id AS BIGINT) AS event_id, CAST(component AS VARCHAR) AS component, "
-            "CAST(layer AS INTEGER) AS layer, CAST(reason AS VARCHAR) AS reason FROM units_df ORDER BY event_id) "
-            f"TO {_sql_str(tmp)} (FORMAT parquet, COMPRESSION {COMPRESSION})"
+            f"COPY (SELECT {columns} FROM rows_df ORDER BY event_id) "
+            f"TO {driver.sql_str(tmp)} (FORMAT parquet, COMPRESSION {COMPRESSION})"
         )
     finally:
         con.close()
@@ -271,17 +204,16 @@ def write_kernel_components(root: Path, trace_id: int, units: duckdb.DuckDBPyRel
 
 # ---- reading --------------------------------------------------------------------------------------
 @cache
-def _table_ddl() -> dict[str, tuple[str, list[str]]]:
-    """Base table -> (CREATE TABLE statement, column names in order), from the schema files."""
+def _table_ddl() -> dict[str, tuple[str, list[tuple[str, str]]]]:
+    """Base and result table -> (CREATE TABLE statement, (column, type) in order), from the schema files."""
     scratch = duckdb.connect()
     try:
         for _, sql in schema_files():
             scratch.execute(sql)
-        scratch.execute(KERNEL_COMPONENTS_DDL)
         out = {}
-        for table in (*BASE_TABLES, *LAKE_ONLY_TABLES):
+        for table in (*BASE_TABLES, *RESULT_TABLES):
             ddl = scratch.execute("SELECT sql FROM duckdb_tables() WHERE table_name = ?", [table]).fetchall()[0][0]
-            cols = [r[0] for r in scratch.execute(f"DESCRIBE {table}").fetchall()]
+            cols = [(r[0], r[1]) for r in scratch.execute(f"DESCRIBE {table}").fetchall()]
             out[table] = (ddl, cols)
         return out
     finally:
@@ -297,7 +229,7 @@ class Lake(Database):
     """A trace lake opened for reading: an in-memory DuckDB whose base tables are views over the Parquet
     files (`trace_id` from the folder names), with the schema's views and macros on top. SQL runs read-only
     (the same rule as a read-only `Database`). The views see the traces committed when the lake was opened
-    or last `refresh`ed (one consistent snapshot); `ingest` adds traces and refreshes."""
+    or last `refresh`ed (one consistent snapshot); `ingest` adds traces (through `LakeSink`) and refreshes."""
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = False):
         self.path = str(path)
@@ -321,18 +253,24 @@ class Lake(Database):
         """Point the views at the traces committed now."""
         dirs = trace_dirs(self.root)
         last = max(dirs, default=0)
-        have_kc = any((d / "kernel_components.parquet").is_file() for d in dirs.values())
         kinds = dict(self.con.execute("SELECT table_name, table_type FROM information_schema.tables").fetchall())
         for table, (ddl, cols) in _table_ddl().items():
             if table in kinds:
                 self.con.execute(f"DROP {'VIEW' if kinds[table] == 'VIEW' else 'TABLE'} {table}")
-            if not dirs or (table in LAKE_ONLY_TABLES and not have_kc):
+            # a base table has a file in every trace folder; a result table only in the traces analysed
+            name = f"{table}.parquet"
+            if not (dirs if table in BASE_TABLES else any((d / name).is_file() for d in dirs.values())):
                 self.con.execute(ddl)  # an empty table of the right types
                 continue
-            glob = _sql_str(self.root / f"{PREFIX}*" / f"{table}.parquet")
+            source = (
+                f"read_parquet({driver.sql_str(self.root / f'{PREFIX}*' / name)}, hive_partitioning = true, "
+                f"hive_types = {{'trace_id': 'INTEGER'}}{', union_by_name = true' if table in RESULT_TABLES else ''})"
+            )
+            if table in RESULT_TABLES:  # a v2 lake's files lack columns: NULL there
+                typed = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in cols)
+                source = f"(SELECT {typed} WHERE false UNION ALL BY NAME FROM {source})"
             self.con.execute(
-                f"CREATE VIEW {table} AS SELECT {', '.join(cols)} FROM read_parquet({glob}, "
-                f"hive_partitioning = true, hive_types = {{'trace_id': 'INTEGER'}}) WHERE trace_id <= {last}"
+                f"CREATE VIEW {table} AS SELECT {', '.join(c for c, _ in cols)} FROM {source} WHERE trace_id <= {last}"
             )
         for sql in _views_sql():
             self.con.execute(sql)
@@ -342,7 +280,7 @@ class Lake(Database):
         import polars as pl
 
         df = super().tables()
-        base = (*BASE_TABLES, *LAKE_ONLY_TABLES)
+        base = (*BASE_TABLES, *RESULT_TABLES)
         return df.with_columns(
             pl.when(pl.col("name").is_in(base)).then(pl.lit("table")).otherwise(pl.col("kind")).alias("kind")
         ).sort("kind", "name")
@@ -350,42 +288,20 @@ class Lake(Database):
     def trace_id_for(self, sha256: str) -> int | None:
         return shas_of(trace_dirs(self.root).values()).get(sha256)
 
-    def ingest(
-        self,
-        paths: Iterable[str | os.PathLike[str]],
-        *,
-        on_file: ProgressFn | None = None,
-        keep_going: bool = True,
-        workers: int | None = 1,
-        on_result: Callable[[IngestResult], None] | None = None,
-        ray_address: str | None = None,
-    ) -> list[IngestResult]:
-        """Add trace files to the lake (each committed whole or not at all), then refresh the views.
-        `on_file` is accepted for `Database.ingest`'s callers; progress comes through `on_result`."""
-        from tracekit.store import parallel
+    def sink(self) -> driver.Sink:
+        return LakeSink(self.root)
 
+    def ingest(self, paths: Iterable[str | os.PathLike[str]], **options: Any) -> list[IngestResult]:
+        """`Database.ingest` into the lake (each trace committed whole or not at all), then refresh the views."""
         try:
-            return parallel.ingest_lake(
-                expand_paths(paths),
-                self.root,
-                workers=workers,
-                keep_going=keep_going,
-                on_result=on_result,
-                ray_address=ray_address,
-            )
+            return super().ingest(paths, **options)
         finally:
             self.refresh()
 
-    def ingest_file(self, path: str | os.PathLike[str]) -> IngestResult:
-        return self.ingest([path], keep_going=False)[0]
-
-    def record_attribution(self, trace_id: int, units: Any) -> None:
-        """Keep what `attribute` computed: the trace's `kernel_components` rows (docs/lake.md)."""
-        write_kernel_components(self.root, trace_id, units)
+    def record_attribution(self, trace_id: int, rows: pl.DataFrame) -> None:
+        """Keep what `attribute` computed: the trace's `kernel_components` file (docs/lake.md)."""
+        write_kernel_components(self.root, trace_id, rows)
         self.refresh()
-
-    def export_parquet(self, directory: str | os.PathLike[str]) -> list[Path]:
-        raise UsageError(f"{self.path} is a lake already (Parquet); copy the folder instead")
 
 
 def open_lake(path: str | os.PathLike[str]) -> Lake:
