@@ -13,9 +13,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # layer -> (its source folders or files, the tracekit layers it may import)
-BASE = {"errors", "model_config", "root"}
+BASE = {"errors", "model_config", "progress", "root"}
 LAYERS: dict[str, tuple[list[Path], set[str]]] = {
     "errors": ([ROOT / "tracekit/errors.py"], set()),
+    "progress": ([ROOT / "tracekit/progress.py"], set()),
     "model_config": ([ROOT / "tracekit/model_config.py"], {"errors"}),
     "store": ([ROOT / "tracekit/store", ROOT / "tracekit/schema"], BASE | {"store"}),
     # GPU kernels (torch/triton only), used by collect (--state-kernel) and prune, usable on any model

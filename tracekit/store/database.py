@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from tracekit.errors import MissingPathError, TraceError, TracekitError, UsageError
+from tracekit.progress import ProgressFn
 from tracekit.schema import SCHEMA_VERSION, schema_digest, schema_files
 from tracekit.schema.migrate import migrate
 from tracekit.store import kineto
 from tracekit.store.frames import frame, integral_decimals
-from tracekit.store.ingest import IngestResult, ingest_prepared
+from tracekit.store.ingest import IngestResult, ingest_prepared, ingested
 
 if TYPE_CHECKING:  # imported where frames are made, so an ingest-only process never loads polars
     import polars as pl
@@ -40,7 +41,6 @@ BASE_TABLES = (
 )
 _LOCK_RE = re.compile(r"lock", re.IGNORECASE)
 
-ProgressFn = Callable[[str, int, int], None]  # (path, index, total)
 WaitFn = Callable[[str], None]  # told once, with a message, when opening waits for another process's lock
 
 # Statements a read-only store runs (DuckDB's StatementType of each parsed statement). Everything else --
@@ -244,10 +244,9 @@ class Database:
         self,
         paths: Iterable[str | os.PathLike[str]],
         *,
-        on_file: ProgressFn | None = None,
         keep_going: bool = True,
         workers: int | None = 1,
-        on_result: Callable[[IngestResult], None] | None = None,
+        on_progress: ProgressFn | None = None,
         ray_address: str | None = None,
     ) -> list[IngestResult]:
         """Ingest trace files (folders are searched for *.json, *.json.gz, .xz, .bz2, .zst).
@@ -257,6 +256,7 @@ class Database:
         `workers` > 1 (None: one per core for folders big enough, `parallel.auto_workers`) parses several
         traces at once in worker processes, or
         `ray_address` in Ray tasks (tracekit/store/parallel.py); the stored rows are the same.
+        `on_progress` hears of each trace as it lands, in file order (stage INGEST, its IngestResult).
         """
         if self.read_only:
             raise TracekitError(f"{self.path}: opened read-only")
@@ -265,20 +265,18 @@ class Database:
 
         if ray_address is not None or (len(files) > 1 and (workers or parallel.auto_workers(files)) > 1):
             return parallel.ingest_db(
-                self, files, workers=workers, keep_going=keep_going, on_result=on_result, ray_address=ray_address
+                self, files, workers=workers, keep_going=keep_going, on_progress=on_progress, ray_address=ray_address
             )
         results: list[IngestResult] = []
-        for i, f in enumerate(files):
-            if on_file:
-                on_file(str(f), i, len(files))
+        for f in files:
             try:
                 results.append(self.ingest_file(f))
             except TraceError as exc:
                 if not keep_going:
                     raise
                 results.append(IngestResult(path=str(f), trace_id=None, skipped=False, error=exc.problem))
-            if on_result:
-                on_result(results[-1])
+            if on_progress:
+                on_progress(ingested(results, len(files)))
         return results
 
     def ingest_file(self, path: str | os.PathLike[str]) -> IngestResult:

@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,10 @@ from typing import Any
 import duckdb
 
 from tracekit.errors import MissingPathError, TracekitError, UsageError
+from tracekit.progress import ProgressFn
 from tracekit.schema import SCHEMA_VERSION, schema_files
 from tracekit.store import kineto
-from tracekit.store.database import BASE_TABLES, Database, ProgressFn, expand_paths
+from tracekit.store.database import BASE_TABLES, Database, expand_paths
 from tracekit.store.ingest import IngestResult, ingest_prepared
 
 LAKE_FILE = "tracekit_lake.json"
@@ -354,14 +355,12 @@ class Lake(Database):
         self,
         paths: Iterable[str | os.PathLike[str]],
         *,
-        on_file: ProgressFn | None = None,
         keep_going: bool = True,
         workers: int | None = 1,
-        on_result: Callable[[IngestResult], None] | None = None,
+        on_progress: ProgressFn | None = None,
         ray_address: str | None = None,
     ) -> list[IngestResult]:
-        """Add trace files to the lake (each committed whole or not at all), then refresh the views.
-        `on_file` is accepted for `Database.ingest`'s callers; progress comes through `on_result`."""
+        """Add trace files to the lake (each committed whole or not at all), then refresh the views."""
         from tracekit.store import parallel
 
         try:
@@ -370,7 +369,7 @@ class Lake(Database):
                 self.root,
                 workers=workers,
                 keep_going=keep_going,
-                on_result=on_result,
+                on_progress=on_progress,
                 ray_address=ray_address,
             )
         finally:

@@ -15,17 +15,17 @@ import multiprocessing
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tracekit.errors import TraceError, UsageError
+from tracekit.progress import ProgressFn
 from tracekit.store import lake
 from tracekit.store.database import BASE_TABLES, Database
-from tracekit.store.ingest import IngestResult, write_transaction
+from tracekit.store.ingest import IngestResult, ingested, write_transaction
 
 STAGE_COMPRESSION = "snappy"  # staged files live seconds: cheap to write and read back
-ResultFn = Callable[[IngestResult], None]  # told once per trace, in file order, when it has landed
 
 
 def default_workers() -> int:
@@ -124,7 +124,7 @@ def ingest_db(
     *,
     workers: int | None = None,
     keep_going: bool = True,
-    on_result: ResultFn | None = None,
+    on_progress: ProgressFn | None = None,
     ray_address: str | None = None,
 ) -> list[IngestResult]:
     """Ingest `files` into `db`: `workers` processes (default: the cores), or Ray tasks at `ray_address`,
@@ -154,8 +154,8 @@ def ingest_db(
                 if result.error is not None and not keep_going:
                     raise TraceError(result.path, result.error)
                 results.append(_land(db, result, sha, dests[i]))
-                if on_result:
-                    on_result(results[-1])
+                if on_progress:
+                    on_progress(ingested(results, len(files)))
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -178,7 +178,7 @@ def ingest_lake(
     *,
     workers: int | None = None,
     keep_going: bool = True,
-    on_result: ResultFn | None = None,
+    on_progress: ProgressFn | None = None,
     ray_address: str | None = None,
 ) -> list[IngestResult]:
     """Ingest `files` into the lake `root` (created if needed): each worker process (or Ray task) parses
@@ -208,8 +208,8 @@ def ingest_lake(
             if result.error is not None and not keep_going:
                 raise TraceError(result.path, result.error)
             results.append(result)
-            if on_result:
-                on_result(result)
+            if on_progress:
+                on_progress(ingested(results, len(files)))
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
