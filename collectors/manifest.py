@@ -122,6 +122,11 @@ def read(path: Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
 
 
+def point_label(e: dict[str, Any]) -> str:
+    """A manifest point for people: `mamba2 decode cg b8 l64`."""
+    return f"{e['arch']} {e['mode']}{' cg' if e.get('cuda_graphs') else ''} b{e['batch']} l{e['seqlen']}"
+
+
 # ---- validation -----------------------------------------------------------------------------------
 _TYPES = {
     "object": lambda v: isinstance(v, dict),

@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from tracekit.collectors.progress import point_label
+from tracekit.collectors.manifest import point_label
 from tracekit.collectors.quiet import LibraryLog
 from tracekit.reports.units import ms_band
 
