@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 from typing import Any, TextIO
+
+from tracekit.reports.tables import records_to_csv
 
 
 def to_json(docs: list[dict[str, Any]]) -> str:
@@ -16,17 +16,9 @@ def to_json(docs: list[dict[str, Any]]) -> str:
 
 
 def to_csv(docs: list[dict[str, Any]]) -> str:
-    """One row per (trace, row of its view): the trace's file name first, then the view's columns; None is empty."""
-    buf = io.StringIO()
-    writer: csv.DictWriter | None = None
-    for d in docs:
-        for r in d["components"]:
-            row = {"trace": d["trace"], **r}
-            if writer is None:
-                writer = csv.DictWriter(buf, fieldnames=list(row), lineterminator="\n")
-                writer.writeheader()
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-    return buf.getvalue()
+    """One row per (trace, row of its view): the trace's file name first, then the view's columns (tables.py's
+    CSV rule)."""
+    return records_to_csv([{"trace": d["trace"], **r} for d in docs for r in d["components"]])
 
 
 def write(docs: list[dict[str, Any]], by: str, fmt: str, out: TextIO | None = None) -> None:
