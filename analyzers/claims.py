@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 from tracekit.analyzers.scaling import BLOCK_COMPONENTS, bottlenecks
+from tracekit.reports.units import MISSING, pct, ratio
 
 from tracekit.errors import UsageError
 
@@ -114,12 +115,12 @@ def _cpu_note_t(m: Measured, p: dict[str, Any]) -> str:
 def _share(p: dict[str, Any], m: Measured) -> tuple[str, str, str]:
     df = _series(m.components, p)
     if not df.height:
-        return UNMEASURED, "—", f"no attributed {_what(p)} traces in these runs"
+        return UNMEASURED, MISSING, f"no attributed {_what(p)} traces in these runs"
     tot = df.group_by(["run", "arch", "graphs", "seqlen"]).agg(pl.col("time_ms").sum().alias("_t"))
     comp = df.filter(pl.col("component") == p["component"]).join(tot, on=["run", "arch", "graphs", "seqlen"])
     shares = (comp["time_ms"] / comp["_t"]).to_list()
     if not shares:
-        return UNMEASURED, "—", f"no {p['component']} time in the {_what(p)} traces"
+        return UNMEASURED, MISSING, f"no {p['component']} time in the {_what(p)} traces"
     lo, hi = min(shares), max(shares)
     lens = sorted(set(comp["seqlen"].to_list()))
     measured = f"{p['component']} share {100 * lo:.0f}–{100 * hi:.0f}% over L = {lens[0]}…{lens[-1]}" + _cpu_note(df)
@@ -131,10 +132,14 @@ def _largest(p: dict[str, Any], m: Measured) -> tuple[str, str, str]:
     metric = p.get("metric", "time_ms")
     df = _series(m.components, p)
     if not df.height:
-        return UNMEASURED, "—", f"no attributed {_what(p)} traces in these runs (manifest timings have no components)"
+        return (
+            UNMEASURED,
+            MISSING,
+            f"no attributed {_what(p)} traces in these runs (manifest timings have no components)",
+        )
     top = bottlenecks(df, metric)
     if not top.height:
-        return UNMEASURED, "—", f"no {metric} per component in the {_what(p)} traces"
+        return UNMEASURED, MISSING, f"no {metric} per component in the {_what(p)} traces"
     hits = top.filter(pl.col("component") == p["component"]).height
     others = top.filter(pl.col("component") != p["component"])
     counts = others.group_by("component").agg(pl.len().alias("n")).sort(["n", "component"], descending=[True, False])
@@ -149,9 +154,9 @@ def _exponent(p: dict[str, Any], m: Measured) -> tuple[str, str, str]:
     df = _series(m.exponents, p)
     df = df.filter(pl.col("component") == p["component"]) if df.height else df
     if not df.height:
-        return UNMEASURED, "—", f"no {p['component']} series over ≥ 2 lengths for {_what(p)}"
+        return UNMEASURED, MISSING, f"no {p['component']} series over ≥ 2 lengths for {_what(p)}"
     if df["points"].max() < 3:
-        return UNMEASURED, "—", f"{_what(p)} measured at fewer than 3 lengths: no meaningful exponent"
+        return UNMEASURED, MISSING, f"{_what(p)} measured at fewer than 3 lengths: no meaningful exponent"
     df = df.filter(pl.col("points") >= 3)
     parts, ok = [], True
     for r in df.iter_rows(named=True):
@@ -168,14 +173,14 @@ def _exponent(p: dict[str, Any], m: Measured) -> tuple[str, str, str]:
 def _prune(p: dict[str, Any], m: Measured) -> tuple[str, str, str]:
     df = m.compare
     if not df.height:
-        return UNMEASURED, "—", "no prune-compare results among the inputs"
+        return UNMEASURED, MISSING, "no prune-compare results among the inputs"
     rows = df.filter((pl.col("variant") == "physical") & (pl.col("mode") == p["mode"]) & (pl.col("status") == "ok"))
     exact = rows.filter((pl.col("seqlen") == p["seqlen"]) & ((pl.col("ratio") - p["ratio"]).abs() < 1e-9))
 
     def fmt(v: float | None) -> str:
         if v is None:
             return "not recorded"
-        return f"{v:.2f}×" if p["metric"] == "speedup" else f"{100 * v:.1f}%"
+        return ratio(v) if p["metric"] == "speedup" else pct(v)
 
     if not exact.height:
         near = rows.sort([(pl.col("seqlen") - p["seqlen"]).abs(), (pl.col("ratio") - p["ratio"]).abs()])
@@ -187,7 +192,7 @@ def _prune(p: dict[str, Any], m: Measured) -> tuple[str, str, str]:
                 f"nearest: r = {r['ratio']}, L = {r['seqlen']}{g}: {fmt(r[p['metric']])}",
                 f"no physical {p['mode']} row at r = {p['ratio']}, L = {p['seqlen']}",
             )
-        return UNMEASURED, "—", f"no physical {p['mode']} rows in the compare results"
+        return UNMEASURED, MISSING, f"no physical {p['mode']} rows in the compare results"
     vals = exact[p["metric"]].to_list()
     measured = ", ".join(fmt(v) for v in vals)
     if any(v is None for v in vals):
@@ -203,10 +208,10 @@ def _prune(p: dict[str, Any], m: Measured) -> tuple[str, str, str]:
 def _accuracy(p: dict[str, Any], m: Measured) -> tuple[str, str, str]:
     df = m.accuracy
     if not df.height:
-        return UNMEASURED, "—", "no prune accuracy results among the inputs"
+        return UNMEASURED, MISSING, "no prune accuracy results among the inputs"
     acc = df.filter((pl.col("metric") == "acc") & (pl.col("method") == p["method"]))
     if not acc.height:
-        return UNMEASURED, "—", f"no accuracy curve for method {p['method']!r} (perplexity-only results)"
+        return UNMEASURED, MISSING, f"no accuracy curve for method {p['method']!r} (perplexity-only results)"
     parts, ok = [], True
     for (source,), g in acc.group_by(["source"], maintain_order=True):
         g = g.filter(pl.col("ratio") <= p["max_ratio"] + 1e-9)

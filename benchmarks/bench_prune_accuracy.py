@@ -93,7 +93,7 @@ def main() -> None:
             seed=args.seed,
             eval_n=args.eval_n,
             out=str(model_dir),
-            progress=lambda s, r: print(f"step {s}: {r}", flush=True),
+            on_progress=lambda e: print(f"step {e.done}: {e.result}", flush=True),
             device=args.device,
         )
         train_info = {

@@ -65,7 +65,7 @@ def main() -> None:
         seed=0,
         eval_n=0,
         out=str(model_dir),
-        progress=lambda s, r: print(f"step {s}: {r}", flush=True),
+        on_progress=lambda e: print(f"step {e.done}: {e.result}", flush=True),
         device=args.device,
     )
     wall = time.perf_counter() - t0

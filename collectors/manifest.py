@@ -124,6 +124,11 @@ def read(path: Path) -> dict[str, Any]:
     return read_json(path)
 
 
+def point_label(e: dict[str, Any]) -> str:
+    """A manifest point for people: `mamba2 decode cg b8 l64`."""
+    return f"{e['arch']} {e['mode']}{' cg' if e.get('cuda_graphs') else ''} b{e['batch']} l{e['seqlen']}"
+
+
 # ---- validation -----------------------------------------------------------------------------------
 _TYPES = {
     "object": lambda v: isinstance(v, dict),

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from tracekit.collectors import manifest as mf
@@ -32,21 +32,14 @@ from tracekit.collectors.spec import CollectSpec, Point, ResolvedSpec
 
 from tracekit.errors import UsageError
 from tracekit.kernels.state_update import use_state_kernel
-
-
-class Reporter(Protocol):
-    """Progress sink: the CLI passes a rich one; library callers may pass none."""
-
-    def start(self, total: int) -> None: ...
-    def point_started(self, point: Point) -> None: ...
-    def point_done(self, entry: dict[str, Any]) -> None: ...
+from tracekit.progress import ProgressEvent, ProgressFn, Stage
 
 
 def run_collect(
     spec: CollectSpec,
     *,
     models: dict[str, torch.nn.Module] | None = None,
-    reporter: Reporter | None = None,
+    on_progress: ProgressFn | None = None,
     shard: tuple[int, int] | None = None,
     device_label: str | None = None,
 ) -> dict[str, Any]:
@@ -55,13 +48,15 @@ def run_collect(
     models: already-built models keyed by arch ("mamba1"/"mamba2"), profiled instead of building from
       presets (e.g. a pruned model in memory); their backend and device are taken from the model and
       their config must describe their shapes. To profile a saved model use `spec.pretrained` instead.
+    on_progress: told when the sweep starts, when each point starts (its name) and when it is done (its
+      manifest entry as the event's result, labelled by `manifest.point_label`).
     shard: (index, count) — run only every count-th point starting at index (used by the workers).
     """
     if models and len(spec.devices) > 1:
         raise UsageError("in-memory models cannot be sharded over devices; save them and use pretrained=")
     rs = _resolve(spec, models)
     if len(spec.devices) > 1 and shard is None:
-        return _run_sharded(rs, reporter)
+        return _run_sharded(rs, on_progress)
     out = Path(spec.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     weights = spec.pretrained or ("random" if models is None else "provided")
@@ -81,8 +76,8 @@ def run_collect(
     if shard is not None:
         points = shard_points(points, shard[1])[shard[0]]
     mf.write_atomic(path, doc)
-    if reporter:
-        reporter.start(len(points))
+    if on_progress:
+        on_progress(ProgressEvent(Stage.COLLECT, 0, len(points)))
     label = device_label or rs.device
     by_arch: dict[str, list[Point]] = {}
     for p in points:
@@ -98,8 +93,8 @@ def run_collect(
                 build_error = _error_text(exc)
                 _release()
             for p in arch_points:
-                if reporter:
-                    reporter.point_started(p)
+                if on_progress:
+                    on_progress(ProgressEvent(Stage.COLLECT, len(doc["points"]), len(points), p.name))
                 quiet.mark(f"{out.name}: {p.name}")
                 try:
                     if runner is None:
@@ -112,8 +107,8 @@ def run_collect(
                     raise
                 doc["points"].append(entry)
                 mf.write_atomic(path, doc)
-                if reporter:
-                    reporter.point_done(entry)
+                if on_progress:
+                    on_progress(_done(entry, len(doc["points"]), len(points)))
             del runner
             _release()
     return doc
@@ -229,7 +224,7 @@ def shard_points(points: list[Point], n: int) -> list[list[Point]]:
     return [points[i::n] for i in range(n)]
 
 
-def _run_sharded(rs: ResolvedSpec, reporter: Reporter | None) -> dict[str, Any]:
+def _run_sharded(rs: ResolvedSpec, on_progress: ProgressFn | None) -> dict[str, Any]:
     spec = rs.spec
     out = Path(spec.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -266,13 +261,13 @@ def _run_sharded(rs: ResolvedSpec, reporter: Reporter | None) -> dict[str, Any]:
             label,
         ]
         procs.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log))
-    if reporter:
-        reporter.start(len(points))
+    if on_progress:
+        on_progress(ProgressEvent(Stage.COLLECT, 0, len(points)))
     seen = 0
     interrupted = False
     try:
         while any(p.poll() is None for p, _ in procs):
-            seen = _follow(out, n, seen, reporter)
+            seen = _follow(out, n, seen, len(points), on_progress)
             time.sleep(0.3)
     except KeyboardInterrupt:
         interrupted = True
@@ -284,7 +279,7 @@ def _run_sharded(rs: ResolvedSpec, reporter: Reporter | None) -> dict[str, Any]:
                 p.wait(timeout=60)  # each worker writes its finished points, then exits 130
             except subprocess.TimeoutExpired:
                 p.kill()
-    _follow(out, n, seen, reporter)
+    _follow(out, n, seen, len(points), on_progress)
     for _, log in procs:
         log.close()
     doc = merge_shards(out, n, points, [p.returncode for p, _ in procs], devices, interrupted)
@@ -294,7 +289,7 @@ def _run_sharded(rs: ResolvedSpec, reporter: Reporter | None) -> dict[str, Any]:
     return doc
 
 
-def _follow(out: Path, n: int, seen: int, reporter: Reporter | None) -> int:
+def _follow(out: Path, n: int, seen: int, total: int, on_progress: ProgressFn | None) -> int:
     """Report points that shard manifests gained since the last look."""
     entries: list[dict[str, Any]] = []
     for i in range(n):
@@ -304,10 +299,15 @@ def _follow(out: Path, n: int, seen: int, reporter: Reporter | None) -> int:
                 entries.extend(mf.read(f)["points"])
             except (OSError, ValueError):
                 continue
-    if reporter:
-        for e in entries[seen:] if len(entries) > seen else []:
-            reporter.point_done(e)
+    if on_progress:
+        for i in range(seen, len(entries)):
+            on_progress(_done(entries[i], i + 1, total))
     return max(seen, len(entries))
+
+
+def _done(entry: dict[str, Any], done: int, total: int) -> ProgressEvent:
+    """The event of a finished point: its manifest entry is the result (a failed one says why)."""
+    return ProgressEvent(Stage.COLLECT, done, total, mf.point_label(entry), entry)
 
 
 def merge_shards(

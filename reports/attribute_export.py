@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from tracekit.analyzers.report_types import AttributeReport
+
+from tracekit.reports.tables import records_to_csv
 
 
 def to_json(reports: list[AttributeReport]) -> str:
@@ -20,17 +20,9 @@ def to_json(reports: list[AttributeReport]) -> str:
 
 
 def to_csv(reports: list[AttributeReport]) -> str:
-    """One row per (trace, row of its view): the trace's file name first, then the view's columns; None is empty."""
-    buf = io.StringIO()
-    writer: csv.DictWriter | None = None
-    for rep in reports:
-        for r in rep.rows:
-            row = {"trace": rep.trace, **r}
-            if writer is None:
-                writer = csv.DictWriter(buf, fieldnames=list(row), lineterminator="\n")
-                writer.writeheader()
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-    return buf.getvalue()
+    """One row per (trace, row of its view): the trace's file name first, then the view's columns (tables.py's
+    CSV rule)."""
+    return records_to_csv([{"trace": rep.trace, **r} for rep in reports for r in rep.rows])
 
 
 def write(reports: list[AttributeReport], by: str, fmt: str, out: TextIO | None = None) -> None:

@@ -6,16 +6,8 @@ from pathlib import Path
 
 from tracekit.analyzers.components import COMPONENTS
 from tracekit.analyzers.report_types import AttributeReport, row_time_ns
+from tracekit.reports.palette import COMPONENT_COLORS
 from tracekit.reports.units import duration
-
-_COLORS = {
-    "rmsnorm": "#8c8c8c",
-    "gated_mlp": "#4c72b0",
-    "conv": "#dd8452",
-    "ssm": "#c44e52",
-    "final_linear": "#55a868",
-    "other": "#cccccc",
-}
 
 
 def plot_shares(reports: list[AttributeReport], out: Path, title: str | None = None) -> Path:
@@ -38,7 +30,7 @@ def plot_shares(reports: list[AttributeReport], out: Path, title: str | None = N
             rows = [r for r in rep.rows if r.get("component") == comp]
             shares.append(100 * sum((r.get("share") or 0) for r in rows))
             times.append(sum(row_time_ns(r) for r in rows))
-        ax.barh(labels, shares, left=left, color=_COLORS[comp], label=comp)
+        ax.barh(labels, shares, left=left, color=COMPONENT_COLORS[comp], label=comp)
         for i, s in enumerate(shares):
             if s < 5:
                 continue

@@ -8,7 +8,7 @@ from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from tracekit.reports.units import duration, middle_ellipsis
+from tracekit.reports.units import MISSING, duration, middle_ellipsis, pct, si
 
 if TYPE_CHECKING:
     from tracekit.analyzers.report_types import AttributeReport
@@ -27,28 +27,15 @@ def _table(caption: str) -> Table:
     )
 
 
-def _si(v: float | int | None) -> str:
-    if v is None:
-        return "–"
-    for scale, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(v) >= scale:
-            return f"{v / scale:.3g}{prefix}"
-    return f"{v:.3g}"
-
-
 def _ms(ns: float | None) -> str:
     """A duration in the unit its size asks for (reports/units.py): `85.0 µs`, `3.62 ms`."""
     return duration(ns)
 
 
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}%"
-
-
 def short_kernel_name(name: str | None) -> str:
     """`void ns::kern<...>(args)` -> `ns::kern<…>`: the part of a C++ kernel name a person reads."""
     if not name:
-        return "–"
+        return MISSING
     out = name.removeprefix("void ")
     depth, kept = 0, []
     for ch in out:
@@ -102,7 +89,7 @@ def render(rep: AttributeReport, by: str, console: Console | None = None) -> Non
                 middle_ellipsis(bare_kernel_name(r["kernel"]), kw),
                 r["component"],
                 _ms(r["time_ns"]),
-                _pct(r["share"]),
+                pct(r["share"]),
                 str(r["count"]),
                 " " + r["reason"].replace("rule components.toml#", "rule #"),
             )
@@ -131,18 +118,18 @@ def render(rep: AttributeReport, by: str, console: Console | None = None) -> Non
             t.add_column(c, justify="left" if c in ("component", "L") else "right", no_wrap=True, min_width=len(c) + 1)
         for r in rep.rows:
             time_ns = r["gpu_time_ns"] if gpu else r["cpu_self_ns"]
-            row = ([("–" if r["layer"] is None else str(r["layer"]))] if by == "layer" else []) + [
+            row = ([(MISSING if r["layer"] is None else str(r["layer"]))] if by == "layer" else []) + [
                 r["component"],
                 _ms(time_ns),
-                _pct(r["share"]),
+                pct(r["share"]),
                 str(r["kernels"]),
-                _si(r["flops"]),
-                _si(r["bytes_allocated"]),
-                _si(r["peak_bytes"]),
-                _si(r["io_bytes"]),
-                "–" if r["achieved_gbps"] is None else f"{r['achieved_gbps']:.0f}",
-                "–" if r["intensity"] is None else f"{r['intensity']:.1f}",
-                "–" if r["roofline_pct"] is None else f"{r['roofline_pct']:.0f}%",
+                si(r["flops"]),
+                si(r["bytes_allocated"]),
+                si(r["peak_bytes"]),
+                si(r["io_bytes"]),
+                MISSING if r["achieved_gbps"] is None else f"{r['achieved_gbps']:.0f}",
+                MISSING if r["intensity"] is None else f"{r['intensity']:.1f}",
+                MISSING if r["roofline_pct"] is None else f"{r['roofline_pct']:.0f}%",
             ]
             t.add_row(*row)
         tot = rep.total
@@ -153,10 +140,10 @@ def render(rep: AttributeReport, by: str, console: Console | None = None) -> Non
             _ms(tot.time_ns),
             "100%",
             str(tot.kernels),
-            _si(tot.flops),
-            _si(tot.bytes_allocated),
-            _si(tot.peak_bytes),
-            _si(tot.io_bytes),
+            si(tot.flops),
+            si(tot.bytes_allocated),
+            si(tot.peak_bytes),
+            si(tot.io_bytes),
             "",
             "",
             "",
@@ -167,7 +154,7 @@ def render(rep: AttributeReport, by: str, console: Console | None = None) -> Non
     line = f"span {_ms(rep.span_ns)}"
     if gpu:
         line += f" · kernel time {_ms(tot.time_ns)} · busy (union) {_ms(tot.busy_ns)}"
-        line += f" · GPU busy {_pct(rep.gpu_busy)}"
+        line += f" · GPU busy {pct(rep.gpu_busy)}"
     else:
         line += f" · CPU self time {_ms(tot.time_ns)}"
     if tot.memcpy_count or tot.memset_count:
@@ -178,7 +165,7 @@ def render(rep: AttributeReport, by: str, console: Console | None = None) -> Non
     if tot.peak_source == "running_sum":
         line += " · peak: running sum of \\[memory] bytes"
     if m.state_bytes is not None:
-        line += f" · inference state {_si(m.state_bytes)}/sequence"
+        line += f" · inference state {si(m.state_bytes)}/sequence"
     if rep.timing.ttft_ms is not None:
         line += f" · TTFT {duration(rep.timing.ttft_ms * 1e6)} (unprofiled)"
     if rep.timing.tpot_ms is not None:
@@ -215,9 +202,9 @@ def _render_categories(rows: list[dict[str, Any]], console: Console) -> None:
     for r in rows:
         ns = r["gpu_time_ns"] if gpu_rows else r["cpu_self_ns"]
         t.add_row(
-            r["category"] or "–",
+            r["category"] or MISSING,
             _ms(ns),
-            _pct(r["share"]),
+            pct(r["share"]),
             str(r["count"]),
             *((_ms(r["busy_ns"]),) if gpu_rows else ()),
         )
@@ -230,10 +217,10 @@ def _render_streams(rows: list[dict[str, Any]], console: Console) -> None:
         t.add_column(col, justify="left" if col in ("device", "stream") else "right", no_wrap=True)
     for r in rows:
         t.add_row(
-            "–" if r["device"] is None else str(r["device"]),
-            "–" if r["stream"] is None else str(r["stream"]),
+            MISSING if r["device"] is None else str(r["device"]),
+            MISSING if r["stream"] is None else str(r["stream"]),
             _ms(r["gpu_time_ns"]),
-            _pct(r["share"]),
+            pct(r["share"]),
             str(r["kernels"]),
             _ms(r["kernel_ns"]),
             _ms(r["memcpy_ns"]),
@@ -273,8 +260,8 @@ def host_line(host: dict[str, Any] | None) -> str | None:
 
 def _bytes(v: int | None) -> str:
     if v is None:
-        return "–"
-    s = _si(v)
+        return MISSING
+    s = si(v)
     return f"{s[:-1]} {s[-1]}B" if s[-1].isalpha() else f"{s} B"
 
 
@@ -314,9 +301,9 @@ def _render_phase_table(phases: dict[str, Any] | None, console: Console) -> None
         cells = [comp]
         i = 0
         if pre:
-            cells += [_ms(rs[i]["gpu_time_ns"]), _pct(rs[i]["share"])]
+            cells += [_ms(rs[i]["gpu_time_ns"]), pct(rs[i]["share"])]
             i += 1
         if dec:
-            cells += [_ms(rs[i].get("gpu_time_ns_per_step", rs[i]["gpu_time_ns"])), _pct(rs[i]["share"])]
+            cells += [_ms(rs[i].get("gpu_time_ns_per_step", rs[i]["gpu_time_ns"])), pct(rs[i]["share"])]
         t.add_row(*cells)
     console.print(t)

@@ -10,13 +10,13 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from tracekit.collectors.progress import point_label
+from tracekit.collectors.manifest import point_label
 from tracekit.collectors.quiet import LibraryLog
-from tracekit.reports.units import ms_band
+from tracekit.reports.units import MISSING, ms_band
 
 
 def _mib(b: int | None) -> str:
-    return "—" if b is None else f"{b / 2**20:,.0f} MiB"
+    return MISSING if b is None else f"{b / 2**20:,.0f} MiB"
 
 
 def summary_table(doc: dict[str, Any]) -> Table:
@@ -32,8 +32,8 @@ def summary_table(doc: dict[str, Any]) -> Table:
         t.add_column(col, justify=just, no_wrap=col != "status")
     for e in doc["points"]:
         tim = e.get("timing")
-        lat = "—" if not tim else ms_band(tim["median_ms"], tim["p10_ms"], tim["p90_ms"])
-        tps = "—" if e.get("tokens_per_s") is None else f"{e['tokens_per_s']:,.0f}"
+        lat = MISSING if not tim else ms_band(tim["median_ms"], tim["p10_ms"], tim["p90_ms"])
+        tps = MISSING if e.get("tokens_per_s") is None else f"{e['tokens_per_s']:,.0f}"
         status = e["status"] if e["status"] == "ok" else f"[red]{e['status']}: {e.get('error') or ''}"
         t.add_row(point_label(e), lat, tps, _mib(e.get("peak_mem_bytes")), status)
     return t

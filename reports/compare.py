@@ -11,17 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+from tracekit.reports.units import MISSING, pct, ratio, signed_duration
 
 if TYPE_CHECKING:
     from tracekit.artifacts.compare import CompareResult
 
 COMPONENT_COLUMNS = ("rmsnorm", "gated_mlp", "conv", "ssm", "final_linear", "other")
-
-
-def _fmt(v: float | None, kind: str) -> str:
-    if v is None:
-        return "–"
-    return f"{v:.2f}×" if kind == "x" else f"{100 * v:.1f}%"
 
 
 def table_rows(result: CompareResult, variant: str = "physical") -> list[tuple[str, str, int, str, list[str]]]:
@@ -35,14 +30,12 @@ def table_rows(result: CompareResult, variant: str = "physical") -> list[tuple[s
             for r in result.rows
             if r["variant"] == variant and (r["mode"], str(r["cuda_graphs"]), r["seqlen"]) == (mode, graphs, seqlen)
         }
-        for metric, key, kind in (
-            ("speedup", "speedup", "x"),
-            ("mem. red.", "mem_reduction", "%"),
-            ("state red.", "state_reduction", "%"),
+        for metric, key, fmt in (
+            ("speedup", "speedup", ratio),
+            ("mem. red.", "mem_reduction", pct),
+            ("state red.", "state_reduction", pct),
         ):
-            out.append(
-                (mode, graphs, seqlen, metric, [_fmt(cells[r][key], kind) if r in cells else "–" for r in ratios])
-            )
+            out.append((mode, graphs, seqlen, metric, [fmt(cells[r][key]) if r in cells else MISSING for r in ratios]))
         if any("kernel_note" in c for c in cells.values()):  # results written before the notes existed: none
             out.append((mode, graphs, seqlen, "SSM kernel", [_kernel_cell(cells.get(r)) for r in ratios]))
     return out
@@ -52,14 +45,14 @@ def _kernel_cell(row: dict[str, Any] | None) -> str:
     """Expected SSM kernel time vs dense from the measured k steps; ✗ where the ratio cannot pay."""
     note = (row or {}).get("kernel_note")
     if not note:
-        return "–"
+        return MISSING
     if note["expected_ratio"] is None:
         return "not measured"
     return f"×{note['expected_ratio']:.2f}" + ("" if note["pays"] else " ✗")
 
 
 def _gb(v: int | None) -> str:
-    return "–" if v is None else f"{v / 1e9:.3f}"
+    return MISSING if v is None else f"{v / 1e9:.3f}"
 
 
 def memory_explained(result: CompareResult) -> list[str]:
@@ -119,7 +112,7 @@ def markdown(result: CompareResult, host: str) -> str:
         c = r["component_ns"]
         lines.append(
             f"| {r['variant']} | {r['ratio']:g} | {r['mode']} | {r['cuda_graphs']} | {r['seqlen']} | "
-            + (f"{r['median_ms']:.3f}" if r["median_ms"] else "–")
+            + (f"{r['median_ms']:.3f}" if r["median_ms"] else MISSING)
             + " | "
             + " | ".join(f"{c.get(k, 0) / 1e6:.3f}" for k in COMPONENT_COLUMNS)
             + " |"
@@ -159,7 +152,6 @@ def markdown(result: CompareResult, host: str) -> str:
 
 def _diff_section(diffs: list[dict[str, Any]]) -> list[str]:
     """`tracekit diff` of each variant against dense: Δ per component, * where |B/A − 1| ≥ the threshold."""
-    from tracekit.reports.units import signed_duration
 
     th = diffs[0]["threshold"]
     lines = [
@@ -175,9 +167,9 @@ def _diff_section(diffs: list[dict[str, Any]]) -> list[str]:
         for k in COMPONENT_COLUMNS:
             c = comps.get(k)
             cells.append(
-                "–"
+                MISSING
                 if c is None
-                else f"{signed_duration(c['delta_ns'])} ({c['ratio'] or 0:.2f}×){'*' if c['significant'] else ''}"
+                else f"{signed_duration(c['delta_ns'])} ({ratio(c['ratio'] or 0)}){'*' if c['significant'] else ''}"
             )
         lines.append(
             f"| {d['variant']} | {d['ratio']:g} | {d['mode']} | {d['cuda_graphs']} | {d['seqlen']} | "

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from tracekit.reports.attribute_table import bare_kernel_name, short_kernel_name
 from tracekit.reports.tables import records_to_csv
-from tracekit.reports.units import duration, middle_ellipsis, ms_value, ratio, si, signed_duration
+from tracekit.reports.units import MISSING, duration, middle_ellipsis, ms_value, ratio, si, signed_duration
 
 if TYPE_CHECKING:
     from tracekit.analyzers.diff import TraceDiff
@@ -27,9 +27,9 @@ def _mark(row: dict[str, Any]) -> str:
 def _key_cells(row: dict[str, Any], by: str, width: int = KERNEL_WIDTH) -> list[str]:
     if by == "kernel":
         name = bare_kernel_name(row["kernel"]) if width < 10_000 else short_kernel_name(row["kernel"])
-        return [middle_ellipsis(name, width), row["component"] or "–", row["status"]]
+        return [middle_ellipsis(name, width), row["component"] or MISSING, row["status"]]
     if by == "layer":
-        return ["–" if row["layer"] is None else str(row["layer"]), row["component"]]
+        return [MISSING if row["layer"] is None else str(row["layer"]), row["component"]]
     return [row["component"]]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from tracekit.analyzers.components import COMPONENTS
 from tracekit.analyzers.memory_peak import BEFORE
-from tracekit.reports.attribute_plot import _COLORS
+from tracekit.reports.palette import COMPONENT_COLORS, NOT_A_COMPONENT
 
 
 def stacks(mp: Any) -> tuple[list[float], dict[str, list[int]]]:
@@ -44,7 +44,7 @@ def plot_memory(items: list[tuple[str, Any]], out: Path, title: str | None = Non
     fig, axes = plt.subplots(len(items), 1, figsize=(9, 3.2 * len(items)), squeeze=False)
     for ax, (name, mp) in zip(axes[:, 0], items, strict=True):
         xs, layers = stacks(mp)
-        colors = [_COLORS.get(k, "#e5e5e5") for k in layers]
+        colors = [COMPONENT_COLORS.get(k, NOT_A_COMPONENT) for k in layers]
         ys = [[v / 1e9 for v in layer] for layer in layers.values()]
         ax.stackplot(xs, *ys, labels=list(layers), colors=colors, step="post", linewidth=0)
         tot = [sum(col) for col in zip(*ys, strict=True)] if ys else []

@@ -17,16 +17,8 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 from tracekit.analyzers.components import COMPONENTS
-
-COLORS = {
-    "rmsnorm": "#8c8c8c",
-    "gated_mlp": "#4c72b0",
-    "conv": "#dd8452",
-    "ssm": "#c44e52",
-    "final_linear": "#55a868",
-    "other": "#b0b0b0",
-}
-VERDICT_COLORS = {"holds": "#1a7f37", "does not hold": "#cf222e", "not measured here": "#6e7781"}
+from tracekit.reports.palette import COMPONENT_COLORS, VERDICT_COLORS
+from tracekit.reports.units import MISSING, pct, ratio
 
 
 @dataclasses.dataclass
@@ -114,7 +106,7 @@ def fig_scaling(data: Any, path: Path) -> Figure | None:
                             g["time_ms"],
                             marker="o",
                             ms=3,
-                            color=COLORS[comp],
+                            color=COMPONENT_COLORS[comp],
                             ls="--" if graphs else "-",
                             label=_exp_label(exps, run, arch, mode, graphs, comp),
                         )
@@ -188,7 +180,7 @@ def fig_roofline(data: Any, path: Path) -> Figure | None:
                     g["achieved_tflops"],
                     s=sizes,
                     marker=mk,
-                    color=COLORS[comp],
+                    color=COMPONENT_COLORS[comp],
                     alpha=0.75,
                     edgecolor="black",
                     linewidth=0.3,
@@ -244,7 +236,7 @@ def fig_pruning(data: Any, path: Path) -> Figure | None:
                 ax.fill_between(s["ratio"], s["p10_ms"], s["p90_ms"], color=line.get_color(), alpha=0.15, lw=0)
             for r, ms, sp in zip(s["ratio"], s["median_ms"], s["speedup"], strict=True):
                 if r > 0 and sp is not None:
-                    ax.annotate(f"{sp:.2f}×", (r, ms), fontsize=7, xytext=(4, 2), textcoords="offset points")
+                    ax.annotate(ratio(sp), (r, ms), fontsize=7, xytext=(4, 2), textcoords="offset points")
         ax.set_yscale("log")
         ax.set_title(f"{src} — {mode}", fontsize=9)
         ax.set_xlabel("pruning ratio r")
@@ -558,7 +550,7 @@ def _compare_devices(data: Any, dev: str) -> str:
 
 def _machines(data: Any) -> str:
     if not data.accuracy.height:
-        return "—"
+        return MISSING
     return "; ".join(sorted({m for m in data.accuracy["machine"].to_list() if m})) or "an unrecorded machine"
 
 
@@ -657,14 +649,6 @@ def write_report(data: Any, out_dir: Path, title: str = "tracekit report") -> Wr
     return Written(page, md, [f.path for s in secs for f in s.figures])
 
 
-def _x(v: float | None) -> str:
-    return "—" if v is None else f"{v:.2f}×"
-
-
-def _pct(v: float | None) -> str:
-    return "—" if v is None else f"{100 * v:.1f}%"
-
-
 # ---- terminal --------------------------------------------------------------------------------------------
 def print_summary(data: Any, written: Written, console: Console | None = None) -> None:
     """A short terminal summary: devices, scaling exponents, bottleneck changes, pruning, claims, paths."""
@@ -686,7 +670,7 @@ def print_summary(data: Any, written: Written, console: Console | None = None) -
             r2 = r["tail_r2"] if tail else r["r2"]
             lo = r["tail_from"] if tail else r["fit_from"]
             mode = r["mode"] + (" graphs" if r["graphs"] else "")
-            r2s = "—" if r2 is None else f"{r2:.2f}"
+            r2s = MISSING if r2 is None else f"{r2:.2f}"
             t.add_row(r["arch"], mode, r["component"], f"{k:.2f}", r2s, f"{lo}…{r['fit_to']}")
         console.print(t)
     for r in data.crossovers.iter_rows(named=True):
@@ -702,8 +686,8 @@ def print_summary(data: Any, written: Written, console: Console | None = None) -
                 str(r["seqlen"]),
                 r["variant"],
                 f"{r['ratio']:g}",
-                _x(r["speedup"]),
-                _pct(r["mem_reduction"]),
+                ratio(r["speedup"]),
+                pct(r["mem_reduction"]),
             )
         console.print(t)
     t = Table(title="paper vs measured", header_style="bold")

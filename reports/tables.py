@@ -1,10 +1,14 @@
 """Render a polars frame (or a few dict rows, without importing polars) to stdout as a rich table, CSV or JSON
-(the stable machine formats)."""
+(the stable machine formats).
+
+CSV, one rule for every command: a missing value (None) is an empty cell, an empty string is `""`, a nested
+value (dict, list, tuple; a polars struct, list or object) is its JSON text, anything else its `str`; a cell
+is quoted when it holds a comma, quote or line break. Frames are written by polars (`write_frame`), dict rows
+by `records_to_csv`, with the same quoting.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 from decimal import Decimal
@@ -98,6 +102,11 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
+def nested_json(v: object) -> str:
+    """The CSV text of a nested value: JSON (what json cannot write, as its str)."""
+    return json.dumps(v, default=str)
+
+
 def _flat(df: pl.DataFrame) -> pl.DataFrame:
     """CSV cannot hold nested values (structs, lists, maps): write those cells as JSON text."""
     import polars as pl
@@ -106,7 +115,7 @@ def _flat(df: pl.DataFrame) -> pl.DataFrame:
     if not nested:
         return df
     return df.with_columns(
-        pl.Series(name, [None if v is None else json.dumps(v, default=str) for v in df[name].to_list()], pl.String)
+        pl.Series(name, [None if v is None else nested_json(v) for v in df[name].to_list()], pl.String)
         for name in nested
     )
 
@@ -155,10 +164,7 @@ def write_records(
     without polars (its import is a tenth of a second of `tracekit ingest`). Same output as write_frame of
     the frame polars makes of them: number columns are those whose values are all int/float or None."""
     if fmt == "csv":
-        names = list(records[0]) if records else []
-        lines = [",".join(_csv_cell(n) for n in names)]
-        lines += [",".join("" if r[n] is None else _csv_cell(r[n]) for n in names) for r in records]
-        sys.stdout.write("\n".join(lines) + "\n" if records else "")
+        sys.stdout.write(records_to_csv(records))
     elif fmt == "json":
         sys.stdout.write(json.dumps(records, default=_json_value) + "\n")
     else:
@@ -176,9 +182,11 @@ def write_records(
 
 
 def _csv_cell(v: object) -> str:
-    """A CSV cell as polars writes it: quoted when it holds a comma, quote or line break, or is empty (an empty
-    string, not a missing value)."""
-    text = str(v)
+    """A CSV cell by the module's rule, quoted as polars quotes: when it holds a comma, quote or line break, or
+    is an empty string (a missing value, None, is an empty cell)."""
+    if v is None:
+        return ""
+    text = nested_json(v) if isinstance(v, dict | list | tuple) else str(v)
     if text == "" or any(c in text for c in ',"\n\r'):
         return '"' + text.replace('"', '""') + '"'
     return text
@@ -191,13 +199,11 @@ def _print_table(console: Console, table: Table, footer: list[str]) -> None:
 
 
 def records_to_csv(records: list[dict[str, Any]]) -> str:
-    """CSV of dict rows (columns: the first row's keys): None as an empty cell, nested values as JSON text."""
-    buf = io.StringIO()
-    if records:
-        writer = csv.DictWriter(buf, fieldnames=list(records[0]), lineterminator="\n")
-        writer.writeheader()
-        for r in records:
-            writer.writerow(
-                {k: "" if v is None else json.dumps(v) if isinstance(v, dict | list) else v for k, v in r.items()}
-            )
-    return buf.getvalue()
+    """The CSV of dict rows (columns: the first row's keys; a key a row lacks is an empty cell), by the
+    module's rule; nothing for no rows."""
+    if not records:
+        return ""
+    names = list(records[0])
+    lines = [",".join(_csv_cell(n) for n in names)]
+    lines += [",".join(_csv_cell(r.get(n)) for n in names) for r in records]
+    return "\n".join(lines) + "\n"

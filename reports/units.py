@@ -1,15 +1,19 @@
-"""The one place terminal tables format magnitudes: durations (ns/µs/ms/s by size), signed deltas, ratios.
+"""The one place text for people formats magnitudes: durations (ns/µs/ms/s by size), signed deltas, ratios,
+percentages, counts, and the one spelling of a missing value.
 
-Machine formats (JSON, CSV) keep exact integers; these strings are for people only.
+Machine formats (JSON, CSV) keep exact integers; these strings are for people only (terminal tables, the
+report page, the claims' measured values). Standard library only, so any layer may use it.
 """
 
 from __future__ import annotations
+
+MISSING = "–"  # a value that is not there (not measured, not applicable), everywhere people read
 
 
 def duration(ns: int | float | None) -> str:
     """`980 ns`, `5.12 µs`, `45.3 µs`, `1.23 ms`, `2.50 s`: the unit picked per magnitude, 3 significant digits."""
     if ns is None:
-        return "–"
+        return MISSING
     a = abs(ns)
     for scale, unit in ((1e9, "s"), (1e6, "ms"), (1e3, "µs")):
         if a >= scale * 0.9995:  # rounds to ≥ 1 of this unit
@@ -39,7 +43,7 @@ def ms_band(median_ms: float, p10_ms: float, p90_ms: float) -> str:
 def signed_duration(ns: int | float | None) -> str:
     """A delta: `+1.234 ms`, `−980 ns`, `0 ns`."""
     if ns is None:
-        return "–"
+        return MISSING
     if ns == 0:
         return "0 ns"
     return ("+" if ns > 0 else "−") + duration(abs(ns))
@@ -47,13 +51,13 @@ def signed_duration(ns: int | float | None) -> str:
 
 def ms_value(ms: float | None) -> str:
     """A time given in ms (manifest timings), in the unit its magnitude asks for."""
-    return "–" if ms is None else duration(ms * 1e6)
+    return MISSING if ms is None else duration(ms * 1e6)
 
 
 def si(v: float | int | None, signed: bool = False) -> str:
     """1.23G, 456k, −7.8M: counts and bytes with an SI prefix."""
     if v is None:
-        return "–"
+        return MISSING
     sign = ("+" if v > 0 else "−" if v < 0 else "") if signed else ("−" if v < 0 else "")
     a = abs(v)
     for scale, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
@@ -63,7 +67,13 @@ def si(v: float | int | None, signed: bool = False) -> str:
 
 
 def ratio(x: float | None) -> str:
-    return "–" if x is None else f"{x:.2f}×"
+    """`1.34×`: B/A, a speedup."""
+    return MISSING if x is None else f"{x:.2f}×"
+
+
+def pct(x: float | None) -> str:
+    """`12.3%`: a fraction (0.123) as a percentage."""
+    return MISSING if x is None else f"{100 * x:.1f}%"
 
 
 def middle_ellipsis(text: str, width: int) -> str:

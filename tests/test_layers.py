@@ -13,9 +13,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # layer -> (its source folders or files, the tracekit layers it may import)
-BASE = {"errors", "model_config", "root", "artifacts"}
+BASE = {"errors", "model_config", "progress", "root", "artifacts"}
 LAYERS: dict[str, tuple[list[Path], set[str]]] = {
     "errors": ([ROOT / "tracekit/errors.py"], set()),
+    "progress": ([ROOT / "tracekit/progress.py"], set()),
+    # the one formatter of text for people (stdlib only): renderers and the claims' measured values use it
+    "units": ([ROOT / "reports/units.py"], set()),
     "model_config": ([ROOT / "tracekit/model_config.py"], {"errors"}),
     # the files tracekit writes and reads (manifest.json, compare.json), typed; standard library only
     "artifacts": ([ROOT / "tracekit/artifacts"], {"errors", "model_config", "root"}),
@@ -23,11 +26,11 @@ LAYERS: dict[str, tuple[list[Path], set[str]]] = {
     # GPU kernels (torch/triton only), used by collect (--state-kernel) and prune, usable on any model
     "kernels": ([ROOT / "tracekit/kernels"], BASE),
     "collectors": ([ROOT / "collectors"], BASE | {"collectors", "kernels"}),
-    "analyzers": ([ROOT / "analyzers"], BASE | {"store", "analyzers"}),
-    "reports": ([ROOT / "reports"], BASE | {"store", "collectors", "analyzers", "reports"}),
+    "analyzers": ([ROOT / "analyzers"], BASE | {"store", "analyzers", "units"}),
+    "reports": ([ROOT / "reports"], BASE | {"store", "collectors", "analyzers", "reports", "units"}),
     "prune": (
         [ROOT / "tracekit/prune"],
-        BASE | {"store", "collectors", "kernels", "analyzers", "reports", "prune", "pipeline"},
+        BASE | {"store", "collectors", "kernels", "analyzers", "reports", "units", "prune", "pipeline"},
     ),
     # the top layer (pipeline, facade, prune) may use each other; prune's score files feed the report
     "pipeline": ([ROOT / "tracekit/pipeline.py"], BASE | {"store", "collectors", "analyzers", "prune"}),
@@ -37,6 +40,8 @@ LAYERS: dict[str, tuple[list[Path], set[str]]] = {
 
 def _layer(module: str) -> str:
     """The layer of a `tracekit...` module name."""
+    if module == "tracekit.reports.units":
+        return "units"
     parts = module.split(".")
     if len(parts) == 1:
         return "root"  # `from tracekit import __version__`

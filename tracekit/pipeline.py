@@ -34,6 +34,7 @@ from tracekit.artifacts.inputs import diff_input_kind, find_report_inputs, read_
 from tracekit.artifacts.manifest import Manifest, RunTrace, find_for_trace, run_traces
 from tracekit.errors import TraceError, UsageError
 from tracekit.model_config import ModelConfig, config_from_flags
+from tracekit.progress import ProgressEvent, ProgressFn, Stage
 
 if TYPE_CHECKING:
     import duckdb
@@ -95,30 +96,31 @@ def attribute_traces(
     config: ModelConfig | None = None,
     rules: Sequence[Rule] | None = None,
     with_hta: bool = False,
-    progress: bool = False,
+    on_progress: ProgressFn | None = None,
 ) -> list[AttributeReport]:
     """Ingest (content-hash cached) and attribute each trace, in order; one report per trace.
 
     `config` fixes the model config (source "flags"); otherwise `flags`, else the manifest's config,
-    else the one inferred from the trace's shapes.
+    else the one inferred from the trace's shapes. `on_progress` hears of each step (stage ATTRIBUTE).
     """
-    from rich.progress import Progress
-
     rules = load_rules() if rules is None else rules
     reports: list[AttributeReport] = []
-    with Progress(transient=True, disable=not progress) as bar:
-        task = bar.add_task("attributing", total=len(items))
-        for ref in items:
-            item, trace_id = _resolve(db, ref)
-            if trace_id is None:
-                bar.update(task, description=f"ingest {item.trace.name}")
-                res = db.ingest([item.trace], keep_going=False)[0]
-                if res.error or res.trace_id is None:
-                    raise TraceError(item.trace, res.error or "not ingested")
-                trace_id = res.trace_id
-            bar.update(task, description=f"attribute {item.trace.name}")
-            reports.append(_attribute_one(db, item, trace_id, rules, by, flags, config, with_hta))
-            bar.advance(task)
+
+    def tell(label: str) -> None:
+        if on_progress:
+            on_progress(ProgressEvent(Stage.ATTRIBUTE, len(reports), len(items), label))
+
+    for ref in items:
+        item, trace_id = _resolve(db, ref)
+        if trace_id is None:
+            tell(f"ingest {item.trace.name}")
+            res = db.ingest([item.trace], keep_going=False)[0]
+            if res.error or res.trace_id is None:
+                raise TraceError(item.trace, res.error or "not ingested")
+            trace_id = res.trace_id
+        tell(f"attribute {item.trace.name}")
+        reports.append(_attribute_one(db, item, trace_id, rules, by, flags, config, with_hta))
+    tell("")
     return reports
 
 
@@ -129,7 +131,7 @@ def attribute_run(
     by: str = "component",
     flags: ConfigFlags = ConfigFlags(),
     rules: Sequence[Rule] | None = None,
-    progress: bool = False,
+    on_progress: ProgressFn | None = None,
     require_traces: bool = True,
 ) -> RunAttribution:
     """Attribute every trace of a collect run that is on disk; `missing` names the others.
@@ -142,7 +144,7 @@ def attribute_run(
     present, missing = run_items(run_dir, manifest)
     if require_traces and not present:
         raise UsageError(f"{run_dir}: no trace files of the manifest's {len(missing)} points are present")
-    reports = attribute_traces(db, present, by=by, flags=flags, rules=rules, progress=progress)
+    reports = attribute_traces(db, present, by=by, flags=flags, rules=rules, on_progress=on_progress)
     return RunAttribution(run_dir, manifest, reports, [str(i.trace) for i in missing])
 
 
@@ -151,14 +153,13 @@ def collect_and_attribute(
     db_path: str | os.PathLike[str],
     *,
     by: str = "component",
-    reporter: Any = None,
-    progress: bool = False,
+    on_progress: ProgressFn | None = None,
     on_collected: Callable[[dict[str, Any]], None] | None = None,
     collect_context: contextlib.AbstractContextManager[Any] | None = None,
 ) -> tuple[dict[str, Any], list[AttributeReport]]:
     """Run the collect sweep `spec` (a CollectSpec), then ingest and attribute its traces into `db_path`.
 
-    `reporter` follows the sweep (collectors.progress.RichReporter); the sweep runs inside
+    `on_progress` follows both phases (stages COLLECT and ATTRIBUTE); the sweep runs inside
     `collect_context` (the CLI's `collectors.quiet.library_output`); `on_collected(manifest)` runs between
     the two phases. Returns the run's manifest and one report per trace.
     """
@@ -166,11 +167,11 @@ def collect_and_attribute(
     from tracekit.store.database import Database
 
     with collect_context or contextlib.nullcontext():
-        manifest = run_collect(spec, reporter=reporter)
+        manifest = run_collect(spec, on_progress=on_progress)
     if on_collected is not None:
         on_collected(manifest)
     with Database(db_path) as db:
-        run = attribute_run(db, Path(spec.out_dir), by=by, progress=progress, require_traces=False)
+        run = attribute_run(db, Path(spec.out_dir), by=by, on_progress=on_progress, require_traces=False)
     return manifest, run.reports
 
 
@@ -395,7 +396,7 @@ def build_report(
     paths: Sequence[str | os.PathLike[str]],
     *,
     claims_file: str | os.PathLike[str] | None = None,
-    progress: bool = False,
+    on_progress: ProgressFn | None = None,
 ) -> ReportData:
     """The data of `tracekit report` (analyzers.run_report.ReportData) for the inputs among `paths`:
     collect runs (attributed, cached), prune-compare dirs, prune accuracy results and prune score files
@@ -407,7 +408,7 @@ def build_report(
     lines: list[str] = []
     runs = []
     for d in found.runs:
-        run = attribute_run(db, d, progress=progress, require_traces=False)
+        run = attribute_run(db, d, on_progress=on_progress, require_traces=False)
         lines.append(
             f"collect run {d} ({run.manifest.device}): {len(run.manifest.points)} points, "
             f"{len(run.reports)} traces attributed"

@@ -123,16 +123,19 @@ def attribute(
         db = TraceLake(lake_path, create=True)
     else:
         db = tracekit.open(db_path)
+    from tracekit.cli.progress import ProgressView
+
     try:
-        reports = pipeline.attribute_traces(
-            db,
-            items,
-            by=by,
-            flags=pipeline.ConfigFlags(arch, preset_name, tuple(overrides)),
-            rules=rules,
-            with_hta=with_hta,
-            progress=fmt == "table",
-        )
+        with ProgressView(transient=True, disable=fmt != "table") as view:
+            reports = pipeline.attribute_traces(
+                db,
+                items,
+                by=by,
+                flags=pipeline.ConfigFlags(arch, preset_name, tuple(overrides)),
+                rules=rules,
+                with_hta=with_hta,
+                on_progress=view,
+            )
     finally:
         db.close()
     from tracekit.reports.attribute_export import write

@@ -89,7 +89,7 @@ def collect(
     """Record Kineto traces of Mamba-1/2 over sequence lengths (prefill and decode) plus manifest.json."""
     from rich.console import Console
 
-    from tracekit.collectors.progress import RichReporter
+    from tracekit.cli.progress import ProgressView, collect_failure
     from tracekit.collectors.quiet import library_output, read_library_log
     from tracekit.collectors.spec import CollectSpec
     from tracekit.collectors.sweep import run_collect
@@ -119,8 +119,8 @@ def collect(
     check_output_dir(out_dir, "--out")
     spec.resolve()  # every UsageError before any work
     console = Console()
-    with library_output(Path(out_dir) / "collect.log", show=verbose) as log, RichReporter() as reporter:
-        doc = run_collect(spec, reporter=reporter)
+    with library_output(Path(out_dir) / "collect.log", show=verbose) as log, ProgressView(note=collect_failure) as view:
+        doc = run_collect(spec, on_progress=view)
     print_summary(doc, out_dir, console)
     # --devices: each worker's output is in its shard log, whatever --verbose says
     shards = doc.get("shards", [])

@@ -38,10 +38,11 @@ def demo(out_dir: Path, seqlens: str, by: str, verbose: bool) -> None:
     from rich.console import Console
 
     import tracekit
-    from tracekit.collectors.progress import RichReporter
+    from tracekit.cli.progress import ProgressView, collect_failure
     from tracekit.collectors.quiet import library_output, read_library_log
     from tracekit.collectors.spec import CollectSpec
     from tracekit.pipeline import collect_and_attribute
+    from tracekit.progress import Stage
     from tracekit.reports.attribute_plot import plot_shares
     from tracekit.reports.attribute_table import render
     from tracekit.reports.collect_summary import library_output_line, print_library_notes, summary_table
@@ -79,19 +80,21 @@ def demo(out_dir: Path, seqlens: str, by: str, verbose: bool) -> None:
 
     log = run_dir / "collect.log"  # what torch, the profiler and transformers print (all of it with --verbose)
 
+    collect_view = ProgressView(note=collect_failure)
+    attribute_view = ProgressView(transient=True)
+
     def collected(manifest: dict) -> None:
-        reporter.progress.stop()  # the collect bar is done: print below it, as before
+        collect_view.close()  # the collect bar is done: print below it, as before
         console.print(summary_table(manifest))
         print_library_notes(read_library_log([log]), console, manifest)
         console.rule("[bold]2. ingest + 3. attribute[/]")
 
-    with RichReporter() as reporter:
+    with collect_view, attribute_view:
         _, reports = collect_and_attribute(
             spec,
             out_dir / "tracekit.duckdb",
             by=by,
-            reporter=reporter,
-            progress=True,
+            on_progress=lambda e: (collect_view if e.stage == Stage.COLLECT else attribute_view)(e),
             on_collected=collected,
             collect_context=library_output(log, show=verbose),
         )

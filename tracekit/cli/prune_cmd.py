@@ -10,7 +10,7 @@ import click
 
 from tracekit.cli.options import LazyChoice, format_option, model_options, verbose_option
 from tracekit.cli.paths import check_output_dir, check_output_file, image_suffixes, require_exists
-from tracekit.cli.progress import progress_bar, quiet_transformers, stderr_console
+from tracekit.cli.progress import ProgressView, collect_failure, quiet_transformers
 from tracekit.errors import UsageError
 from tracekit.model_config import config_from_flags
 
@@ -80,10 +80,8 @@ def score(
         if not data:
             raise UsageError(f"--method {method} needs --data (a text file/dir, mqar or selcopy)")
         batches, calib = steps.calibration_batches(data, src, seqlen, samples, batch, seed)
-    with progress_bar() as prog:
-        t = prog.add_task(f"calibrating ({method})", total=len(batches) if batches else 1)
-        s = steps.score(src, method, batches, calib, seed, progress=lambda n: prog.update(t, completed=n))
-        prog.update(t, completed=len(batches) if batches else 1)
+    with ProgressView() as view:
+        s = steps.score(src, method, batches, calib, seed, on_progress=view)
     path = save_scores(s, out)
     png = save_heatmap(s.scores, heatmap or Path(out).with_suffix(".png"), f"{src.cfg.arch} state scores ({method})")
     summary = {
@@ -367,9 +365,12 @@ def compare(**kw: Any) -> None:
         phase=kw["phase"],
         state_kernel=kw["state_kernel"],
     )
-    console = stderr_console()
-    with library_output(Path(kw["out"]) / "collect.log", show=kw["verbose"]) as log:
-        result = cmp.run_compare(**args, console=console)
+    with (
+        library_output(Path(kw["out"]) / "collect.log", show=kw["verbose"]) as log,
+        ProgressView(note=collect_failure) as view,
+    ):
+        result = cmp.run_compare(**args, on_progress=view)
+    console = view.console
     said = read_library_log([log])
     print_library_notes(said, console)
     if line := library_output_line(said):

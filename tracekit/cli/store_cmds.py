@@ -8,16 +8,16 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tracekit.cli.options import db_option, format_option
 from tracekit.cli.paths import check_output_dir, require_exists
+from tracekit.cli.progress import ProgressView
 from tracekit.errors import UsageError
+from tracekit.progress import ProgressEvent
 from tracekit.reports.ingest_summary import summary_records
 from tracekit.reports.tables import DEFAULT_MAX_WIDTH, write_frame, write_records
 from tracekit.store import driver
 from tracekit.store.database import Database, default_db_path, expand_paths
-from tracekit.store.ingest import IngestResult
 
 lake_option = click.option(
     "--lake",
@@ -91,37 +91,25 @@ def ingest(
     if ray_address is not None:
         driver.connect_ray(ray_address)  # a missing ray or a wrong address: one line before any work
     single = len(files) == 1
-    err = Console(stderr=True)
     total_bytes = sum(f.stat().st_size for f in files)
     t0 = time.perf_counter()
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as bar:
-        task = bar.add_task("ingesting", total=len(files), rate="")
-        done = {"json": 0}
+    done = {"json": 0}
 
-        def on_result(r: IngestResult) -> None:
-            done["json"] += r.json_bytes
-            dt = max(time.perf_counter() - t0, 1e-9)
-            n = bar.tasks[0].completed + 1
-            bar.update(task, advance=1, rate=f"{done['json'] / 1e6 / dt:.1f} MB/s {n / dt:.1f} traces/s")
+    def rate(e: ProgressEvent) -> str:
+        done["json"] += e.result.json_bytes
+        dt = max(time.perf_counter() - t0, 1e-9)
+        return f"{done['json'] / 1e6 / dt:.1f} MB/s {e.done / dt:.1f} traces/s"
 
-        options = {"engine": driver.engine_for(files, workers, ray_address), "keep_going": not single}
+    options = {"engine": driver.engine_for(files, workers, ray_address), "keep_going": not single}
+    with ProgressView(transient=True, detail=rate, disable=not Console(stderr=True).is_terminal) as view:
         if lake_path is not None:
             from tracekit.store.lake import LakeSink
 
-            results = driver.ingest(files, LakeSink(lake_path), on_result=on_result, **options)
+            results = driver.ingest(files, LakeSink(lake_path), on_progress=view, **options)
             where = lake_path
         else:
             with Database(db_path, wait_s=wait_s) as db:
-                results = driver.ingest(files, db.sink(), on_result=on_result, **options)
+                results = driver.ingest(files, db.sink(), on_progress=view, **options)
             where = db_path or default_db_path()
     seconds = time.perf_counter() - t0
     summary = summary_records(results, compact=fmt == "table")  # people: the columns that fit a terminal

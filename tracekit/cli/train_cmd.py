@@ -8,7 +8,7 @@ import click
 
 from tracekit.cli.options import format_option, model_options
 from tracekit.cli.paths import check_output_dir, require_exists
-from tracekit.cli.progress import progress_bar, quiet_transformers
+from tracekit.cli.progress import ProgressView, quiet_transformers
 from tracekit.model_config import config_from_flags
 
 
@@ -49,13 +49,8 @@ def train(
         require_exists(task.partition(":")[2], "--task bytes:")
     quiet_transformers()
     cfg = config_from_flags(arch, preset_name, overrides, default_preset="tiny")
-    with progress_bar() as prog:
-        t = prog.add_task("training", total=steps)
-
-        def tick(step: int, row: dict[str, float]) -> None:
-            prog.update(t, completed=step, description=f"training loss {row['loss']:.3f}")
-
-        summary = train_to_dir(cfg, task, steps, batch, lr, seqlen, max_bytes, seed, eval_n, out, tick, device)
+    with ProgressView() as view:
+        summary = train_to_dir(cfg, task, steps, batch, lr, seqlen, max_bytes, seed, eval_n, out, view, device)
     if fmt == "json":
         click.echo(json.dumps(summary, indent=2))
         return

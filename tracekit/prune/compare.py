@@ -19,6 +19,7 @@ from torch import nn
 from tracekit.artifacts.compare import CompareResult, read_plan, write_plan
 from tracekit.errors import UsageError
 from tracekit.model_config import ModelConfig
+from tracekit.progress import ProgressEvent, ProgressFn, Stage
 from tracekit.prune.checkpoints import build_model
 from tracekit.prune.scoring import check_same_shape, compute_scores, load_scores
 from tracekit.prune.steps import prune_model
@@ -86,7 +87,7 @@ def run_compare(
     cuda_graphs: str,
     seed: int,
     out: Path,
-    console: Any = None,
+    on_progress: ProgressFn | None = None,
     scores_path: str | None = None,
     phase: str = "all",
     state_kernel: str = "tracekit",
@@ -95,7 +96,7 @@ def run_compare(
 
     `phase="collect"` stops after the collects (it needs no duckdb/polars, so it runs on the GPU
     machine) and leaves `compare_plan.json`; `analyze_compare(out)` finishes elsewhere. Returns None
-    for the collect phase.
+    for the collect phase. `on_progress` hears of each variant (stage PRUNE_COMPARE) and of its sweep.
     """
     from tracekit.collectors.spec import CollectSpec
     from tracekit.collectors.sweep import run_collect
@@ -136,17 +137,21 @@ def run_compare(
     entries: list[dict[str, Any]] = []
     for variant, ratio in plan:
         label = "dense" if variant == "dense" else f"{variant}_r{ratio:g}"
-        if console is not None:
-            console.print(f"[bold]{label}[/bold]")
+        if on_progress:
+            on_progress(ProgressEvent(Stage.PRUNE_COMPARE, len(entries), len(plan), label))
         pr = prune_model(dense, cfg, scores, ratio, variant)
         model = to_backend(
             pr.model if variant != "dense" else build_model(cfg, seed), pr.cfg, rs.backend, rs.device, rs.dtype, seed
         )
-        run_collect(dataclasses.replace(spec, out_dir=str(out / "runs" / label)), models={arch: model})
+        run_collect(
+            dataclasses.replace(spec, out_dir=str(out / "runs" / label)), models={arch: model}, on_progress=on_progress
+        )
         del model
         entries.append(
             {"label": label, "variant": variant, "ratio": ratio, "d_state": pr.cfg.d_state, "k": pr.info["k"]}
         )
+    if on_progress:
+        on_progress(ProgressEvent(Stage.PRUNE_COMPARE, len(entries), len(plan)))
     head = {
         "arch": arch,
         "model": cfg.to_dict(),

@@ -27,6 +27,7 @@ from torch import nn
 
 from tracekit.errors import TracekitError, UsageError
 from tracekit.model_config import ModelConfig
+from tracekit.progress import ProgressEvent, ProgressFn, Stage, total_of
 from tracekit.prune.checkpoints import mixers, shape_key
 from tracekit.prune.signals import StateStats, replay
 
@@ -113,9 +114,9 @@ def calibrate(
     model: nn.Module,
     batches: Iterable[torch.Tensor],
     want_energy: bool = True,
-    progress: Callable[[int], None] | None = None,
+    on_progress: ProgressFn | None = None,
 ) -> list[StateStats]:
-    """Run token batches through the model and collect per-layer state statistics."""
+    """Run token batches through the model and collect per-layer state statistics (a CALIBRATE event per batch)."""
     layers = mixers(model)
     stats: list[StateStats | None] = [None] * len(layers)
     handles = []
@@ -134,8 +135,8 @@ def calibrate(
         with torch.no_grad():
             for n, ids in enumerate(batches):
                 model(input_ids=ids, use_cache=False)
-                if progress:
-                    progress(n + 1)
+                if on_progress:
+                    on_progress(ProgressEvent(Stage.CALIBRATE, n + 1, total_of(batches)))
     finally:
         for h in handles:
             h.remove()
@@ -187,7 +188,7 @@ def compute_scores(
     methods: Iterable[str],
     batches: Iterable[torch.Tensor] | None,
     seed: int = 0,
-    progress: Callable[[int], None] | None = None,
+    on_progress: ProgressFn | None = None,
 ) -> dict[str, torch.Tensor]:
     """Scores for several methods from one calibration pass (data methods share it)."""
     methods = list(methods)
@@ -199,7 +200,7 @@ def compute_scores(
     if data:
         if batches is None:
             raise UsageError(f"method {data[0]} needs calibration data")
-        stats = calibrate(model, batches, want_energy="energy" in data, progress=progress)
+        stats = calibrate(model, batches, want_energy="energy" in data, on_progress=on_progress)
         for m in data:
             out[m] = scores_from_stats(stats, m)
     if "magnitude" in methods:

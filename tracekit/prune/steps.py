@@ -6,7 +6,7 @@ The CLI only parses flags and calls these; tests and benchmarks call them direct
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from torch import nn
 
 from tracekit.errors import TracekitError, UsageError
 from tracekit.model_config import ModelConfig
+from tracekit.progress import ProgressFn
 from tracekit.prune import apply as variants
 from tracekit.prune.checkpoints import (
     MODEL_META,
@@ -97,10 +98,10 @@ def score(
     batches: list[torch.Tensor] | None,
     calibration: dict[str, Any],
     seed: int,
-    progress: Callable[[int], None] | None = None,
+    on_progress: ProgressFn | None = None,
 ) -> ScoreSet:
     """Scores of one method for `src`."""
-    s = compute_scores(src.model, src.cfg, [method], batches, seed=seed, progress=progress)[method]
+    s = compute_scores(src.model, src.cfg, [method], batches, seed=seed, on_progress=on_progress)[method]
     return ScoreSet(src.cfg, method, s, src.info, calibration)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from torch import nn
 
 from tracekit.errors import UsageError
 from tracekit.model_config import ModelConfig
+from tracekit.progress import ProgressEvent, ProgressFn, Stage
 from tracekit.prune import evaluate
 from tracekit.prune.checkpoints import TASK_META, build_model, save_model
 from tracekit.prune.tasks import (
@@ -85,9 +85,11 @@ def train(
     cfg: ModelConfig,
     task: MQAR | SelectiveCopy | torch.Tensor,
     tc: TrainConfig,
-    progress: Callable[[int, dict[str, float]], None] | None = None,
+    on_progress: ProgressFn | None = None,
 ) -> tuple[nn.Module, TrainLog]:
-    """Train a fresh model of shape `cfg` on a synthetic task or a byte stream (1-D token tensor)."""
+    """Train a fresh model of shape `cfg` on a synthetic task or a byte stream (1-D token tensor).
+
+    `on_progress` hears of each logged step (stage TRAIN, the logged row as result)."""
     if tc.steps < 1 or tc.batch < 1 or tc.lr <= 0:
         raise UsageError("steps, batch and lr must be positive")
     if isinstance(task, MQAR | SelectiveCopy):
@@ -138,8 +140,8 @@ def train(
             log.history.append(row)
             run_loss = run_acc = 0.0
             seen = 0
-            if progress:
-                progress(step + 1, row)
+            if on_progress:
+                on_progress(ProgressEvent(Stage.TRAIN, step + 1, tc.steps, f"loss {row['loss']:.3f}", row))
     log.seconds = time.perf_counter() - t0
     # evaluation and saving run on the CPU, the same code path whatever trained the model
     return model.to("cpu").eval(), log
@@ -163,7 +165,7 @@ def train_to_dir(
     seed: int,
     eval_n: int,
     out: str,
-    progress: Callable[[int, dict[str, float]], None] | None = None,
+    on_progress: ProgressFn | None = None,
     device: str = "cpu",
 ) -> dict[str, Any]:
     """Train (on `device`), evaluate on held-out data on the CPU, write `out`; returns a JSON-able summary."""
@@ -185,7 +187,7 @@ def train_to_dir(
         if cfg.padded_vocab < 256:
             raise UsageError(f"a byte-level LM needs vocab_size ≥ 256, the config has {cfg.padded_vocab}")
         tr, held = byte_corpus(arg, max_bytes)
-        model, log = train(cfg, tr, tc, progress)
+        model, log = train(cfg, tr, tc, on_progress)
         results = evaluate.perplexity(model, held.tolist(), seqlen, max_windows=64, name="held-out")
         meta = {
             "task": "bytes",
@@ -195,7 +197,7 @@ def train_to_dir(
         }
     else:
         task = parse_synthetic(task_spec)
-        model, log = train(cfg, task, tc, progress)
+        model, log = train(cfg, task, tc, on_progress)
         results = evaluate.synthetic_accuracy(model, task, n=eval_n, seed=seed + 10_000)
         meta = task_to_dict(task)
     meta = {**meta, "train": {**vars(tc), **log.to_dict()}, "eval": [r.to_dict() for r in results]}

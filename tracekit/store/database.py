@@ -31,7 +31,6 @@ RUN_FILES = ("manifest.json",)  # written by `tracekit collect` beside its trace
 __all__ = ["BASE_TABLES", "Database", "DuckDBSink", "ReadOnlyError", "default_db_path", "expand_paths"]
 _LOCK_RE = re.compile(r"lock", re.IGNORECASE)
 
-ProgressFn = driver.FileFn  # (path, index, total)
 WaitFn = Callable[[str], None]  # told once, with a message, when opening waits for another process's lock
 
 # Statements a read-only store runs (DuckDB's StatementType of each parsed statement). Everything else --
@@ -248,10 +247,9 @@ class Database(ClosedByWith):
         self,
         paths: Iterable[str | os.PathLike[str]],
         *,
-        on_file: ProgressFn | None = None,
         keep_going: bool = True,
         workers: int | None = 1,
-        on_result: Callable[[IngestResult], None] | None = None,
+        on_progress: ProgressFn | None = None,
         ray_address: str | None = None,
     ) -> list[IngestResult]:
         """Ingest trace files (folders are searched for *.json, *.json.gz, .xz, .bz2, .zst) through the one
@@ -260,13 +258,13 @@ class Database(ClosedByWith):
         Each trace is one transaction: a failure leaves the store as it was. With `keep_going`, a bad file is
         recorded in its result's `error` and the rest continue; otherwise it raises. `workers` > 1 (None: one
         per core for folders big enough, `driver.auto_workers`) parses several traces at once in worker
-        processes, or `ray_address` in Ray tasks; the stored rows are the same. `on_file(path, index, total)`
-        is told before each file, `on_result` after each.
+        processes, or `ray_address` in Ray tasks; the stored rows are the same. `on_progress` hears
+        of each trace as it lands, in file order (stage INGEST, its IngestResult).
         """
         sink = self.sink()
         files = expand_paths(paths)
         engine = driver.engine_for(files, workers, ray_address)
-        return driver.ingest(files, sink, engine=engine, keep_going=keep_going, on_result=on_result, on_file=on_file)
+        return driver.ingest(files, sink, engine=engine, keep_going=keep_going, on_progress=on_progress)
 
     def ingest_file(self, path: str | os.PathLike[str]) -> IngestResult:
         """Ingest one trace file (no-op if its content is already stored); TraceError on bad input."""

@@ -34,8 +34,6 @@ from tracekit.store import kineto
 from tracekit.store.ingest import IngestResult, ingest_prepared
 from tracekit.store.kineto import PreparedTrace
 
-ResultFn = Callable[[IngestResult], None]  # told once per trace, in file order, when it has landed
-FileFn = Callable[[str, int, int], None]  # (path, index, total): told before each trace's outcome is awaited
 POOL_MIN_JSON = 64 << 20  # a worker process starts in about a second: the time a serial ingest needs for ~40-60 MB
 COMPRESSED_RATIO = 15  # Kineto JSON compresses 15-40x: a low estimate of the JSON behind a compressed file
 
@@ -138,16 +136,13 @@ def ingest(
     *,
     engine: Engine = SERIAL,
     keep_going: bool = True,
-    on_result: ResultFn | None = None,
-    on_file: FileFn | None = None,
+    on_progress: ProgressFn | None = None,
 ) -> list[IngestResult]:
     """Ingest `files` into `sink`, parsed by `engine`; one result per file, in order. A bad file gets its
     result's `error` with `keep_going`, else raises TraceError (files before it have landed)."""
     results: list[IngestResult] = []
     with _outcomes(engine, files, sink) as outcomes:
-        for i, (path, outcome) in enumerate(zip(files, outcomes, strict=True)):
-            if on_file:
-                on_file(str(path), i, len(files))
+        for path, outcome in zip(files, outcomes, strict=True):
             try:
                 result = outcome()
             except TraceError as exc:
@@ -160,8 +155,8 @@ def ingest(
                 result.events = result.kernels = 0
                 result.notes = {}
             results.append(result)
-            if on_result:
-                on_result(result)
+            if on_progress:  # stage INGEST, in file order, with the trace's IngestResult
+                on_progress(ingested(results, len(files)))
     return results
 
 

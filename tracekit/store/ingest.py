@@ -27,6 +27,7 @@ import duckdb
 
 from tracekit import __version__, schema
 from tracekit.errors import TraceError
+from tracekit.progress import ProgressEvent, Stage
 from tracekit.store import chrome, kineto, nesting
 from tracekit.store.kineto import PreparedTrace
 
@@ -66,6 +67,12 @@ class IngestResult:
     @property
     def mb_per_s(self) -> float:
         return self.json_bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
+
+
+def ingested(results: list[IngestResult], total: int) -> ProgressEvent:
+    """The progress event of the trace that just landed (the last of `results`), one of `total` files."""
+    last = results[-1]
+    return ProgressEvent(Stage.INGEST, len(results), total, Path(last.path).name, last)
 
 
 def _columns(time_type: str) -> str:

@@ -8,7 +8,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from tracekit.store.driver import ResultFn, auto_workers, connect_ray, default_workers, engine_for, ingest
+from tracekit.store.driver import auto_workers, connect_ray, default_workers, engine_for, ingest
 from tracekit.store.ingest import IngestResult
 from tracekit.store.lake import LakeSink
 
@@ -21,10 +21,10 @@ def ingest_lake(
     *,
     workers: int | None = None,
     keep_going: bool = True,
-    on_result: ResultFn | None = None,
+    on_progress: ProgressFn | None = None,
     ray_address: str | None = None,
 ) -> list[IngestResult]:
     """`files` into the lake `root` (created if needed), parsed by `workers` processes (default: `auto_workers`)
     or Ray tasks at `ray_address`."""
     engine = engine_for(files, workers, ray_address)
-    return ingest(files, LakeSink(root), engine=engine, keep_going=keep_going, on_result=on_result)
+    return ingest(files, LakeSink(root), engine=engine, keep_going=keep_going, on_progress=on_progress)
