@@ -20,7 +20,7 @@ import pytest
 import tracekit
 from tests.conftest import REPO, _missing, run_cli
 from tracekit.errors import TracekitError, UsageError
-from tracekit.store import lake, parallel
+from tracekit.store import driver, lake
 from tracekit.store.database import BASE_TABLES, Database
 
 DATA = REPO / "tests" / "data"
@@ -73,7 +73,7 @@ def serial_db(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def lake_dir(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("lake") / "lake"
-    results = parallel.ingest_lake(sorted(corpus.iterdir()), root, workers=1)
+    results = _into_lake(sorted(corpus.iterdir()), root, workers=1)
     assert all(r.error is None and not r.skipped for r in results)
     return root
 
@@ -115,7 +115,7 @@ def test_lake_is_idempotent(lake_dir: Path, corpus: Path, tmp_path: Path) -> Non
     before = sorted(p.name for p in lake_dir.iterdir())
     renamed = tmp_path / "renamed.json"  # same content, another name
     shutil.copy(CORPUS[0], renamed)
-    results = parallel.ingest_lake([*sorted(corpus.iterdir()), renamed], lake_dir, workers=1)
+    results = _into_lake([*sorted(corpus.iterdir()), renamed], lake_dir, workers=1)
     assert all(r.skipped for r in results)
     assert results[-1].trace_id == results[0].trace_id
     assert sorted(p.name for p in lake_dir.iterdir()) == before
@@ -218,7 +218,7 @@ def test_attribute_on_a_lake_stores_kernel_components(tmp_path: Path) -> None:
 def test_ray_missing_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(UsageError, match=r"pip install 'tracekit\[ray\]'"):
-        parallel.connect_ray("local")
+        driver.connect_ray("local")
 
 
 def test_not_a_lake(tmp_path: Path) -> None:
@@ -241,7 +241,7 @@ def test_ray_ingest_equals_serial(corpus: Path, serial_db: Path, tmp_path: Path)
             assert all(r.error is None for r in results)
             with Database(serial_db, read_only=True) as ref:
                 _same_tables(ref.con, db.con)
-        results = parallel.ingest_lake(files, tmp_path / "lake", ray_address="local")
+        results = _into_lake(files, tmp_path / "lake", ray_address="local")
         assert all(r.error is None for r in results) and len(lake.trace_dirs(tmp_path / "lake")) == len(files)
     finally:
         import ray
@@ -276,3 +276,9 @@ def test_spark_sums_per_component_like_duckdb(tmp_path: Path) -> None:
     finally:
         spark.stop()
     assert got == want
+
+
+def _into_lake(files: list[Path], root: Path, workers: int | None = 1, ray_address: str | None = None) -> list:
+    """`tracekit ingest --lake`'s call: the one ingest path with the lake sink (created if needed)."""
+    engine = driver.engine_for(files, workers, ray_address)
+    return driver.ingest(files, lake.LakeSink(root), engine=engine)

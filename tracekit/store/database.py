@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Self
 import duckdb
 
 from tracekit.errors import MissingPathError, TracekitError, UsageError
+from tracekit.progress import ProgressFn
 from tracekit.schema import BASE_TABLES, SCHEMA_VERSION, schema_digest, schema_files
 from tracekit.schema.migrate import migrate
 from tracekit.store import driver

@@ -29,9 +29,10 @@ from typing import Any, Protocol
 import duckdb
 
 from tracekit.errors import TraceError, UsageError
+from tracekit.progress import ProgressFn
 from tracekit.schema import BASE_TABLES, RESULT_TABLES, schema_files
 from tracekit.store import kineto
-from tracekit.store.ingest import IngestResult, ingest_prepared
+from tracekit.store.ingest import IngestResult, ingest_prepared, ingested
 from tracekit.store.kineto import PreparedTrace
 
 POOL_MIN_JSON = 64 << 20  # a worker process starts in about a second: the time a serial ingest needs for ~40-60 MB

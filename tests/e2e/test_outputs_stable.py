@@ -7,7 +7,7 @@ users and scripts read must keep these files unchanged.
 
 Regenerate the goldens (only when a change of output is intended, and say so in the commit):
 
-    TRACEKIT_REGEN_GOLDEN=1 .venv/bin/python -m pytest -q tests/test_outputs_stable.py
+    TRACEKIT_REGEN_GOLDEN=1 .venv/bin/python -m pytest -q tests/e2e/test_outputs_stable.py
 
 Only what is really nondeterministic is normalised (see `_normalise` and `_zero_wall_clock`): the absolute
 paths of the checkout and of pytest's temporary folder (compare.json names its traces and folder), the host
@@ -30,7 +30,7 @@ from click.testing import CliRunner
 
 from tracekit.cli.main import cli
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
 GOLDEN = DATA / "golden"
 RESULTS = REPO / "benchmarks" / "results"

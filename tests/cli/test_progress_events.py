@@ -10,7 +10,7 @@ from tracekit.cli.progress import ProgressView, collect_failure
 from tracekit.progress import ProgressEvent, Stage, total_of
 from tracekit.store.ingest import IngestResult
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 TINY = DATA / "h100" / "mamba2-tiny_2layer_b2_l512_h100.json.gz"
 CPU = DATA / "conformance" / "cpu_only.json"
 

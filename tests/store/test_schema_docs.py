@@ -17,7 +17,7 @@ import pytest
 
 from tracekit.schema import schema_files
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "schema.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "schema.md"
 _TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\);", re.S)
 _COLUMN = re.compile(r"^\s*(\w+)\s+[A-Z][^-\n]*?--\s*(.+?)\s*$", re.M)
 

@@ -15,7 +15,7 @@ from tracekit.analyzers.components import Rule
 import tracekit
 from tracekit.schema import SCHEMA_VERSION
 
-from .conftest import REPO, run_cli, shared_trace
+from tests.conftest import REPO, run_cli, shared_trace
 
 DATA = REPO / "tests" / "data"
 TINY = DATA / "h100" / "mamba2-tiny_2layer_b2_l512_h100.json.gz"
