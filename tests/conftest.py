@@ -58,6 +58,17 @@ def shared_traces() -> list:
     return params
 
 
+SLOW_BY_KIND = ("ray", "spark", "big_trace")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A Ray cluster, Spark or the 40 MB trace is slow by kind: such tests join the `slow` tier without a
+    second mark (the fast tier, `pytest -m "not slow"`, is documented in docs/architecture.md#tests)."""
+    for item in items:
+        if any(item.get_closest_marker(kind) for kind in SLOW_BY_KIND):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("big_trace") is None:
         return

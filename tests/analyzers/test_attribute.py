@@ -161,6 +161,7 @@ def test_inferred_layers_equal_scoped_layers(db, name):
     assert inferred is not None and inferred.to_list() == att.units["layer"].to_list()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["mamba1", "mamba2"])
 def test_cpu_trace_components_from_scopes(db, tmp_path, arch):
     path = scoped_prefill_trace(arch, tmp_path / f"{arch}_cpu.json")

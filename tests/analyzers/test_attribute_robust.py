@@ -298,6 +298,7 @@ def union(iv: list[tuple[int, int]]) -> int:
 # ---------------------------------------------------------------- every case, every view, every format
 
 
+@pytest.mark.slow
 def test_every_case_every_view_exits_cleanly(cases, dbfile, capsys):
     """End to end in JSON for every view; the table and CSV renderers then run on those same documents."""
     from tracekit.analyzers.report_types import AttributeReport

@@ -37,6 +37,7 @@ def reports() -> dict[tuple, dict[bool, tuple]]:
     return out
 
 
+@pytest.mark.slow
 def test_fixtures_cover_both_archs_at_two_batch_sizes(reports):
     assert {(a, b) for a, b, _ in reports} == {(a, b) for a in ("mamba1", "mamba2") for b in (8, 64)}
     assert all(set(v) == {False, True} for v in reports.values())

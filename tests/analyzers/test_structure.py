@@ -166,6 +166,7 @@ def db(tmp_path_factory):
     return tracekit.open(tmp_path_factory.mktemp("structure") / "s.duckdb")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["mamba1", "mamba2"])
 @pytest.mark.parametrize("mode", ["forward", "generate"])
 @pytest.mark.parametrize("shapes", [True, False], ids=["shapes", "noshapes"])
@@ -203,6 +204,7 @@ def _strip(src: Path, dst: Path) -> Path:
     return dst
 
 
+@pytest.mark.slow
 def test_collect_traces_without_their_scopes_split_the_same(tmp_path, db, demo_run):
     """`tracekit demo`'s collect traces (hf on CPU, scoped) vs the same files with every scope removed."""
     out, r = demo_run
@@ -310,6 +312,7 @@ def test_gpu_trace_without_scopes_template_or_shapes_splits_the_same(tmp_path, d
     assert plain["dur_ns"].sum() == ref["dur_ns"].sum()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trace", GPU_TRACES[:2] + [p for p in GPU_TRACES if "_cg" not in p.name][2:4])
 def test_renamed_kernels_split_the_same(tmp_path, db, trace):
     """Every kernel that no Mamba name rule knows (GEMMs, elementwise, copies, reductions) renamed to a random

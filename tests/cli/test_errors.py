@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import one_line
 from tests.conftest import run_cli as _cli
 
 
+@pytest.mark.slow
 def test_plot_and_export_paths(one_kernel_store: Path, tmp_path: Path) -> None:
     trace, dbp = str(one_kernel_store / "t.json"), str(one_kernel_store / "t.duckdb")
     cases = [
@@ -26,6 +29,7 @@ def test_plot_and_export_paths(one_kernel_store: Path, tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_exit_codes_table(one_kernel_store: Path, tmp_path: Path) -> None:
     corrupt = tmp_path / "corrupt.json"
     corrupt.write_text('{"traceEvents": [')

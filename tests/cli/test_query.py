@@ -48,6 +48,7 @@ WRITES = [
 ]
 
 
+@pytest.mark.slow
 def test_read_only_query_writes_nothing(one_kernel_store: Path, tmp_path: Path) -> None:
     dbp = one_kernel_store / "t.duckdb"
     before = dbp.read_bytes()
@@ -60,6 +61,7 @@ def test_read_only_query_writes_nothing(one_kernel_store: Path, tmp_path: Path) 
     assert dbp.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_read_statements_still_run(one_kernel_store: Path) -> None:
     for sql in [
         "select count(*) n from kernels",

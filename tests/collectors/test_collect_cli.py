@@ -51,6 +51,7 @@ def test_usage_errors_are_one_line_before_work(tmp_path, capsys, args, message):
     assert not out_dir.exists()  # nothing was started
 
 
+@pytest.mark.slow
 def test_cli_run_writes_manifest_and_summary(tmp_path, capsys):
     out_dir = tmp_path / "run"
     main(
@@ -115,6 +116,7 @@ def test_collect_path_imports_only_allowed_modules():
     assert bad == []
 
 
+@pytest.mark.slow
 def test_collect_runs_with_duckdb_and_polars_unimportable(tmp_path):
     """Run a real (tiny) collect in a subprocess where importing duckdb or polars fails."""
     code = f"""

@@ -35,6 +35,7 @@ def run(tmp_path_factory) -> tuple[Path, dict]:
     return out, doc
 
 
+@pytest.mark.slow
 def test_every_point_ok_with_trace(run):
     out, doc = run
     assert [(e["arch"], e["mode"], e["seqlen"]) for e in doc["points"]] == [
@@ -50,6 +51,7 @@ def test_every_point_ok_with_trace(run):
     assert mf.read(out / "manifest.json") == json.loads(json.dumps(doc))
 
 
+@pytest.mark.slow
 def test_timing_fields_consistent(run):
     _, doc = run
     for e in doc["points"]:
@@ -66,6 +68,7 @@ def test_timing_fields_consistent(run):
         assert e["peak_mem_bytes"] is None  # no per-point allocator statistics on CPU
 
 
+@pytest.mark.slow
 def test_manifest_validates_and_validator_catches_errors(run):
     _, doc = run
     assert mf.validate(doc) == []
@@ -84,6 +87,7 @@ def test_manifest_validates_and_validator_catches_errors(run):
     assert len(errors) == 5
 
 
+@pytest.mark.slow
 def test_layer_and_step_scopes(run):
     out, doc = run
     assert check_run(out) == []
@@ -106,6 +110,7 @@ def _intervals(trace: Path, name_prefix: str) -> list[tuple[str, float, float]]:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["mamba1", "mamba2"])
 def test_component_scopes_nest_inside_layers(run, arch):
     """Every block component appears once per layer and lies inside a layer scope; embedding, lm_head and
@@ -129,6 +134,7 @@ def test_component_scopes_nest_inside_layers(run, arch):
     assert sorted(n for n, _, _ in outside) == ["component.other", "component.other", "component.rmsnorm"]
 
 
+@pytest.mark.slow
 def test_traces_ingest_into_store(run, tmp_path):
     pytest.importorskip("duckdb")
     import tracekit

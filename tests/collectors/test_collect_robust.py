@@ -67,6 +67,7 @@ def test_ctrl_c_leaves_valid_manifest_with_finished_points(tmp_path, monkeypatch
     assert not list(tmp_path.glob(".manifest*.tmp"))
 
 
+@pytest.mark.slow
 def test_manifest_rewritten_after_every_point(tmp_path, monkeypatch):
     seen = []
     real_write = mf.write_atomic
@@ -85,6 +86,7 @@ def test_shard_points_round_robin():
     assert [[p.seqlen for p in s] for s in shard_points(pts, 2)] == [[1, 3, 5], [2, 4]]
 
 
+@pytest.mark.slow
 def test_sharded_sweep_over_two_cpu_processes(tmp_path):
     spec = _spec(
         tmp_path,
@@ -154,6 +156,7 @@ def _wait_for_points(path, n, proc, timeout=120.0):
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("devices", [None, "cpu,cpu"])
 def test_real_sigint_to_the_cli(tmp_path, devices):
     """A real SIGINT (not a simulated exception) to `tracekit collect`, one process or sharded."""

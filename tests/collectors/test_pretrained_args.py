@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import one_line
 from tests.conftest import run_cli as _cli
 
 
+@pytest.mark.slow
 def test_pretrained_path_typo_is_no_such_directory(tmp_path: Path) -> None:
     (tmp_path / "models").mkdir()
     # a closed local port as the hub: a network attempt would show up as a connection error / retries
@@ -22,6 +25,7 @@ def test_pretrained_path_typo_is_no_such_directory(tmp_path: Path) -> None:
     assert r.returncode == 2 and "--model ./nope: no such directory" in one_line(r)
 
 
+@pytest.mark.slow
 def test_pretrained_hub_id_offline_or_unreachable(tmp_path: Path) -> None:
     base = {"HF_HOME": str(tmp_path / "hf")}
     r = _cli("collect", "--pretrained", "org/model", "--out", "r", cwd=tmp_path, env={**base, "HF_HUB_OFFLINE": "1"})

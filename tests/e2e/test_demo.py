@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import tracekit
 from tests.conftest import LIBRARY_LINE
 
@@ -31,6 +33,7 @@ def _demo(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_demo_collects_ingests_attributes_and_reports(demo_run, tmp_path: Path) -> None:
     out, r = demo_run  # `tracekit demo --out DIR --seqlens 64` (tests/conftest.py)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -51,6 +54,7 @@ def test_demo_collects_ingests_attributes_and_reports(demo_run, tmp_path: Path) 
     assert r.returncode == 0, r.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_demo_refuses_a_foreign_folder(tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("mine")
     r = _demo(tmp_path)
@@ -78,6 +82,7 @@ def test_demo_prints_only_its_own_lines(demo_run) -> None:
     assert [line for line in said.splitlines() if LIBRARY_LINE.search(line)]  # the pattern sees library lines
 
 
+@pytest.mark.slow
 def test_demo_verbose_prints_the_libraries_output(tmp_path: Path) -> None:
     r = _demo(tmp_path / "demo", "--seqlens", "8", "--verbose")
     assert r.returncode == 0, r.stderr[-2000:]

@@ -33,6 +33,7 @@ metric_list:
 """
 
 
+@pytest.mark.slow
 def test_harness_loglikelihoods_equal_prune_eval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -90,6 +90,7 @@ def test_apply_masked_and_physical_load_and_agree(scored, capsys):
     assert ((a - b).abs().max() / a.abs().max()).item() <= 1e-5
 
 
+@pytest.mark.slow
 def test_eval_json(scored, capsys):
     d, _ = scored
     if not (d / "physical").exists():
@@ -186,6 +187,7 @@ def test_apply_failure_leaves_no_directory(scored, monkeypatch):
     assert not [p for p in d.iterdir() if p.name.startswith(".half")]
 
 
+@pytest.mark.slow
 def test_train_mqar_tiny(tmp_path, capsys):
     out = tmp_path / "m"
     code, stdout, err = run(
@@ -221,6 +223,7 @@ def test_train_mqar_tiny(tmp_path, capsys):
     assert code == 0, err
 
 
+@pytest.mark.slow
 def test_train_bytes_tiny(tmp_path, capsys):
     out = tmp_path / "b"
     code, stdout, err = run(
@@ -289,6 +292,7 @@ def test_apply_mamba_ssm_layout_round_trips(scored, capsys):
     assert torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_prune_eval_checks_tasks_before_loading(tmp_path: Path) -> None:
     model = tmp_path / "m"
     model.mkdir()  # no config.json: loading it would fail with "not a model directory" -- it must not get there

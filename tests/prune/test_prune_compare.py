@@ -39,6 +39,7 @@ def result(tmp_path_factory):
     )
 
 
+@pytest.mark.slow
 def test_every_variant_measured_attributed_and_compared(result):
     rows = result.rows
     assert {(r["variant"], r["mode"]) for r in rows} == {
@@ -97,6 +98,7 @@ def test_bad_arguments(tmp_path):
         compare.run_compare(ratios=[0.5], **{**kw, "method": "delta"})
 
 
+@pytest.mark.slow
 def test_compare_collect_phase_needs_no_duckdb_then_analyzes(tmp_path: Path) -> None:
     """The GPU machine has no duckdb/polars: collect there, analyze here."""
     code = (

@@ -233,6 +233,7 @@ def test_state_bytes_of_a_decoder_keep_alive():
     assert m == {"window": "w", "at_window_start_bytes": 10, "weights_bytes": 4, "state_bytes": 5, "peak_bytes": 25}
 
 
+@pytest.mark.slow
 def test_apply_round_k_says_what_it_chose(tmp_path):
     from tests.conftest import run_cli
 

@@ -133,6 +133,7 @@ def test_packaged_claims_file_loads() -> None:
     assert len(claims) >= 8 and all(c.where and c.claim for c in claims)
 
 
+@pytest.mark.slow
 def test_report_cli_on_h100_results(h100_report) -> None:
     out, r = h100_report
     assert r.returncode == 0, r.stderr[-3000:]
@@ -154,6 +155,7 @@ def test_report_cli_on_h100_results(h100_report) -> None:
     assert "prune-speedup-r09-16k │ not measured here" in flat
 
 
+@pytest.mark.slow
 def test_report_cli_on_cpu_demo_run(demo_run, tmp_path: Path) -> None:
     out, r = demo_run
     assert r.returncode == 0, r.stderr[-2000:]
@@ -184,6 +186,7 @@ def test_compare_rows_take_p10_p90_from_variant_manifests() -> None:
     assert cmp.filter(pl.col("variant") == "dense")["p10_ms"].null_count() == 2  # no manifest: no band
 
 
+@pytest.mark.slow
 def test_report_with_score_file_draws_heatmap_and_tradeoff(prune_report) -> None:
     out, r = prune_report
     assert r.returncode == 0, r.stderr[-3000:]

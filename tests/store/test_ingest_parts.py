@@ -25,6 +25,7 @@ def _tables(db: database.Database) -> dict[str, list]:
     return out
 
 
+@pytest.mark.slow
 def test_parts_store_what_the_whole_array_stores(monkeypatch: pytest.MonkeyPatch) -> None:
     whole = database.Database(":memory:")
     for f in FIXTURES:
@@ -78,6 +79,7 @@ def test_small_arrays_stay_one_file(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert cut.join_parts().read_bytes() == whole.array_file.read_bytes()
 
 
+@pytest.mark.slow
 def test_end_from_tail_stores_what_the_structural_scan_stores(monkeypatch: pytest.MonkeyPatch) -> None:
     """The array's end found from the file's tail (kineto._end_from_tail) gives the same store as the structural
     scan; where the tail's candidate is wrong (an array of objects after traceEvents: catapult's `samples`),

@@ -295,6 +295,7 @@ def store(tmp_path_factory: pytest.TempPathFactory):
 
 
 # ---- valid traces -------------------------------------------------------------------------------------------
+@pytest.mark.slow
 @settings(max_examples=50, **SETTINGS)
 @given(doc=trace_doc(), ascii_only=st.booleans())
 def test_generated_valid_traces_ingest_exactly(store: Store, doc: Any, ascii_only: bool) -> None:
@@ -305,6 +306,7 @@ def test_generated_valid_traces_ingest_exactly(store: Store, doc: Any, ascii_onl
     store.check_exact(res.trace_id, exp)
 
 
+@pytest.mark.slow
 @settings(max_examples=25, **SETTINGS)
 @given(doc=trace_doc(today=True))
 def test_generated_todays_forms_ingest_exactly(store: Store, doc: Any) -> None:
@@ -361,6 +363,7 @@ def corrupted(draw: st.DrawFn) -> tuple[str, bytes]:
     return kind, to_bytes(doc)
 
 
+@pytest.mark.slow
 @settings(max_examples=150, **SETTINGS)
 @given(case=corrupted())
 # found by hypothesis: a null ts is an absent one; a flow may lack it, a counter may not
@@ -384,6 +387,7 @@ def test_corruptions_read_exactly_or_refused_cleanly(store: Store, case: tuple[s
 # ---- a few CLI runs: exit codes and one line -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @settings(max_examples=2, **SETTINGS)
 @given(doc=trace_doc(), case=corrupted())
 def test_cli_exit_codes(tmp_path_factory: pytest.TempPathFactory, doc: Any, case: tuple[str, bytes]) -> None:

@@ -78,6 +78,7 @@ def lake_dir(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_lake_round_trip_equals_db(serial_db: Path, lake_dir: Path) -> None:
     """Every base table: same columns, types and rows (trace ids too: one writer commits in file order)."""
     with Database(serial_db, read_only=True) as db, tracekit.open_lake(lake_dir) as lk:
@@ -94,6 +95,7 @@ def test_lake_round_trip_equals_db(serial_db: Path, lake_dir: Path) -> None:
             assert _rows_or_error(db.con, view) == _rows_or_error(lk.con, view), view
 
 
+@pytest.mark.slow
 def test_folder_ingest_in_workers_equals_serial(corpus: Path, serial_db: Path, tmp_path: Path) -> None:
     with Database(tmp_path / "par.duckdb") as par:
         results = par.ingest([corpus], workers=2)
@@ -122,6 +124,7 @@ def test_lake_is_idempotent(lake_dir: Path, corpus: Path, tmp_path: Path) -> Non
     assert not any((lake_dir / lake.STAGING).iterdir())
 
 
+@pytest.mark.slow
 def test_concurrent_writers_one_lake(corpus: Path, tmp_path: Path) -> None:
     """Two processes ingest the same folder into one lake at once: every content lands exactly once."""
     root = tmp_path / "lake"
@@ -145,6 +148,7 @@ def test_concurrent_writers_one_lake(corpus: Path, tmp_path: Path) -> None:
     assert not any((root / lake.STAGING).iterdir())
 
 
+@pytest.mark.slow
 def test_bad_trace_leaves_nothing(corpus: Path, tmp_path: Path) -> None:
     """One truncated trace in a folder: one line for it, the others land, nothing of it is written."""
     folder = tmp_path / "in"
@@ -165,6 +169,7 @@ def test_bad_trace_leaves_nothing(corpus: Path, tmp_path: Path) -> None:
     assert not any((tmp_path / "lake" / lake.STAGING).iterdir())
 
 
+@pytest.mark.slow
 def test_query_and_tables_on_a_lake(serial_db: Path, lake_dir: Path, tmp_path: Path) -> None:
     sql = "select category, count(*) n, sum(dur_ns) ns from events group by 1 order by 1"
     a = run_cli("query", sql, "--db", str(serial_db), "--format", "csv", cwd=tmp_path)
@@ -201,6 +206,7 @@ def test_docs_sql_runs_the_same_on_a_lake(serial_db: Path, lake_dir: Path) -> No
             assert sorted(db.sql(q).rows()) == sorted(lk.sql(q).rows()), q
 
 
+@pytest.mark.slow
 def test_attribute_on_a_lake_stores_kernel_components(tmp_path: Path) -> None:
     """`attribute --lake` gives the report a DuckDB store gives, and the documented per-component SQL over the
     stored kernel_components sums to the report's gpu_time_ns exactly."""

@@ -9,6 +9,7 @@ parent and `nested` for every event.
 from __future__ import annotations
 
 import duckdb
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -76,6 +77,7 @@ def _compare(rows: list[tuple]) -> int:
     return max((r[1] for r in got), default=0)
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None, derandomize=True, database=None)
 @given(st.lists(event, max_size=40))
 def test_walk_matches_reference_sql(rows: list[tuple]) -> None:
