@@ -18,7 +18,7 @@ def test_plot_has_title_and_times(h100_db, tmp_path):
         texts.append(s)
         return orig(self, x, y, s, *a, **k)
 
-    doc = h100_db.attribute(M2_130M).to_dict()
+    doc = h100_db.attribute(M2_130M)
     try:
         matplotlib.axes.Axes.text = spy
         out = attribute_plot.plot_shares([doc], tmp_path / "p.png", title="my run")

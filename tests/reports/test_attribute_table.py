@@ -8,7 +8,7 @@ from tests.reports.conftest import M1, M2_130M, recording_console
 
 
 def test_attribute_by_kernel_keeps_names_readable(h100_db):
-    doc = h100_db.attribute(M1, by="kernel").to_dict()
+    doc = h100_db.attribute(M1, by="kernel")
     c = recording_console(80)
     render(doc, "kernel", console=c)
     text = c.export_text()
@@ -19,7 +19,7 @@ def test_attribute_by_kernel_keeps_names_readable(h100_db):
 
 
 def test_attribute_by_layer_keeps_roofline_at_80(h100_db):
-    doc = h100_db.attribute(M2_130M, by="layer").to_dict()
+    doc = h100_db.attribute(M2_130M, by="layer")
     c = recording_console(80)
     render(doc, "layer", console=c)
     text = c.export_text()

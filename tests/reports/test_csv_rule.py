@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from types import SimpleNamespace
 
 import polars as pl
 from tracekit.reports.attribute_export import to_csv
@@ -39,5 +40,5 @@ def test_frames_follow_the_same_rule(capsys) -> None:
 
 
 def test_attribute_csv_is_the_same_writer() -> None:
-    docs = [{"trace": "t1.json", "components": [{"component": "ssm", "layer": None, "gpu_time_ns": 5}]}]
-    assert to_csv(docs) == "trace,component,layer,gpu_time_ns\nt1.json,ssm,,5\n"
+    report = SimpleNamespace(trace="t1.json", rows=[{"component": "ssm", "layer": None, "gpu_time_ns": 5}])
+    assert to_csv([report]) == "trace,component,layer,gpu_time_ns\nt1.json,ssm,,5\n"
