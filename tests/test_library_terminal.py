@@ -34,11 +34,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("tracekit/prune/lm_eval_adapter.py", "print"): (
         "`python -m tracekit.prune.lm_eval_adapter`: its main() is a shell printing lm-eval's results"
     ),
-    ("tracekit/store/database.py", "print"): (
-        "the default `on_wait` of Database: a process waiting on another writer's lock says so on stderr, "
-        "for every caller of tracekit.open() alike (callers pass their own on_wait to show it elsewhere)"
-    ),
-    ("tracekit/store/database.py", "sys.stderr"): "as print above",
 }
 
 TERMINAL_MODULES = ("rich", "tqdm")  # importing one of these means drawing on a terminal

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -67,7 +67,7 @@ class ClosedByWith:
 class Database(ClosedByWith):
     """A tracekit store. Writers hold DuckDB's file lock; a second writer waits up to `wait_s`.
 
-    While it waits, `on_wait` is called once with a message saying so (default: printed on stderr).
+    While it waits, `on_wait` is called once with a message saying so (default: a warning on the `tracekit` logger).
     A read-only store runs only statements that read (see READ_STATEMENTS): no write to the database
     or to any file.
     """
@@ -82,7 +82,7 @@ class Database(ClosedByWith):
     ):
         self.path = str(path) if path is not None else default_db_path()
         self.read_only = read_only
-        self._on_wait = on_wait if on_wait is not None else _tell_stderr
+        self._on_wait = on_wait if on_wait is not None else _log_wait
         if self.path != ":memory:":
             p = Path(self.path)
             if read_only and not p.exists():
@@ -345,8 +345,10 @@ class ReadOnlyError(UsageError):
     """A statement that writes, on a store opened read-only."""
 
 
-def _tell_stderr(message: str) -> None:
-    print(f"tracekit: {message}", file=sys.stderr, flush=True)
+def _log_wait(message: str) -> None:
+    """The default `on_wait`: a warning on the `tracekit` logger (with no logging set up, Python's last-resort
+    handler shows it on stderr, which is what the CLI wants; a program that embeds tracekit routes it)."""
+    logging.getLogger("tracekit").warning("tracekit: %s", message)
 
 
 def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
