@@ -18,7 +18,7 @@ from tracekit.schema import SCHEMA_VERSION, schema_digest, schema_files
 from tracekit.schema.migrate import migrate
 from tracekit.store import kineto
 from tracekit.store.frames import frame, integral_decimals
-from tracekit.store.ingest import IngestResult, ingest_prepared
+from tracekit.store.ingest import IngestResult, ingest_prepared, memory_limit
 
 if TYPE_CHECKING:  # imported where frames are made, so an ingest-only process never loads polars
     import polars as pl
@@ -295,12 +295,11 @@ class Database:
                     json_bytes=prepared.json_bytes,
                     seconds=time.perf_counter() - t0,
                 )
-            # Cap DuckDB's memory near the trace's JSON size (it spills to <db>.tmp beyond that), so
-            # peak RSS stays under 2x the file size rather than several times it (the numpy nesting and
-            # the interpreter take the rest).
+            # Cap DuckDB's memory below the trace's JSON size (it spills to <db>.tmp beyond that), so
+            # peak RSS stays under 1.5x the JSON rather than several times it (ingest.memory_limit).
             capped = self.path != ":memory:"
             if capped:
-                limit = max(512 << 20, prepared.json_bytes * 5 // 4)
+                limit = memory_limit(prepared.json_bytes)
                 self.con.execute(f"SET memory_limit = '{limit // (1 << 20)}MiB'")
             try:
                 result = ingest_prepared(self.con, prepared)

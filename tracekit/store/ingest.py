@@ -69,6 +69,14 @@ class IngestResult:
         return self.json_bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
 
 
+def memory_limit(json_bytes: int) -> int:
+    """DuckDB's memory cap (bytes) while a trace of `json_bytes` of JSON is ingested into a database file: 3/4 of
+    the JSON, at least 256 MiB; DuckDB spills beyond it to <db>.tmp. The interpreter, numpy's nesting walk and
+    what DuckDB holds outside its cap come on top: peak RSS about 1.3x the JSON (408 MB synthetic trace, 2-core
+    machine: 540 MB at this cap, 665 MB at 512 MiB, with no slower ingest; issue #20)."""
+    return max(256 << 20, json_bytes * 3 // 4)
+
+
 def _columns(time_type: str) -> str:
     return (
         "{'ph': 'VARCHAR', 'cat': 'VARCHAR', 'name': 'VARCHAR', 'pid': 'VARCHAR', 'tid': 'VARCHAR', "
@@ -313,7 +321,9 @@ def _read_array(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, scan: _
     does not prove exact (or whose values reach 2^43 µs) is read again as DECIMAL(38, 9)."""
     # Parts (kineto.PreparedTrace.parts) are read in parallel, in order: event_id is the row's position.
     con.execute("SET preserve_insertion_order = true")  # event_id is the row's position (_RAW_VIEW)
-    if not _scan_times(prepared, limit=SAMPLE_BYTES).decimal:
+    files = prepared.parts or [prepared.array_file]
+    small = sum(f.stat().st_size for f in files) <= SAMPLE_BYTES  # the sample would be the whole array
+    if not (scan.result() if small else _scan_times(prepared, limit=SAMPLE_BYTES)).decimal:
         _read_rows(con, prepared, "DOUBLE", _BINARY64_US_TO_NS, "greatest(abs(ts), abs(ts + coalesce(dur, 0)))")
         # proven: every value has <= 3 decimals, no exponent, <= 13 integer digits, and is below 2^43 µs
         bound = con.execute("SELECT coalesce(max(bound), 0) FROM raw_rows").fetchall()[0][0]
@@ -338,7 +348,8 @@ def _read_rows(
         "SELECT ph, cat, name, pid, tid, id, s, args, id2, scope, typed_args(args) AS a, "
         f"{to_ns.format(x='ts')} AS ts_ns, {to_ns.format(x='dur')} AS dur_ns{''.join(f', {x} AS bound' for x in bound)}"
     )
-    if prepared.parts:  # several files, parsed by several threads: the rest in the same pipeline
+    if prepared.parts or prepared.array_file.stat().st_size <= SAMPLE_BYTES:
+        # several files, parsed by several threads (or a small one: two statements cost more than they save)
         con.execute(f"CREATE OR REPLACE TEMP TABLE raw_rows AS {rows} FROM {read}")
         return
     # one file is parsed by one thread: the typed args and the time conversion come after, on every thread
