@@ -70,12 +70,13 @@ class IngestResult:
 
 
 def memory_limit(json_bytes: int) -> int:
-    """DuckDB's memory cap (bytes) while a trace of `json_bytes` of JSON is ingested into a database file: the JSON's
-    size, at least 256 MiB; DuckDB spills beyond it to <db>.tmp. The interpreter, numpy's nesting walk and what
-    DuckDB holds outside its cap come on top: peak RSS about 1.4x the JSON (408 MB synthetic trace, 2-core machine:
-    562 MB, against 650 MB at the former 1.25x / 512 MiB; a cap of 3/4 gave 518 MB but spilled for 40 % more CPU;
-    issue #20)."""
-    return max(256 << 20, json_bytes)
+    """DuckDB's memory cap (bytes) while a trace of `json_bytes` of JSON is ingested into a database file (DuckDB
+    spills beyond it to <db>.tmp): 512 MiB up to 256 MiB of JSON, the JSON's size above. A tighter cap costs CPU
+    long before it spills (82 MB trace, 2-core machine: 3.5 -> 4.6 CPU s at 256 MiB), so small traces keep room;
+    on large ones the cap keeps peak RSS (interpreter, numpy's nesting walk and what DuckDB holds outside its cap
+    on top) near 1.4x the JSON: 408 MB synthetic trace 562-577 MB, against 650-700 MB at the former 1.25x /
+    512 MiB, for about 5 % more CPU (a cap of 3/4 gave 518 MB but 40 % more CPU; issue #20)."""
+    return json_bytes if json_bytes > 256 << 20 else 512 << 20
 
 
 def _columns(time_type: str) -> str:
