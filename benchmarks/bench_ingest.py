@@ -70,7 +70,8 @@ print(sum(len(t) for t in ta.t.traces.values()))
 def run_child(
     code: str, *args: str, cores: int = 0, env: dict | None = None, cwd: str | None = None
 ) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS bytes, stdout) of `python -c code args`, pinned to `cores` cores if > 0."""
+    """(wall seconds, peak RSS bytes, stdout) of `python -c code args`, pinned to `cores` cores if > 0; the
+    child's CPU seconds (user + system, all threads) are in LAST_CPU_S."""
     pin = (lambda: os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:cores]))) if cores else None
     t0 = time.perf_counter()
     proc = subprocess.Popen(
@@ -85,9 +86,13 @@ def run_child(
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
+    LAST_CPU_S[0] = usage.ru_utime + usage.ru_stime
     if status != 0:
         raise RuntimeError(err.decode(errors="replace")[-2000:])
     return wall, usage.ru_maxrss * 1024, out.decode().strip()
+
+
+LAST_CPU_S = [0.0]  # CPU seconds of the last run_child: steadier than wall time on a machine shared with others
 
 
 def json_size(path: Path) -> int:
@@ -191,6 +196,7 @@ def bench(
                 raise RuntimeError(f"baseline child imported {child['code']}, not {baseline}")
             res["baseline"] = {
                 "seconds": round(wall, 3),
+                "cpu_s": round(LAST_CPU_S[0], 3),
                 "in_process_s": round(child["in_process_s"], 3),
                 "peak_rss_mb": round(rss / 1e6),
                 "output": {k: child[k] for k in ("events", "kernels", "time_parse")},
@@ -204,6 +210,7 @@ def bench(
             raise RuntimeError(f"{trace.name}: ingested {child['events']} events, the file has {events}")
         res["tracekit"] = {
             "seconds": round(wall, 3),
+            "cpu_s": round(LAST_CPU_S[0], 3),
             "mb_per_s": round(size / 1e6 / wall, 1),
             "in_process_s": round(child["in_process_s"], 3),
             "in_process_mb_per_s": round(size / 1e6 / child["in_process_s"], 1),
@@ -298,16 +305,19 @@ def summarize(runs: list[dict]) -> None:
     for r in runs:
         by.setdefault(r["trace"], []).append(r)
     for name, rs in by.items():
-        med = {k: median(r["tracekit"][k] for r in rs) for k in ("seconds", "in_process_s", "peak_rss_mb")}
+        med = {k: median(r["tracekit"][k] for r in rs) for k in ("seconds", "in_process_s", "peak_rss_mb", "cpu_s")}
         line = (
             f"median of {len(rs)}: {name} ({rs[0]['json_mb']} MB): {med['seconds']:.2f} s whole process, "
             f"{med['in_process_s']:.2f} s in process ({rs[0]['json_mb'] / med['in_process_s']:.1f} MB/s), "
-            f"peak RSS {med['peak_rss_mb']:.0f} MB ({med['peak_rss_mb'] / rs[0]['json_mb']:.2f}x JSON)"
+            f"peak RSS {med['peak_rss_mb']:.0f} MB ({med['peak_rss_mb'] / rs[0]['json_mb']:.2f}x JSON), "
+            f"{med['cpu_s']:.2f} CPU s"
         )
         if all("baseline" in r for r in rs):
-            b = {k: median(r["baseline"][k] for r in rs) for k in ("seconds", "in_process_s")}
+            b = {k: median(r["baseline"][k] for r in rs) for k in ("seconds", "in_process_s", "cpu_s")}
             line += (
-                f" | baseline {b['seconds']:.2f} s whole, {b['in_process_s']:.2f} s in process | "
+                f" | baseline {b['seconds']:.2f} s whole, {b['in_process_s']:.2f} s in process, "
+                f"{b['cpu_s']:.2f} CPU s | "
+                f"{b['cpu_s'] / med['cpu_s']:.2f}x CPU, "
                 f"{b['seconds'] / med['seconds']:.2f}x whole process, {b['in_process_s'] / med['in_process_s']:.2f}x "
                 f"in process (ratio of medians)"
             )

@@ -13,9 +13,8 @@ import pytest
 from tracekit.analyzers.components import Rule
 
 import tracekit
-from tracekit.schema import SCHEMA_VERSION
-
 from tests.conftest import REPO, run_cli, shared_trace
+from tracekit.schema import SCHEMA_VERSION
 
 DATA = REPO / "tests" / "data"
 TINY = DATA / "h100" / "mamba2-tiny_2layer_b2_l512_h100.json.gz"

@@ -20,7 +20,7 @@ from tracekit.schema import BASE_TABLES, SCHEMA_VERSION, schema_digest, schema_f
 from tracekit.schema.migrate import migrate
 from tracekit.store import driver
 from tracekit.store.frames import frame, integral_decimals
-from tracekit.store.ingest import IngestResult, ingest_prepared, write_transaction
+from tracekit.store.ingest import IngestResult, ingest_prepared, memory_limit, write_transaction
 from tracekit.store.kineto import PreparedTrace
 
 if TYPE_CHECKING:  # imported where frames are made, so an ingest-only process never loads polars
@@ -312,12 +312,11 @@ class DuckDBSink:
 
     def write(self, prepared: PreparedTrace) -> IngestResult:
         """Parse and insert straight into the database's own connection (no Parquet round trip)."""
-        # Cap DuckDB's memory near the trace's JSON size (it spills to <db>.tmp beyond that), so peak RSS
-        # stays under 2x the file size rather than several times it (the numpy nesting and the interpreter
-        # take the rest).
+        # Cap DuckDB's memory at the trace's JSON size (it spills to <db>.tmp beyond that), so peak RSS stays
+        # under 1.5x the JSON rather than several times it (ingest.memory_limit).
         con, capped = self.db.con, self.db.path != ":memory:"
         if capped:
-            limit = max(512 << 20, prepared.json_bytes * 5 // 4)
+            limit = memory_limit(prepared.json_bytes)
             con.execute(f"SET memory_limit = '{limit // (1 << 20)}MiB'")
         try:
             return ingest_prepared(con, prepared)

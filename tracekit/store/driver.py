@@ -32,7 +32,7 @@ from tracekit.errors import TraceError, UsageError
 from tracekit.progress import ProgressFn
 from tracekit.schema import BASE_TABLES, RESULT_TABLES, schema_files
 from tracekit.store import kineto
-from tracekit.store.ingest import IngestResult, ingest_prepared, ingested
+from tracekit.store.ingest import IngestResult, ingest_prepared, ingested, memory_limit
 from tracekit.store.kineto import PreparedTrace
 
 POOL_MIN_JSON = 64 << 20  # a worker process starts in about a second: the time a serial ingest needs for ~40-60 MB
@@ -288,7 +288,7 @@ def write_parsed(
         try:
             con.execute(f"SET threads = {int(threads)}" if threads else "RESET threads")
             con.execute(f"SET temp_directory = {sql_str(spill)}")
-            con.execute(f"SET memory_limit = '{max(512 << 20, prepared.json_bytes) >> 20}MiB'")
+            con.execute(f"SET memory_limit = '{memory_limit(prepared.json_bytes) >> 20}MiB'")
             result = ingest_prepared(con, prepared)
             dest.mkdir(parents=True)
             try:

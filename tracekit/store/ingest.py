@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -75,6 +76,16 @@ def ingested(results: list[IngestResult], total: int) -> ProgressEvent:
     return ProgressEvent(Stage.INGEST, len(results), total, Path(last.path).name, last)
 
 
+def memory_limit(json_bytes: int) -> int:
+    """DuckDB's memory cap (bytes) while a trace of `json_bytes` of JSON is ingested into a database file (DuckDB
+    spills beyond it to <db>.tmp): 512 MiB up to 256 MiB of JSON, the JSON's size above. A tighter cap costs CPU
+    long before it spills (82 MB trace, 2-core machine: 3.5 -> 4.6 CPU s at 256 MiB), so small traces keep room;
+    on large ones the cap keeps peak RSS (interpreter, numpy's nesting walk and what DuckDB holds outside its cap
+    on top) near 1.4x the JSON: 408 MB synthetic trace 562-577 MB, against 650-700 MB at the former 1.25x /
+    512 MiB, for about 5 % more CPU (a cap of 3/4 gave 518 MB but 40 % more CPU; issue #20)."""
+    return json_bytes if json_bytes > 256 << 20 else 512 << 20
+
+
 def _columns(time_type: str) -> str:
     return (
         "{'ph': 'VARCHAR', 'cat': 'VARCHAR', 'name': 'VARCHAR', 'pid': 'VARCHAR', 'tid': 'VARCHAR', "
@@ -87,21 +98,23 @@ def _load_raw(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace) -> str:
     """Create temp table `raw` (one row per array element). Returns the time-parse mode used.
 
     When DuckDB refuses the array, the problem is located in the user's terms (`diagnose`)."""
-    times = _scan_times(prepared)
+    scan = _ScanThread(prepared)  # the proof for every value, on the other core while DuckDB reads
     try:
-        mode = _read_array(con, prepared, times.decimal)
+        mode = _read_array(con, prepared, scan)
     except duckdb.Error as exc:
+        scan.result()  # the files are about to change: the scan stops reading them first
         if prepared.end_from_tail:  # the end found from the tail is refused: find it by the structural scan
             prepared.rescan()
             return _load_raw(con, prepared)
         if not prepared.parts:
             raise TraceError(prepared.path, diagnose(prepared, exc)) from None
         prepared.join_parts()  # a cut inside a string or nested value, or a bad element: read it whole
+        scan = _ScanThread(prepared)
         try:
-            mode = _read_array(con, prepared, times.decimal)
+            mode = _read_array(con, prepared, scan)
         except duckdb.Error as exc:
             raise TraceError(prepared.path, diagnose(prepared, exc)) from None
-    _check_time_types(con, prepared, times)
+    _check_time_types(con, prepared, scan.result())
     return mode
 
 
@@ -111,13 +124,38 @@ class _TimeScan:
     decimal: bool = False  # some value binary64 cannot be proven to hold exactly (_TIME_VALUE)
 
 
-def _scan_times(prepared: PreparedTrace) -> _TimeScan:
-    """Look at the text of every "ts"/"dur" value in the array's bytes (regexes: ~0.1 s per 40 MB)."""
+class _ScanThread:
+    """`_scan_times` in a thread (Python's regex engine holds the GIL, DuckDB's read releases it)."""
+
+    def __init__(self, prepared: PreparedTrace):
+        self._out: _TimeScan | BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(prepared,), daemon=True)
+        self._thread.start()
+
+    def _run(self, prepared: PreparedTrace) -> None:
+        try:
+            self._out = _scan_times(prepared)
+        except BaseException as exc:  # handed to the caller of result()
+            self._out = exc
+
+    def result(self) -> _TimeScan:
+        self._thread.join()
+        if isinstance(self._out, BaseException):
+            raise self._out
+        assert self._out is not None
+        return self._out
+
+
+def _scan_times(prepared: PreparedTrace, limit: int | None = None) -> _TimeScan:
+    """Look at the text of every "ts"/"dur" value in the array's bytes (regexes: ~0.1 s per 40 MB), or only in
+    its first `limit` bytes (a sample, to choose how to read: never the proof)."""
     out = _TimeScan()
+    seen = 0
     for f in prepared.parts or [prepared.array_file]:
         carry = b""
         with open(f, "rb") as src:
-            while block := src.read(kineto.CHUNK):
+            while block := src.read(kineto.CHUNK if limit is None else min(kineto.CHUNK, limit - seen)):
+                seen += len(block)
                 data = carry + block
                 if not out.decimal:
                     for m in (m for p in _TIME_VALUE for m in p.finditer(data)):
@@ -130,6 +168,8 @@ def _scan_times(prepared: PreparedTrace) -> _TimeScan:
                 if out.decimal and out.non_number:
                     return out
                 carry = data[-64:]  # a key, its ':' and the value's text, split by the block's end
+                if limit is not None and seen >= limit:
+                    return out
     return out
 
 
@@ -281,33 +321,50 @@ _US_TO_NS = "CAST({x} * 1000 AS BIGINT)"
 _BINARY64_US_TO_NS = "(CAST(floor({x}) AS BIGINT) * 1000 + CAST(round(({x} - floor({x})) * 1000) AS BIGINT))"
 
 
-def _read_array(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, decimal: bool) -> str:
+SAMPLE_BYTES = 1 << 20  # the array's first MiB chooses the type DuckDB reads ts/dur as (the full scan decides)
+
+
+def _read_array(con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, scan: _ScanThread) -> str:
+    """Read the array into temp table `raw_rows` with ts/dur as exact integer ns. The read's type is chosen
+    from the first MiB; the scan of every value (`scan`, running meanwhile) decides: a binary64 read that it
+    does not prove exact (or whose values reach 2^43 µs) is read again as DECIMAL(38, 9)."""
     # Parts (kineto.PreparedTrace.parts) are read in parallel, in order: event_id is the row's position.
     con.execute("SET preserve_insertion_order = true")  # event_id is the row's position (_RAW_VIEW)
     files = prepared.parts or [prepared.array_file]
-    src = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
-    if not decimal:  # every value has <= 3 decimals, no exponent, <= 13 integer digits (_scan_times)
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE raw_rows AS
-            SELECT ph, cat, name, pid, tid, id, s, args, id2, scope, typed_args(args) AS a,
-                   {_BINARY64_US_TO_NS.format(x="ts")} AS ts_ns, {_BINARY64_US_TO_NS.format(x="dur")} AS dur_ns,
-                   greatest(abs(ts), abs(ts + coalesce(dur, 0))) AS bound
-            FROM read_json({src}, format='array', columns={_columns("DOUBLE")}, maximum_object_size=67108864)"""
-        )
-        if con.execute("SELECT coalesce(max(bound), 0) FROM raw_rows").fetchall()[0][0] < EXACT_BOUND_US:
+    small = sum(f.stat().st_size for f in files) <= SAMPLE_BYTES  # the sample would be the whole array
+    if not (scan.result() if small else _scan_times(prepared, limit=SAMPLE_BYTES)).decimal:
+        _read_rows(con, prepared, "DOUBLE", _BINARY64_US_TO_NS, "greatest(abs(ts), abs(ts + coalesce(dur, 0)))")
+        # proven: every value has <= 3 decimals, no exponent, <= 13 integer digits, and is below 2^43 µs
+        bound = con.execute("SELECT coalesce(max(bound), 0) FROM raw_rows").fetchall()[0][0]
+        if not scan.result().decimal and bound < EXACT_BOUND_US:
             con.execute("ALTER TABLE raw_rows DROP COLUMN bound")
             con.execute(_RAW_VIEW)
             return "binary64-exact"
     # ts/dur are declared DECIMAL(38, 9): DuckDB converts the number's text, exactly, for any magnitude.
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE raw_rows AS
-        SELECT ph, cat, name, pid, tid, id, s, args, id2, scope, typed_args(args) AS a,
-               {_US_TO_NS.format(x="ts")} AS ts_ns, {_US_TO_NS.format(x="dur")} AS dur_ns
-        FROM read_json({src}, format='array', columns={_columns("DECIMAL(38, 9)")},
-                       maximum_object_size=67108864)"""
-    )
+    _read_rows(con, prepared, "DECIMAL(38, 9)", _US_TO_NS)
     con.execute(_RAW_VIEW)
     return "decimal"
+
+
+def _read_rows(
+    con: duckdb.DuckDBPyConnection, prepared: PreparedTrace, time_type: str, to_ns: str, *bound: str
+) -> None:
+    """Temp table `raw_rows`: the array's elements with their typed args and ts/dur as integer ns (and `bound`)."""
+    files = prepared.parts or [prepared.array_file]
+    src = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
+    read = f"read_json({src}, format='array', columns={_columns(time_type)}, maximum_object_size=67108864)"
+    rows = (
+        "SELECT ph, cat, name, pid, tid, id, s, args, id2, scope, typed_args(args) AS a, "
+        f"{to_ns.format(x='ts')} AS ts_ns, {to_ns.format(x='dur')} AS dur_ns{''.join(f', {x} AS bound' for x in bound)}"
+    )
+    if prepared.parts or prepared.array_file.stat().st_size <= SAMPLE_BYTES:
+        # several files, parsed by several threads (or a small one: two statements cost more than they save)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE raw_rows AS {rows} FROM {read}")
+        return
+    # one file is parsed by one thread: the typed args and the time conversion come after, on every thread
+    con.execute(f"CREATE OR REPLACE TEMP TABLE raw_json AS SELECT * FROM {read}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE raw_rows AS {rows} FROM raw_json")
+    con.execute("DROP TABLE raw_json")
 
 
 def _validate(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, bool]:
@@ -406,7 +463,7 @@ def write_transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("RESET force_compression")
 
 
-STAGED_TABLES = ("raw_rows", "nesting", "cats", "flow_corr", "launches", "ops_by_ext", *chrome.TEMP_TABLES)
+STAGED_TABLES = ("raw_json", "raw_rows", "nesting", "cats", "flow_corr", "launches", "ops_by_ext", *chrome.TEMP_TABLES)
 
 
 def drop_staged(con: duckdb.DuckDBPyConnection) -> None:
