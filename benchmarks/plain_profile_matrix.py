@@ -135,7 +135,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--backends", default="mamba-ssm,hf")
     ap.add_argument("--archs", default="mamba1,mamba2")
-    ap.add_argument("--batches", default="1,8,64")
+    ap.add_argument("--batches", default="8,64,1")
     ap.add_argument("--modes", default="forward,generate,generate_cg")
     ap.add_argument("--n-layer", type=int, default=6)
     ap.add_argument("--prompt", type=int, default=64)
