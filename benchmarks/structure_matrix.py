@@ -1,6 +1,11 @@
 """Attribution from structure alone vs the scoped reference, on real GPU traces made plain (issue #19).
 
     python benchmarks/structure_matrix.py --out benchmarks/results/structure_matrix_cpu.md
+    python benchmarks/structure_matrix.py --gpu DIR --out benchmarks/results/structure_matrix_gpu.md
+
+`--gpu DIR`: traces recorded with plain `torch.profiler` on the GPU machine (`benchmarks/plain_profile_matrix.sh`:
+DIR/plain/points.json lists them) against `tracekit collect`'s scoped reference of the same point (DIR/ref),
+recorded separately: see `gpu_matrix`.
 
 Each trace recorded by `tracekit collect` on an H100 / H200 (scopes, and on CUDA-graph traces a template
 step) is copied as a plain `torch.profiler` recording of the same run would be: (a) without tracekit's
@@ -95,11 +100,139 @@ def compare(ref: pl.DataFrame, plain: pl.DataFrame) -> dict:
     }
 
 
+IN_LAYER = ("time", "flops", "io")
+
+
+def in_layer(db: tracekit.TraceDB, path: Path) -> tuple[dict[str, dict[str, int | None]], dict]:
+    """Per component, the time, FLOPs and minimal I/O inside the layers (no flags: a manifest beside the trace
+    is read, as `tracekit attribute` does), and the report."""
+    report = db.attribute(path, by="layer").to_dict()
+    out: dict[str, dict[str, int | None]] = {c: {"time": 0, "flops": 0, "io": 0} for c in COMPONENTS}
+    for row in report["components"]:
+        if row["layer"] is None:
+            continue
+        got = out[row["component"]]
+        time_ns = row["gpu_time_ns"] if report["time_source"] == "gpu" else row["cpu_self_ns"]
+        for key, value in zip(IN_LAYER, (time_ns, row["flops"], row["io_bytes"]), strict=True):
+            got[key] = None if got[key] is None or value is None else got[key] + value
+    return out, report
+
+
+def shares(parts: dict[str, dict[str, int | None]]) -> dict[str, float]:
+    total = sum(int(v["time"] or 0) for v in parts.values()) or 1
+    return {c: 100 * int(parts[c]["time"] or 0) / total for c in COMPONENTS}
+
+
+def add(a: dict[str, dict[str, int | None]], b: dict[str, dict[str, int | None]]) -> dict[str, dict[str, int | None]]:
+    return {c: {k: None if a[c][k] is None or b[c][k] is None else a[c][k] + b[c][k] for k in IN_LAYER} for c in a}
+
+
+def max_rel_err(ref: dict, got: dict, key: str) -> float | None:
+    """Largest relative difference (%) of `key` over components where both traces have it (None: none has)."""
+    errs = [
+        100 * abs(got[c][key] - ref[c][key]) / ref[c][key]
+        for c in COMPONENTS
+        if ref[c][key] and got[c][key] is not None
+    ]
+    return max(errs) if errs else None
+
+
+def gpu_matrix(root: Path) -> list[dict]:
+    """Each plain trace vs its scoped reference, recorded separately on the same GPU (same shapes and widths).
+
+    forward = collect's prefill point; `generate` of n tokens = one prompt forward + (n - 1) decode steps, so its
+    reference is the prefill point plus the decode point (`--decode-steps n-1`; eager, or the CUDA-graph point
+    for `generate(cg=True)`, whose template step attribution leaves out). Shares are each component's share of
+    the time inside the layers, each trace on its own kernel times.
+    """
+    points = json.loads((root / "plain" / "points.json").read_text())
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        db = tracekit.open(Path(tmp) / "m.duckdb")
+        refs: dict[Path, dict] = {}
+
+        def ref_of(path: Path) -> dict:
+            if path not in refs:
+                refs[path] = in_layer(db, path)[0]
+            return refs[path]
+
+        for p in points:
+            t0 = time.perf_counter()
+            run = root / "ref" / f"{p['backend']}_b{p['batch']}"
+            stem = f"{p['arch']}_{{}}_b{p['batch']}_l{p['prompt']}"
+            ref = ref_of(run / f"{stem.format('prefill')}.json.gz")
+            if p["mode"] != "forward":
+                cg = "_cg" if p["mode"] == "generate_cg" else ""
+                ref = add(ref, ref_of(run / f"{stem.format('decode')}{cg}.json.gz"))
+            got, report = in_layer(db, root / "plain" / p["trace"])
+            a, b = shares(ref), shares(got)
+            err = {c: b[c] - a[c] for c in COMPONENTS}
+            worst = max(err, key=lambda c: abs(err[c]))
+            row = {
+                **{k: p[k] for k in ("trace", "backend", "arch", "mode", "batch", "record_shapes", "with_stack")},
+                "gpu": p["gpu"],
+                "max_err_pts": abs(err[worst]),
+                "worst": f"{worst} {a[worst]:.1f}% -> {b[worst]:.1f}%",
+                "shares_ref": a,
+                "shares_plain": b,
+                "other_plain_pct": 100
+                * sum(r["busy_ns"] or 0 for r in report["components"] if r["component"] == "other")
+                / (report["total"]["busy_ns"] or 1),
+                "flops_err_pct": max_rel_err(ref, got, "flops"),
+                "io_err_pct": max_rel_err(ref, got, "io"),
+                "layer_source": report["layer_source"],
+                "config_source": report["model"]["config_source"] if report["model"] else None,
+            }
+            rows.append(row)
+            print(json.dumps({k: v for k, v in row.items() if not k.startswith("shares")}), flush=True)
+            print(f"  {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return rows
+
+
+def write_gpu(rows: list[dict], out: Path | None) -> None:
+    """The GPU matrix as markdown (and the rows as JSON beside it)."""
+    gpus = sorted({r["gpu"] for r in rows})
+    lines = [
+        "# Plain `torch.profiler` GPU traces vs the scoped reference (issue #19)",
+        "",
+        f"Recorded on {', '.join(gpus)} (`benchmarks/plain_profile_matrix.sh`: plain traces by "
+        "`benchmarks/plain_profile_matrix.py`, no tracekit code in that process; references by `tracekit collect`, "
+        "same shapes and widths); attributed on "
+        f"{cpu_name()} by `python benchmarks/structure_matrix.py --gpu DIR`, each plain trace with no flags. "
+        "Error = largest |plain − reference| share of in-layer time over the components, each trace on its own "
+        "kernel times (two recordings: forward vs collect's prefill point; `generate` of 6 tokens vs prefill + "
+        "5 decode steps, eager or CUDA-graph). FLOPs / I/O: largest relative error of in-layer per-component "
+        "totals where both traces have them (– : the plain trace has none; without shapes they need the batch).",
+        "",
+        "| backend | arch | mode | batch | shapes | stack | max share error (pts) | worst component: ref → plain "
+        "| FLOPs err | I/O err | other (all time) |",
+        "| --- | --- | --- | ---: | --- | --- | ---: | --- | ---: | ---: | ---: |",
+    ]
+    pct = lambda v: "–" if v is None else f"{v:.2f}%"  # noqa: E731
+    for r in rows:
+        lines.append(
+            f"| {r['backend']} | {r['arch']} | {r['mode']} | {r['batch']} | {'on' if r['record_shapes'] else 'off'} | "
+            f"{'on' if r['with_stack'] else 'off'} | {r['max_err_pts']:.2f} | {r['worst']} | {pct(r['flops_err_pct'])} "
+            f"| {pct(r['io_err_pct'])} | {r['other_plain_pct']:.1f}% |"
+        )
+    worst = max(rows, key=lambda r: r["max_err_pts"])
+    lines += ["", f"{len(rows)} traces; largest error {worst['max_err_pts']:.2f} pts ({worst['trace']})."]
+    text = "\n".join(lines) + "\n"
+    if out:
+        out.write_text(text)
+        out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
+    print(text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path)
     ap.add_argument("--traces", nargs="*", type=Path)
+    ap.add_argument("--gpu", type=Path, help="a folder made by benchmarks/plain_profile_matrix.sh (plain/, ref/)")
     args = ap.parse_args()
+    if args.gpu:
+        write_gpu(gpu_matrix(args.gpu), args.out)
+        return
     traces = args.traces or [
         *sorted((ROOT / "tests" / "data" / "h100").glob("*.json.gz")),
         *sorted((ROOT / "tests" / "data" / "h200_graph").glob("*/*.json.gz")),
