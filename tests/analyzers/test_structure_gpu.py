@@ -18,7 +18,7 @@ from tracekit.analyzers.components import COMPONENTS
 
 import tracekit
 
-DATA = Path(__file__).resolve().parent / "data" / "gpu_plain"
+DATA = Path(__file__).resolve().parents[1] / "data" / "gpu_plain"
 REFERENCE = json.loads((DATA / "reference.json").read_text())
 
 
