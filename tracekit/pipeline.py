@@ -114,10 +114,7 @@ def attribute_traces(
         item, trace_id = _resolve(db, ref)
         if trace_id is None:
             tell(f"ingest {item.trace.name}")
-            res = db.ingest([item.trace], keep_going=False)[0]
-            if res.error or res.trace_id is None:
-                raise TraceError(item.trace, res.error or "not ingested")
-            trace_id = res.trace_id
+            trace_id = _ingest(db, item)
         tell(f"attribute {item.trace.name}")
         reports.append(_attribute_one(db, item, trace_id, rules, by, flags, config, with_hta))
     tell("")
@@ -188,6 +185,14 @@ def _resolve(db: Store, ref: TraceRef) -> tuple[RunTrace, int | None]:
         found = find_for_trace(Path(path)) if Path(path).is_file() else None
         return (found if found is not None else RunTrace.bare(Path(path), name)), ref
     return trace_item(ref), None
+
+
+def _ingest(db: Store, item: RunTrace) -> int:
+    """Ingest the item's trace (a no-op when its content is stored) and return its trace_id."""
+    res = db.ingest([item.trace], keep_going=False)[0]
+    if res.error or res.trace_id is None:
+        raise TraceError(item.trace, res.error or "not ingested")
+    return res.trace_id
 
 
 def _attribute_one(
@@ -325,10 +330,7 @@ def _trace_side(db: Store, ref: TraceRef, rules: Sequence[Rule], flags: ConfigFl
 
     item, trace_id = _resolve(db, ref)
     if trace_id is None:
-        res = db.ingest([item.trace], keep_going=False)[0]
-        if res.error or res.trace_id is None:
-            raise TraceError(item.trace, res.error or "not ingested")
-        trace_id = res.trace_id
+        trace_id = _ingest(db, item)
     att, _ = _attribution(db, item, trace_id, rules, "component", flags, None)
     rep = summarize(db.con, att, by="component", context=item.point, trace_name=item.trace.name)
     lay = summarize(db.con, att, by="layer", context=item.point, trace_name=item.trace.name)
@@ -364,8 +366,6 @@ def _compare_rows(ref: str) -> tuple[str, list[dict[str, Any]]]:
 def _compare_pairs(
     db: Store, a: str, b: str, rules: Sequence[Rule], flags: ConfigFlags
 ) -> list[tuple[DiffSide, DiffSide]]:
-    from tracekit.analyzers.diff import side_from_compare_row
-
     la, rows_a = _compare_rows(a)
     lb, rows_b = _compare_rows(b)
 
@@ -382,12 +382,17 @@ def _compare_pairs(
         if ta and tb and Path(ta).is_file() and Path(tb).is_file():
             pairs.append((_trace_side(db, ta, rules, flags), _trace_side(db, tb, rules, flags)))
         else:
-            pa = side_from_compare_row(ra, f"{la} {ra['mode']} b{ra['batch']} l{ra['seqlen']} cg={ra['cuda_graphs']}")
-            pb = side_from_compare_row(rb, f"{lb} {rb['mode']} b{rb['batch']} l{rb['seqlen']} cg={rb['cuda_graphs']}")
-            pairs.append((pa, pb))
+            pairs.append((_compare_side(la, ra), _compare_side(lb, rb)))
     if not pairs:
         raise UsageError(f"diff: no row of {a} matches one of {b} (by mode/batch/seqlen/cuda_graphs)")
     return pairs
+
+
+def _compare_side(label: str, row: dict[str, Any]) -> DiffSide:
+    """A compare row whose traces are gone, as a diff side (component times only)."""
+    from tracekit.analyzers.diff import side_from_compare_row
+
+    return side_from_compare_row(row, f"{label} {row['mode']} b{row['batch']} l{row['seqlen']} cg={row['cuda_graphs']}")
 
 
 # ---- tracekit report ---------------------------------------------------------------------------------

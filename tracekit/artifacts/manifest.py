@@ -153,7 +153,7 @@ class Manifest:
             mode=point.mode,
             batch=point.batch,
             seqlen=point.seqlen,
-            dtype_bytes=dtype_bytes(str(self.raw.get("dtype", ""))),
+            dtype_bytes=dtype_bytes(str(self.dtype or "")),
             device=self.device,
             ttft_ms=point.ttft_ms,
             tpot_ms=point.tpot_ms,

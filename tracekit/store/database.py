@@ -20,7 +20,7 @@ from tracekit.schema import BASE_TABLES, SCHEMA_VERSION, schema_digest, schema_f
 from tracekit.schema.migrate import migrate
 from tracekit.store import driver
 from tracekit.store.frames import frame, integral_decimals
-from tracekit.store.ingest import IngestResult, ingest_prepared, memory_limit, write_transaction
+from tracekit.store.ingest import IngestResult, ingest_prepared, memory_limit, sql_str, write_transaction
 from tracekit.store.kineto import PreparedTrace
 
 if TYPE_CHECKING:  # imported where frames are made, so an ingest-only process never loads polars
@@ -334,7 +334,7 @@ class DuckDBSink:
             for table in BASE_TABLES:
                 con.execute(
                     f"INSERT INTO {table} BY NAME SELECT CAST($tid AS INTEGER) AS trace_id, * "
-                    f"FROM read_parquet({driver.sql_str(folder / f'{table}.parquet')})",
+                    f"FROM read_parquet({sql_str(folder / f'{table}.parquet')})",
                     {"tid": trace_id},
                 )
         return int(trace_id), False

@@ -32,7 +32,7 @@ from tracekit.errors import TraceError, UsageError
 from tracekit.progress import ProgressFn
 from tracekit.schema import BASE_TABLES, RESULT_TABLES, schema_files
 from tracekit.store import kineto
-from tracekit.store.ingest import IngestResult, ingest_prepared, ingested, memory_limit
+from tracekit.store.ingest import IngestResult, ingest_prepared, ingested, memory_limit, sql_str
 from tracekit.store.kineto import PreparedTrace
 
 POOL_MIN_JSON = 64 << 20  # a worker process starts in about a second: the time a serial ingest needs for ~40-60 MB
@@ -333,8 +333,3 @@ def write_tables(
             f"COPY (SELECT * EXCLUDE (trace_id) FROM {table} WHERE trace_id = {int(trace_id)}) "
             f"TO {sql_str(dest / f'{table}.parquet')} (FORMAT parquet, COMPRESSION {compression})"
         )
-
-
-def sql_str(p: Path | str) -> str:
-    """A SQL string literal."""
-    return "'" + str(p).replace("'", "''") + "'"

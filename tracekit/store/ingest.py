@@ -76,6 +76,11 @@ def ingested(results: list[IngestResult], total: int) -> ProgressEvent:
     return ProgressEvent(Stage.INGEST, len(results), total, Path(last.path).name, last)
 
 
+def sql_str(p: Path | str) -> str:
+    """A SQL string literal (a file path in read_json/read_parquet/COPY)."""
+    return "'" + str(p).replace("'", "''") + "'"
+
+
 def memory_limit(json_bytes: int) -> int:
     """DuckDB's memory cap (bytes) while a trace of `json_bytes` of JSON is ingested into a database file (DuckDB
     spills beyond it to <db>.tmp): 512 MiB up to 256 MiB of JSON, the JSON's size above. A tighter cap costs CPU
@@ -351,7 +356,7 @@ def _read_rows(
 ) -> None:
     """Temp table `raw_rows`: the array's elements with their typed args and ts/dur as integer ns (and `bound`)."""
     files = prepared.parts or [prepared.array_file]
-    src = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
+    src = "[" + ", ".join(sql_str(f) for f in files) + "]"
     read = f"read_json({src}, format='array', columns={_columns(time_type)}, maximum_object_size=67108864)"
     rows = (
         "SELECT ph, cat, name, pid, tid, id, s, args, id2, scope, typed_args(args) AS a, "

@@ -30,7 +30,7 @@ from tracekit.errors import MissingPathError, TracekitError, UsageError
 from tracekit.schema import BASE_TABLES, RESULT_TABLES, SCHEMA_VERSION, schema_files
 from tracekit.store import driver
 from tracekit.store.database import Database
-from tracekit.store.ingest import IngestResult
+from tracekit.store.ingest import IngestResult, sql_str
 from tracekit.store.kineto import PreparedTrace
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def shas_of(dirs: Iterable[Path]) -> dict[str, int]:
     con = duckdb.connect()
     try:
         rows = con.execute(
-            f"SELECT sha256, trace_id FROM read_parquet([{', '.join(driver.sql_str(f) for f in files)}], "
+            f"SELECT sha256, trace_id FROM read_parquet([{', '.join(sql_str(f) for f in files)}], "
             "hive_partitioning = true, hive_types = {'trace_id': 'INTEGER'})"
         ).fetchall()
     finally:
@@ -194,7 +194,7 @@ def write_kernel_components(root: Path, trace_id: int, rows: pl.DataFrame) -> Pa
         con.register("rows_df", rows)
         con.execute(
             f"COPY (SELECT {columns} FROM rows_df ORDER BY event_id) "
-            f"TO {driver.sql_str(tmp)} (FORMAT parquet, COMPRESSION {COMPRESSION})"
+            f"TO {sql_str(tmp)} (FORMAT parquet, COMPRESSION {COMPRESSION})"
         )
     finally:
         con.close()
@@ -263,7 +263,7 @@ class Lake(Database):
                 self.con.execute(ddl)  # an empty table of the right types
                 continue
             source = (
-                f"read_parquet({driver.sql_str(self.root / f'{PREFIX}*' / name)}, hive_partitioning = true, "
+                f"read_parquet({sql_str(self.root / f'{PREFIX}*' / name)}, hive_partitioning = true, "
                 f"hive_types = {{'trace_id': 'INTEGER'}}{', union_by_name = true' if table in RESULT_TABLES else ''})"
             )
             if table in RESULT_TABLES:  # a v2 lake's files lack columns: NULL there
